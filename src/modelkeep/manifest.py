@@ -1,0 +1,219 @@
+"""The manifest: the bundle's one source of truth, as pydantic models.
+
+A manifest is written as canonical JSON (sorted keys, two-space indent, UTF-8, no NaN) to
+``modelkeep.json``. Reading goes through one reader per format version
+(:data:`READERS`), so an old bundle keeps loading after the format moves on.
+
+Bumping the format version:
+1. copy the current models you change into a ``_v<N>`` module, frozen as they were;
+2. raise :data:`FORMAT_VERSION` and change the models here;
+3. add a reader for the old version that converts its dict into the new models;
+4. keep a bundle of the old version under ``tests/data/`` and a test that loads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modelkeep.errors import ManifestError, UnsupportedFormatVersionError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "Artifact",
+    "DataInfo",
+    "Dtype",
+    "Environment",
+    "FeatureSpec",
+    "GoldenSamples",
+    "LabelEntry",
+    "Lineage",
+    "Manifest",
+    "Scalar",
+    "Target",
+    "Task",
+    "dump_manifest",
+    "read_manifest",
+]
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "modelkeep.json"
+
+Dtype = Literal["integer", "float", "boolean", "string", "category", "datetime"]
+Task = Literal["binary", "multiclass", "regression"]
+Scalar = bool | int | float | str
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSpec(_Model):
+    """One input column: its name, logical dtype and what was seen at training time.
+
+    ``storage`` is the pandas dtype of the column in the sample (``"int64"``, ``"float64"``,
+    ``"object"``, ``"str"``, ``"category"``, ``"bool"``, ``"datetime64[ns]"`` ...); inputs
+    are coerced back to it so the pipeline sees what it was fitted on.
+    """
+
+    name: str
+    dtype: Dtype
+    storage: str
+    nullable: bool
+    categories: list[Scalar] | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+class LabelEntry(_Model):
+    """One model output (a class value) and the business label it stands for."""
+
+    value: Scalar
+    label: str
+
+
+class Target(_Model):
+    """What the model predicts, and how its outputs map to business labels."""
+
+    name: str | None = None
+    classes: list[Scalar] | None = None
+    labels: list[LabelEntry] | None = None
+
+
+class Environment(_Model):
+    """The environment the bundle was saved in."""
+
+    python_version: str
+    python_implementation: str
+    platform: str
+    packages: dict[str, str]
+    requirements: list[str]
+
+
+class Artifact(_Model):
+    """One serialized copy of the model inside ``artifacts/``."""
+
+    path: str
+    format: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class GoldenSamples(_Model):
+    """Rows of the sample with the outputs the model gave at save time.
+
+    ``inputs`` maps each feature to its values (JSON: missing values as null, datetimes as
+    ISO 8601 strings); ``rows`` are the positions of these rows in the sample.
+    """
+
+    rows: list[int]
+    inputs: dict[str, list[Any]]
+    predictions: list[Any]
+    probabilities: list[list[float]] | None = None
+
+
+class DataInfo(_Model):
+    """The training data the schema and golden samples came from."""
+
+    fingerprint: str
+    n_rows: int
+    data_version: str | None = None
+
+
+class Lineage(_Model):
+    """Where this version came from."""
+
+    parent: str | None = None
+    git_commit: str | None = None
+
+
+class Manifest(_Model):
+    """Everything modelkeep knows about a saved model."""
+
+    format_version: Literal[1] = 1
+    name: str = Field(min_length=1)
+    version: str
+    created_at: datetime
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    modelkeep_version: str
+    model_type: str
+    task: Task
+    features: list[FeatureSpec]
+    target: Target
+    metrics: dict[str, float] = Field(default_factory=dict)
+    data: DataInfo
+    lineage: Lineage = Field(default_factory=Lineage)
+    environment: Environment
+    artifacts: list[Artifact]
+    golden: GoldenSamples
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def label_map(self) -> dict[Scalar, str] | None:
+        """Model output -> business label, or None when the model has no label map."""
+        if self.target.labels is None:
+            return None
+        return {entry.value: entry.label for entry in self.target.labels}
+
+    def artifact(self, format: str) -> Artifact | None:
+        for artifact in self.artifacts:
+            if artifact.format == format:
+                return artifact
+        return None
+
+
+def dump_manifest(manifest: Manifest) -> str:
+    """Canonical JSON of a manifest: sorted keys, stable across runs."""
+    data = manifest.model_dump(mode="json")
+    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _read_v1(data: dict[str, Any]) -> Manifest:
+    return Manifest.model_validate(data)
+
+
+READERS: dict[int, Callable[[dict[str, Any]], Manifest]] = {1: _read_v1}
+
+
+def parse_manifest(text: str, source: str) -> Manifest:
+    """Parse manifest JSON through the reader for its format version."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(source, f"not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ManifestError(source, f"expected a JSON object, got {type(data).__name__}")
+    found = data.get("format_version")
+    reader = READERS.get(found) if isinstance(found, int) and not isinstance(found, bool) else None
+    if reader is None:
+        raise UnsupportedFormatVersionError(source, found, sorted(READERS))
+    try:
+        return reader(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise ManifestError(
+            source, f"field {where!r}: {first['msg']} ({exc.error_count()} problem(s) in all)"
+        ) from exc
+
+
+def read_manifest(bundle: Path) -> Manifest:
+    """Read ``bundle/modelkeep.json``."""
+    path = bundle / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ManifestError(str(path), "file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(str(path), f"cannot be read ({exc})") from exc
+    return parse_manifest(text, str(path))
