@@ -12,6 +12,7 @@ Hierarchy::
     ├── BundleExistsError(FileExistsError)      save() target exists and overwrite=False
     ├── BundleNotFoundError(FileNotFoundError)  no bundle at the path given
     ├── IntegrityError(ValueError)              an artifact's size or SHA-256 changed
+    ├── ArtifactError(ValueError)               an artifact cannot be deserialized
     ├── EnvironmentMismatchError(RuntimeError)  env="strict" and versions differ
     ├── UntrustedTypesError(TypeError)          the artifact references types nobody trusted
     ├── UnsafeModelError(ValueError)            a deserialized tree is malformed
@@ -20,7 +21,8 @@ Hierarchy::
     ├── SampleMismatchError(ValueError)         save()'s sample disagrees with the model
     ├── LabelMapError(ValueError)               labels= keys are not the model's classes
     ├── SchemaError(ValueError)                 prediction input does not fit the schema
-    ├── UnknownFormatError(ValueError)          a format name modelkeep does not know
+    ├── InvalidChoiceError(ValueError)          an option outside its allowed values
+    │   └── UnknownFormatError                  a format name modelkeep does not know
     └── MissingDependencyError(ImportError)     an optional extra is not installed
 
     ModelkeepWarning(UserWarning)
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ArtifactError",
     "BundleExistsError",
     "BundleNotFoundError",
     "EnvironmentDifference",
@@ -42,6 +45,7 @@ __all__ = [
     "EnvironmentMismatchWarning",
     "GoldenMismatchError",
     "IntegrityError",
+    "InvalidChoiceError",
     "LabelMapError",
     "ManifestError",
     "MissingDependencyError",
@@ -134,6 +138,19 @@ class IntegrityError(ModelkeepError, ValueError):
         super().__init__(
             f"Artifact {artifact!r}: {field} expected {expected}, got {got}. The file "
             "changed after it was saved; restore it or save the model again."
+        )
+
+
+class ArtifactError(ModelkeepError, ValueError):
+    """An artifact whose hash matched but which its format cannot read."""
+
+    def __init__(self, artifact: str, format: str, cause: BaseException) -> None:
+        self.artifact = artifact
+        self.format = format
+        super().__init__(
+            f"Artifact {artifact!r}: expected a readable {format} file, got an error while "
+            f"reading it: {type(cause).__name__}: {cause}. The file was written by an "
+            "incompatible tool or crafted; save the model again."
         )
 
 
@@ -249,11 +266,14 @@ class SampleMismatchError(ModelkeepError, ValueError):
         self.unexpected = tuple(sorted(unexpected))
         parts = [problem]
         if self.missing:
-            parts.append(f"columns the model was fitted on but missing from sample: "
-                         f"{format_names(self.missing)}")
+            parts.append(
+                f"columns the model was fitted on but missing from sample: "
+                f"{format_names(self.missing)}"
+            )
         if self.unexpected:
-            parts.append(f"columns in sample the model was not fitted on: "
-                         f"{format_names(self.unexpected)}")
+            parts.append(
+                f"columns in sample the model was not fitted on: {format_names(self.unexpected)}"
+            )
         super().__init__(
             "; ".join(parts) + ". Pass as sample= the data the model was fitted on "
             "(or rows of it), with the same columns."
@@ -299,15 +319,23 @@ class SchemaError(ModelkeepError, ValueError):
         super().__init__(message)
 
 
-class UnknownFormatError(ModelkeepError, ValueError):
-    """A format name that is not registered."""
+class InvalidChoiceError(ModelkeepError, ValueError):
+    """An option given a value outside the ones it accepts."""
 
-    def __init__(self, name: str, known: Iterable[str], context: str = "format") -> None:
+    def __init__(self, name: str, known: Iterable[str], context: str) -> None:
         self.name = name
         self.known = tuple(sorted(known))
+        self.context = context
         super().__init__(
             f"{context}: expected one of {', '.join(map(repr, self.known))}, got {name!r}."
         )
+
+
+class UnknownFormatError(InvalidChoiceError):
+    """A format name that is not registered."""
+
+    def __init__(self, name: str, known: Iterable[str], context: str = "format") -> None:
+        super().__init__(name, known, context)
 
 
 class MissingDependencyError(ModelkeepError, ImportError):

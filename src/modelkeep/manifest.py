@@ -99,7 +99,8 @@ class Environment(_Model):
 class Artifact(_Model):
     """One serialized copy of the model inside ``artifacts/``."""
 
-    path: str
+    # A plain file name under artifacts/: a manifest cannot point a load outside the bundle.
+    path: str = Field(pattern=r"^artifacts/[A-Za-z0-9_][A-Za-z0-9._-]*$")
     format: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
@@ -117,6 +118,10 @@ class GoldenSamples(_Model):
     inputs: dict[str, list[Any]]
     predictions: list[Any]
     probabilities: list[list[float]] | None = None
+
+    def rows_at(self, positions: Any) -> list[int]:
+        """Sample row numbers of the golden rows at ``positions`` (0-based in ``rows``)."""
+        return [self.rows[int(p)] for p in positions]
 
 
 class DataInfo(_Model):

@@ -1,0 +1,37 @@
+# make demo: the churn example end to end.  make test: the whole test suite.
+# Both create .venv with the machine's python3 and install the project into it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   := examples/churn/out
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/churn/train.py --rows 5000 --seed 0 --out $(DEMO)/churn_model
+	$(BIN)/modelkeep inspect $(DEMO)/churn_model
+	$(BIN)/modelkeep verify $(DEMO)/churn_model
+	$(BIN)/python examples/churn/predict.py $(DEMO)/churn_model
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_bundle.py
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache

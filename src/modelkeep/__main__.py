@@ -1,0 +1,3 @@
+from modelkeep.cli import main
+
+main()

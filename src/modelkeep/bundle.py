@@ -1,0 +1,729 @@
+"""save() and load(): the bundle on disk, written atomically and read back checked.
+
+A bundle is a directory::
+
+    modelkeep.json          the manifest (modelkeep.manifest.Manifest), canonical JSON
+    artifacts/pipeline.*    one file per format, each hashed in the manifest
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import io
+import math
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import numpy as np
+import pandas as pd
+
+from modelkeep._version import __version__
+from modelkeep.environment import capture_environment, compare_environment
+from modelkeep.errors import (
+    BundleExistsError,
+    BundleNotFoundError,
+    EnvironmentMismatchError,
+    EnvironmentMismatchWarning,
+    InvalidChoiceError,
+    LabelMapError,
+    ManifestError,
+    ModelkeepError,
+    NotFittedModelError,
+    SampleMismatchError,
+    UnknownFormatError,
+)
+from modelkeep.formats import available_formats, get_format
+from modelkeep.golden import record_golden, replay_golden
+from modelkeep.integrity import check_artifact, fingerprint_frame, sha256_stream
+from modelkeep.manifest import (
+    MANIFEST_NAME,
+    Artifact,
+    DataInfo,
+    LabelEntry,
+    Manifest,
+    Scalar,
+    Target,
+    Task,
+    dump_manifest,
+    parse_manifest,
+)
+from modelkeep.model import Model
+from modelkeep.schema import infer_schema
+
+__all__ = ["Check", "load", "save", "verify"]
+
+EnvMode = Literal["warn", "strict", "ignore"]
+_ENV_MODES = ("warn", "strict", "ignore")
+_ARTIFACTS = "artifacts"
+
+
+# --------------------------------------------------------------------------------- save
+
+
+def save(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    sample: Any,
+    name: str,
+    version: str | int | None = None,
+    labels: Mapping[Any, str] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    data_version: str | None = None,
+    description: str | None = None,
+    tags: Sequence[str] | None = None,
+    formats: Sequence[str] = ("skops",),
+    golden_rows: int = 20,
+    overwrite: bool = False,
+    feature_names: Sequence[str] | None = None,
+) -> Manifest:
+    """Save a fitted model as a bundle directory at ``path``; return its manifest.
+
+    Args:
+        model: a fitted scikit-learn estimator or pipeline (preprocessing included).
+        path: the bundle directory to create.
+        sample: training data (or rows of it): a DataFrame, or a 2-D array with
+            ``feature_names``. The feature schema, golden samples and data fingerprint come
+            from it.
+        name: the model's name.
+        version: recorded version; default 1 for a new path, the previous version + 1 when
+            overwriting a bundle whose version is a number.
+        labels: model output -> business label, e.g. ``{0: "No Churn", 1: "Churn"}``; its
+            keys must be exactly the model's classes. Default: each class as its own label.
+        metrics: name -> number, e.g. ``{"f1": 0.71, "roc_auc": 0.86}``.
+        data_version: which data trained the model, e.g. ``"customer_data_2026_Q1"``.
+        description, tags: free text and labels for people.
+        formats: artifact formats to write; ``"skops"`` by default.
+        golden_rows: how many rows of ``sample`` to store with their outputs (0: none).
+        overwrite: replace an existing bundle at ``path`` (atomically).
+        feature_names: column names when ``sample`` is an array.
+
+    Raises:
+        NotFittedModelError, SampleMismatchError, LabelMapError, BundleExistsError,
+        UnknownFormatError, SchemaError: as named; nothing is written when any is raised.
+
+    Example:
+        >>> modelkeep.save(pipeline, "churn", sample=X_train, name="churn",
+        ...                labels={0: "No Churn", 1: "Churn"}, metrics={"f1": 0.71})
+    """
+    target = Path(path)
+    _check_fitted(model)
+    fmt_names = _check_formats(formats)
+    if not name or not isinstance(name, str):
+        raise InvalidChoiceError(repr(name), ["a non-empty string"], "name")
+    if isinstance(golden_rows, bool) or not isinstance(golden_rows, int) or golden_rows < 0:
+        raise InvalidChoiceError(repr(golden_rows), ["an integer >= 0"], "golden_rows")
+    previous = _existing_bundle(target, overwrite)
+
+    frame = _sample_frame(model, sample, feature_names)
+    features = infer_schema(frame)
+    task, classes = _infer_task(model)
+    target_info = _target(classes, labels, task)
+    golden = record_golden(model, frame, features, golden_rows, proba=task != "regression")
+    resolved_version = _resolve_version(version, previous)
+
+    def build(artifacts: list[Artifact]) -> Manifest:
+        return Manifest(
+            name=name,
+            version=resolved_version,
+            created_at=datetime.now(timezone.utc).replace(microsecond=0),
+            description=description,
+            tags=list(tags or []),
+            modelkeep_version=__version__,
+            model_type=f"{type(model).__module__}.{type(model).__qualname__}",
+            task=task,
+            features=features,
+            target=target_info,
+            metrics=_check_metrics(metrics),
+            data=DataInfo(
+                fingerprint=fingerprint_frame(frame),
+                n_rows=len(frame),
+                data_version=data_version,
+            ),
+            environment=capture_environment(model),
+            artifacts=artifacts,
+            golden=golden,
+        )
+
+    # Validate everything that can fail before the first byte is written.
+    build([])
+    with _atomic_directory(target, replace=previous is not None) as staging:
+        (staging / _ARTIFACTS).mkdir()
+        artifacts = [_write_artifact(model, staging, fmt) for fmt in fmt_names]
+        manifest = build(artifacts)
+        _write_file(staging / MANIFEST_NAME, dump_manifest(manifest).encode("utf-8"))
+    return manifest
+
+
+def _check_fitted(model: Any) -> None:
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    if not hasattr(model, "predict"):
+        raise InvalidChoiceError(
+            type(model).__name__, ["a fitted estimator with predict()"], "model"
+        )
+    try:
+        check_is_fitted(model)
+    except NotFittedError as exc:
+        raise NotFittedModelError(type(model).__name__) from exc
+    except TypeError as exc:  # not an estimator at all
+        raise InvalidChoiceError(
+            type(model).__name__, ["a fitted scikit-learn estimator"], "model"
+        ) from exc
+
+
+def _check_formats(formats: Sequence[str]) -> list[str]:
+    if isinstance(formats, str):
+        formats = (formats,)
+    names = list(dict.fromkeys(formats))
+    if not names:
+        raise InvalidChoiceError("()", available_formats(), "formats (at least one)")
+    for fmt in names:
+        if fmt not in available_formats():
+            raise UnknownFormatError(fmt, available_formats(), context="formats")
+    return names
+
+
+def _sample_frame(model: Any, sample: Any, feature_names: Sequence[str] | None) -> pd.DataFrame:
+    if isinstance(sample, pd.DataFrame):
+        frame = sample
+        if feature_names is not None and list(feature_names) != list(frame.columns):
+            raise SampleMismatchError(
+                "feature_names disagree with the sample's columns",
+                missing=set(feature_names) - set(frame.columns),
+                unexpected=set(frame.columns) - set(feature_names),
+            )
+    else:
+        array = np.asarray(sample)
+        if array.ndim != 2:
+            raise SampleMismatchError(
+                f"sample: expected a DataFrame or a 2-D array, got {type(sample).__name__} "
+                f"with {array.ndim} dimension(s)"
+            )
+        if feature_names is None:
+            raise SampleMismatchError(
+                "sample: a 2-D array needs feature_names=[...] naming its columns in order"
+            )
+        if len(feature_names) != array.shape[1]:
+            raise SampleMismatchError(
+                f"feature_names: expected {array.shape[1]} names (one per sample column), "
+                f"got {len(feature_names)}"
+            )
+        frame = pd.DataFrame(array, columns=list(feature_names))
+    if len(frame) == 0:
+        raise SampleMismatchError("sample: expected at least one row, got 0")
+    fitted_names = getattr(model, "feature_names_in_", None)
+    if fitted_names is not None:
+        fitted = [str(n) for n in fitted_names]
+        columns = [str(c) for c in frame.columns]
+        if set(fitted) != set(columns):
+            raise SampleMismatchError(
+                "sample's columns disagree with the model's feature_names_in_",
+                missing=set(fitted) - set(columns),
+                unexpected=set(columns) - set(fitted),
+            )
+        if fitted != columns:
+            frame = frame[fitted]
+    n_in = getattr(model, "n_features_in_", None)
+    if isinstance(n_in, int) and n_in != frame.shape[1]:
+        raise SampleMismatchError(
+            f"sample: expected {n_in} columns (the model's n_features_in_), got {frame.shape[1]}"
+        )
+    return frame
+
+
+def _infer_task(model: Any) -> tuple[Task, list[Scalar] | None]:
+    from sklearn.base import is_classifier, is_regressor
+
+    classes = getattr(model, "classes_", None)
+    if is_classifier(model) or (classes is not None and not is_regressor(model)):
+        if classes is None or (isinstance(classes, list) and classes and np.ndim(classes[0])):
+            raise InvalidChoiceError(
+                type(model).__name__, ["a single-output classifier with classes_"], "model"
+            )
+        values = [_scalar(c) for c in np.asarray(classes).tolist()]
+        return ("binary" if len(values) == 2 else "multiclass"), values
+    if is_regressor(model):
+        return "regression", None
+    raise InvalidChoiceError(type(model).__name__, ["a classifier or a regressor"], "model")
+
+
+def _scalar(value: Any) -> Scalar:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool | int | float | str):
+        return value
+    raise InvalidChoiceError(
+        repr(value), ["class values that are numbers, strings or booleans"], "model.classes_"
+    )
+
+
+def _target(classes: list[Scalar] | None, labels: Mapping[Any, str] | None, task: Task) -> Target:
+    if classes is None:
+        if labels is not None:
+            raise InvalidChoiceError("labels=...", ["no labels for a regression model"], "labels")
+        return Target()
+    if labels is None:
+        return Target(classes=classes, labels=[LabelEntry(value=c, label=str(c)) for c in classes])
+    keys = [_scalar(k) for k in labels]
+    if sorted(map(repr, keys)) != sorted(map(repr, classes)) or len(keys) != len(classes):
+        raise LabelMapError(classes, keys)
+    for key, label in labels.items():
+        if not isinstance(label, str) or not label:
+            raise InvalidChoiceError(repr(label), ["a non-empty string"], f"labels[{key!r}]")
+    if len(set(labels.values())) != len(labels):
+        raise InvalidChoiceError(
+            repr(list(labels.values())), ["a different label for each class"], "labels"
+        )
+    by_key = {_scalar(k): v for k, v in labels.items()}
+    return Target(classes=classes, labels=[LabelEntry(value=c, label=by_key[c]) for c in classes])
+
+
+def _check_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
+    checked: dict[str, float] = {}
+    for key, value in (metrics or {}).items():
+        if not isinstance(key, str):
+            raise InvalidChoiceError(repr(key), ["string metric names"], "metrics")
+        number = value.item() if isinstance(value, np.generic) else value
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise InvalidChoiceError(repr(value), ["a number"], f"metrics[{key!r}]")
+        if not math.isfinite(number):
+            raise InvalidChoiceError(repr(value), ["a finite number"], f"metrics[{key!r}]")
+        checked[key] = float(number)
+    return checked
+
+
+def _existing_bundle(target: Path, overwrite: bool) -> Manifest | None:
+    if not target.exists() and not target.is_symlink():
+        return None
+    if not overwrite:
+        raise BundleExistsError(str(target))
+    if target.is_symlink() or not (target / MANIFEST_NAME).is_file():
+        # Never delete something that is not a bundle, whatever overwrite says.
+        raise BundleExistsError(str(target) + " (and it is not a modelkeep bundle)")
+    try:
+        return _read_manifest_at(target)
+    except ManifestError:
+        return None
+
+
+def _resolve_version(version: str | int | None, previous: Manifest | None) -> str:
+    if version is not None:
+        if isinstance(version, bool) or not str(version).strip():
+            raise InvalidChoiceError(repr(version), ["a non-empty string or number"], "version")
+        return str(version)
+    if previous is not None and previous.version.isdigit():
+        return str(int(previous.version) + 1)
+    return "1"
+
+
+def _write_artifact(model: Any, staging: Path, fmt_name: str) -> Artifact:
+    fmt = get_format(fmt_name)
+    relative = f"{_ARTIFACTS}/pipeline.{fmt.extension}"
+    file = staging / relative
+    details = fmt.dump(model, file)
+    with file.open("rb") as stream:
+        digest, size = sha256_stream(stream)
+    _fsync(file)
+    return Artifact(path=relative, format=fmt.name, sha256=digest, size=size, details=details)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with path.open("wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _atomic_directory(target: Path, *, replace: bool) -> Iterator[Path]:
+    """Yield a staging directory beside ``target``; move it into place on success.
+
+    On any failure the staging directory is removed, so nothing is left behind. Replacing
+    swaps the two directories in one rename (Linux ``renameat2(RENAME_EXCHANGE)``), so a
+    reader sees the old bundle or the new one, never a mix.
+    """
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = parent / f".{target.name}.modelkeep-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
+        yield staging
+        _fsync(staging / _ARTIFACTS)
+        _fsync(staging)
+        if replace:
+            _swap_into_place(staging, target)
+        else:
+            try:
+                os.rename(staging, target)
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise BundleExistsError(str(target)) from exc
+                raise
+        _fsync(parent)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    if _rename_exchange(staging, target):
+        return  # staging now holds the old bundle; the finally clause removes it
+    old = target.parent / f".{target.name}.modelkeep-old-{uuid.uuid4().hex[:12]}"
+    os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths; False where the OS cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+# --------------------------------------------------------------------------------- load
+
+
+class _Replaced(Exception):
+    """The bundle being read was replaced by a concurrent save(overwrite=True)."""
+
+
+# A reader retries when a concurrent overwrite removed the files it was reading; each
+# attempt reads one whole bundle, old or new.
+_ATTEMPTS = 3
+
+
+class _BundleReader:
+    """Reads files of one bundle directory through a directory descriptor.
+
+    Holding the directory open pins the bundle being read: if ``save(overwrite=True)``
+    swaps a new bundle into the path meanwhile, this reader still sees the old files,
+    never a mix of the two.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError as exc:
+            raise BundleNotFoundError(str(path)) from exc
+        except NotADirectoryError as exc:
+            raise BundleNotFoundError(str(path), "it is a file, not a directory") from exc
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def replaced(self) -> bool:
+        """Whether the path now names another directory than the one being read."""
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
+        except OSError:
+            return True
+
+    def open(self, relative: str) -> BinaryIO:
+        fd = os.open(relative, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=self._fd)
+        return os.fdopen(fd, "rb")
+
+    def manifest(self) -> Manifest:
+        source = str(self.path / MANIFEST_NAME)
+        try:
+            with self.open(MANIFEST_NAME) as stream:
+                text = stream.read().decode("utf-8")
+        except FileNotFoundError as exc:
+            if self.replaced():
+                raise _Replaced from exc
+            raise BundleNotFoundError(str(self.path), f"{MANIFEST_NAME} is missing") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ManifestError(source, f"cannot be read ({exc})") from exc
+        return parse_manifest(text, source)
+
+    def read_artifact(self, artifact: Artifact) -> bytes:
+        """The artifact's bytes, after checking them against the manifest."""
+        with self._open_artifact(artifact) as stream:
+            data = stream.read()
+        check_artifact(artifact, io.BytesIO(data))
+        return data
+
+    def check_artifact(self, artifact: Artifact) -> None:
+        with self._open_artifact(artifact) as stream:
+            check_artifact(artifact, stream)
+
+    def _open_artifact(self, artifact: Artifact) -> BinaryIO:
+        from modelkeep.errors import IntegrityError
+
+        try:
+            return self.open(artifact.path)
+        except FileNotFoundError as exc:
+            if self.replaced():
+                raise _Replaced from exc
+            raise IntegrityError(artifact.path, "file", "present", "missing") from exc
+        except OSError as exc:  # e.g. ELOOP: a symlink planted where the file should be
+            raise IntegrityError(artifact.path, "file", "a regular file", str(exc)) from exc
+
+
+def _read_manifest_at(path: Path) -> Manifest:
+    reader = _BundleReader(path)
+    try:
+        return reader.manifest()
+    finally:
+        reader.close()
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    env: EnvMode = "warn",
+    trusted: Sequence[str] | None = None,
+    atol: float = 1e-6,
+) -> Model:
+    """Load a bundle, checking it step by step, and return a :class:`Model`.
+
+    The steps, in this order:
+
+    1. parse and validate the manifest;
+    2. check every artifact's size and SHA-256;
+    3. compare the recorded environment with this one (``env``);
+    4. deserialize the chosen artifact safely, validating every tree in it;
+    5. replay the golden samples.
+
+    The order is the point: nothing is deserialized before its bytes are known to be the
+    ones saved, and nothing calls the model before its trees are known to be well formed.
+    The artifact is read into memory once and that same buffer is hashed and deserialized,
+    so the file cannot change between the check and the load.
+
+    Args:
+        path: the bundle directory.
+        format: which artifact to load (default: the first one recorded).
+        env: ``"warn"`` (default) warns with each environment difference, ``"strict"``
+            raises :class:`EnvironmentMismatchError`, ``"ignore"`` skips the comparison.
+        trusted: extra exact type names (``"package.module.Class"``) to trust in the
+            artifact, for estimators modelkeep does not trust by default.
+        atol: tolerance for probabilities (and regression outputs) in the golden replay.
+
+    Raises:
+        BundleNotFoundError, ManifestError, IntegrityError, EnvironmentMismatchError,
+        UntrustedTypesError, UnsafeModelError, GoldenMismatchError; all ModelkeepError.
+
+    Example:
+        >>> model = modelkeep.load("churn")
+        >>> model.predict({"tenure": 3, "monthly_charges": 80.5, ...})
+        array(['Churn'], dtype=object)
+    """
+    for attempt in range(_ATTEMPTS):
+        checks = _Checks(path, format=format, env=env, trusted=trusted, atol=atol)
+        try:
+            manifest = checks.manifest()
+            checks.integrity(manifest)
+            checks.environment(manifest)
+            estimator = checks.deserialize(manifest)
+            checks.golden(manifest)
+        except _Replaced:
+            if attempt == _ATTEMPTS - 1:
+                raise BundleNotFoundError(
+                    str(path), "it was replaced repeatedly while being read"
+                ) from None
+            continue
+        finally:
+            checks.close()
+        return Model(estimator, manifest, format=checks.chosen.format, source=str(path))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Check:
+    """One step of :func:`verify`: its name, whether it passed, and what it found."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class _Checks:
+    """The load sequence, one method per step, shared by :func:`load` and :func:`verify`."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None,
+        env: str,
+        trusted: Sequence[str] | None,
+        atol: float,
+    ) -> None:
+        if env not in _ENV_MODES:
+            raise InvalidChoiceError(str(env), _ENV_MODES, "env")
+        if isinstance(trusted, str):
+            raise InvalidChoiceError(repr(trusted), ["a list of exact type names"], "trusted")
+        if not (isinstance(atol, int | float) and atol >= 0 and math.isfinite(atol)):
+            raise InvalidChoiceError(repr(atol), ["a finite number >= 0"], "atol")
+        self.format = format
+        self.env = env
+        self.trusted = list(trusted or [])
+        self.atol = float(atol)
+        self.reader = _BundleReader(Path(path))
+        self._data: bytes | None = None
+        self.chosen: Artifact
+        self.differences: list[Any] = []
+        self.estimator: Any = None
+        self.replayed = 0
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def manifest(self) -> Manifest:
+        manifest = self.reader.manifest()
+        if not manifest.artifacts:
+            raise ManifestError(str(self.reader.path / MANIFEST_NAME), "no artifacts listed")
+        if self.format is None:
+            self.chosen = manifest.artifacts[0]
+        else:
+            chosen = manifest.artifact(self.format)
+            if chosen is None:
+                raise UnknownFormatError(
+                    self.format,
+                    [a.format for a in manifest.artifacts],
+                    context="format (the formats this bundle holds)",
+                )
+            self.chosen = chosen
+        return manifest
+
+    def integrity(self, manifest: Manifest) -> None:
+        for artifact in manifest.artifacts:
+            if artifact is self.chosen:
+                self._data = self.reader.read_artifact(artifact)
+            else:
+                self.reader.check_artifact(artifact)
+
+    def environment(self, manifest: Manifest) -> None:
+        if self.env == "ignore":
+            return
+        self.differences = compare_environment(manifest.environment)
+        if not self.differences:
+            return
+        if self.env == "strict":
+            raise EnvironmentMismatchError(self.differences)
+        warnings.warn(EnvironmentMismatchWarning(self.differences), stacklevel=4)
+
+    def deserialize(self, manifest: Manifest) -> Any:
+        if self._data is None:
+            self._data = self.reader.read_artifact(self.chosen)
+        fmt = get_format(self.chosen.format)
+        estimator = fmt.load(
+            io.BytesIO(self._data), artifact=self.chosen.path, trusted=self.trusted
+        )
+        self._data = None
+        self.estimator = estimator
+        return estimator
+
+    def golden(self, manifest: Manifest) -> None:
+        self.replayed = replay_golden(
+            self.estimator, manifest.golden, manifest.features, atol=self.atol
+        )
+
+
+def verify(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    env: EnvMode = "warn",
+    trusted: Sequence[str] | None = None,
+    atol: float = 1e-6,
+) -> list[Check]:
+    """Run the load sequence and report each step as passed or failed.
+
+    Stops at the first failure; the steps after it are not listed. In ``env="warn"`` mode
+    environment differences are reported in the passing check's detail.
+    """
+    results: list[Check] = []
+    try:
+        checks = _Checks(path, format=format, env=env, trusted=trusted, atol=atol)
+    except ModelkeepError as exc:
+        return [Check("bundle", False, str(exc))]
+    try:
+        try:
+            manifest = checks.manifest()
+        except ModelkeepError as exc:
+            return [Check("manifest", False, str(exc))]
+        results.append(
+            Check(
+                "manifest",
+                True,
+                f"{manifest.name} version {manifest.version}, format {manifest.format_version}",
+            )
+        )
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("integrity", lambda: checks.integrity(manifest)),
+            ("environment", lambda: _quiet_environment(checks, manifest)),
+            ("artifact", lambda: checks.deserialize(manifest)),
+            ("golden samples", lambda: checks.golden(manifest)),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except ModelkeepError as exc:
+                results.append(Check(name, False, str(exc)))
+                return results
+            results.append(Check(name, True, _detail(name, checks, manifest)))
+    finally:
+        checks.close()
+    return results
+
+
+def _quiet_environment(checks: _Checks, manifest: Manifest) -> None:
+    # verify() reports differences in its result instead of as a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EnvironmentMismatchWarning)
+        checks.environment(manifest)
+
+
+def _detail(name: str, checks: _Checks, manifest: Manifest) -> str:
+    if name == "integrity":
+        return f"{len(manifest.artifacts)} artifact(s): size and sha256 match"
+    if name == "environment":
+        if checks.env == "ignore":
+            return "not compared (env='ignore')"
+        if not checks.differences:
+            return "matches the recorded environment"
+        return "differs (warning): " + "; ".join(str(d) for d in checks.differences)
+    if name == "artifact":
+        from modelkeep.safety.trees import validate_trees
+
+        # Already validated during the load; run again only to count them for the report.
+        trees = validate_trees(checks.estimator)
+        counted = f", {trees} tree(s) validated" if trees else ""
+        return f"{checks.chosen.path} loaded ({checks.chosen.format}){counted}"
+    return f"{checks.replayed} golden row(s) reproduced"

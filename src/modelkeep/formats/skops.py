@@ -1,0 +1,49 @@
+"""The default format: skops' JSON-schema-plus-arrays zip, which never unpickles."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import skops.io as sio
+from skops.io.exceptions import UntrustedTypesFoundException
+
+from modelkeep.errors import ArtifactError, UntrustedTypesError
+from modelkeep.safety.skops_trust import REVIEWED_TYPES, VALIDATED_TREE_TYPES
+from modelkeep.safety.trees import validate_trees
+
+__all__ = ["SkopsFormat"]
+
+
+class SkopsFormat:
+    """``artifacts/pipeline.skops``, loaded with skops' trusted types plus reviewed ones."""
+
+    name = "skops"
+    extension = "skops"
+
+    def dump(self, model: object, path: Path) -> dict[str, Any]:
+        sio.dump(model, path)
+        needs = sorted(sio.get_untrusted_types(file=path))
+        return {"skops_version": _skops_version(), "needs_trust": needs}
+
+    def load(self, stream: BinaryIO, *, artifact: str, trusted: Sequence[str]) -> object:
+        allowed = sorted(REVIEWED_TYPES | VALIDATED_TREE_TYPES | set(trusted))
+        try:
+            model = sio.load(stream, trusted=allowed)
+        except UntrustedTypesFoundException as exc:
+            stream.seek(0)
+            untrusted = set(sio.get_untrusted_types(data=stream.read())) - set(allowed)
+            raise UntrustedTypesError(artifact, untrusted) from exc
+        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, EOFError) as exc:
+            raise ArtifactError(artifact, "skops", exc) from exc
+        # Trees are trusted above only on this condition: validated before any use.
+        validate_trees(model)
+        return model
+
+
+def _skops_version() -> str:
+    from importlib.metadata import version
+
+    return version("skops")

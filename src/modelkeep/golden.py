@@ -1,0 +1,129 @@
+"""Golden samples: rows of the training sample with the outputs the model gave at save time.
+
+They are replayed on every load; a model that no longer reproduces them is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modelkeep.errors import GoldenMismatchError
+from modelkeep.manifest import FeatureSpec, GoldenSamples
+from modelkeep.schema import prepare, to_json_columns
+
+__all__ = ["model_input", "record_golden", "replay_golden", "select_rows"]
+
+
+def model_input(estimator: Any, frame: pd.DataFrame) -> pd.DataFrame | np.ndarray:
+    """What to hand the estimator: the frame, or its values if it was fitted without names.
+
+    An estimator fitted on an array warns when given a DataFrame; it gets the array it knows.
+    """
+    if hasattr(estimator, "feature_names_in_"):
+        return frame
+    return frame.to_numpy()
+
+
+def select_rows(sample: pd.DataFrame, n: int) -> list[int]:
+    """``n`` deterministic row positions of ``sample``, spread over it.
+
+    When some rows have missing values, up to half of the picks come from them, so that the
+    replay exercises the pipeline's imputation too.
+    """
+    total = len(sample)
+    if n <= 0 or total == 0:
+        return []
+    if total <= n:
+        return list(range(total))
+    has_missing = sample.isna().any(axis=1).to_numpy()
+    missing = np.flatnonzero(has_missing)
+    complete = np.flatnonzero(~has_missing)
+    n_missing = min(len(missing), max(1, n // 2)) if len(missing) else 0
+    picks = _spread(missing, n_missing) + _spread(complete, n - n_missing)
+    return sorted(picks)
+
+
+def _spread(positions: np.ndarray, k: int) -> list[int]:
+    if k <= 0 or len(positions) == 0:
+        return []
+    index = np.linspace(0, len(positions) - 1, num=min(k, len(positions))).round().astype(int)
+    return [int(positions[i]) for i in np.unique(index)]
+
+
+def _to_python(values: np.ndarray) -> list[Any]:
+    return [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]
+
+
+def record_golden(
+    model: Any, sample: pd.DataFrame, features: Sequence[FeatureSpec], n: int, *, proba: bool
+) -> GoldenSamples:
+    """Pick golden rows of ``sample`` and record the model's outputs on them.
+
+    Outputs are computed on the rows as they will be rebuilt from the manifest's JSON, so
+    the replay compares like with like.
+    """
+    rows = select_rows(sample, n)
+    inputs = to_json_columns(sample.iloc[rows], features)
+    if not rows:
+        return GoldenSamples(rows=[], inputs=inputs, predictions=[], probabilities=None)
+    frame = model_input(model, prepare(inputs, features))
+    predictions = _to_python(np.asarray(model.predict(frame)))
+    probabilities = None
+    if proba:
+        probabilities = np.asarray(model.predict_proba(frame), dtype=float).tolist()
+    return GoldenSamples(
+        rows=rows, inputs=inputs, predictions=predictions, probabilities=probabilities
+    )
+
+
+def replay_golden(
+    model: Any, golden: GoldenSamples, features: Sequence[FeatureSpec], *, atol: float
+) -> int:
+    """Run the model on the golden inputs; raise :class:`GoldenMismatchError` on a difference.
+
+    Class predictions must be exactly equal; probabilities, and regression predictions,
+    within ``atol`` (regression: ``atol`` relative to the value's magnitude, at least 1).
+    Returns the number of rows replayed.
+    """
+    n = len(golden.rows)
+    if n == 0:
+        return 0
+    frame = model_input(model, prepare(golden.inputs, features))
+    got = np.asarray(model.predict(frame))
+    expected = np.asarray(golden.predictions)
+    if got.shape != expected.shape:
+        raise GoldenMismatchError("predict", golden.rows, None, n)
+    if np.issubdtype(expected.dtype, np.floating) and golden.probabilities is None:
+        scale = np.maximum(1.0, np.abs(expected))
+        diff = np.abs(got.astype(float) - expected) / scale
+        bad = np.flatnonzero(~(diff <= atol))
+        if bad.size:
+            raise GoldenMismatchError(
+                "predict", golden.rows_at(bad), float(np.nanmax(diff)), n, atol
+            )
+    else:
+        bad = np.flatnonzero(_python_values(got) != _python_values(expected))
+        if bad.size:
+            raise GoldenMismatchError("predict", golden.rows_at(bad), None, n)
+    if golden.probabilities is not None:
+        proba = np.asarray(model.predict_proba(frame), dtype=float)
+        want = np.asarray(golden.probabilities, dtype=float)
+        if proba.shape != want.shape:
+            raise GoldenMismatchError("predict_proba", golden.rows, None, n)
+        diff = np.abs(proba - want).max(axis=1)
+        bad = np.flatnonzero(~(diff <= atol))
+        if bad.size:
+            raise GoldenMismatchError(
+                "predict_proba", golden.rows_at(bad), float(np.nanmax(diff)), n, atol
+            )
+    return n
+
+
+def _python_values(values: np.ndarray) -> np.ndarray:
+    # Compare as Python objects: an int64 class 1 and a JSON 1 are the same label, and
+    # strings stored as numpy str_ compare equal to Python str.
+    return np.array(_to_python(values), dtype=object)
