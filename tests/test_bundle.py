@@ -502,3 +502,32 @@ def test_verify_reports_each_check(saved: Path) -> None:
         ("integrity", True),
         ("environment", False),
     ]
+
+
+def test_categorical_hist_gradient_boosting_loads_without_trusted(tmp_path: Path) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    frame, target = make_frame()
+    frame = frame[["age", "income", "region"]]
+    model = HistGradientBoostingClassifier(max_iter=10, categorical_features="from_dtype")
+    model.fit(frame, target)
+    modelkeep.save(model, tmp_path / "m", sample=frame, name="m")
+    loaded = modelkeep.load(tmp_path / "m")
+    assert loaded.predict(frame).tolist() == [str(v) for v in model.predict(frame)]
+
+
+def test_trusting_partial_does_not_trust_the_function_inside(tmp_path: Path) -> None:
+    import functools
+    import os
+
+    import skops.io as sio
+
+    from modelkeep.formats.skops import SkopsFormat
+
+    payload = tmp_path / "payload.skops"
+    sio.dump(functools.partial(os.system, "echo owned"), payload)
+    with (
+        payload.open("rb") as stream,
+        pytest.raises(UntrustedTypesError, match=re.escape("untrusted type(s): posix.system.")),
+    ):
+        SkopsFormat().load(stream, artifact="payload.skops", trusted=[])

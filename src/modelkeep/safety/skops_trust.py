@@ -17,6 +17,16 @@ REVIEWED_TYPES: frozenset[str] = frozenset(
         # it by default. Constructing a dtype from its recorded string runs no user code and
         # reads no file; it is how every numpy array names its element type.
         "numpy.dtype",
+        # HistGradientBoosting with native categorical features keeps a preprocessor whose
+        # FunctionTransformer holds functools.partial(check_array, ...). skops audits the
+        # function inside a partial as its own node, so trusting partial trusts no function:
+        # partial(os.system, ...) is still refused for os.system (a test proves it).
+        "functools.partial",
+        # Input validation only: converts and checks an array, reads and runs nothing else.
+        "sklearn.utils.validation.check_array",
+        # A dict with attribute access; stacking and voting ensembles keep
+        # named_estimators_ in one. Each value is audited as its own node.
+        "sklearn.utils._bunch.Bunch",
     }
 )
 

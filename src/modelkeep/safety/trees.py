@@ -12,8 +12,10 @@ Every check below mirrors an index that scikit-learn 1.9 follows without checkin
 
 * ``1 <= node_count <= capacity``: ``Tree.__setstate__`` takes ``node_count`` from the file
   independently of the node array it copies, and every accessor (``children_left``,
-  ``__getstate__``, ``apply``) trusts ``node_count``. This check runs before any array is
-  read, so the validator itself never reads past the buffer.
+  ``__getstate__``) trusts ``node_count``. scikit-learn 1.9 clamps a too-large count to the
+  array length while loading, but lets zero and negative counts through; the upper bound is
+  kept as a backstop. This check runs before any array is read, so the validator itself never
+  reads past the buffer.
 * ``n_outputs >= 1`` and ``max_n_classes >= 1``: gradient boosting reads ``value[node]``
   assuming at least one value per node.
 * ``n_features`` equals the owning estimator's ``n_features_in_``, and that attribute exists:
@@ -135,6 +137,7 @@ def _sklearn_types() -> _SklearnTypes:
 class _HistInfo:
     """What an owning HistGradientBoosting estimator tells about its predictors' inputs."""
 
+    estimator_id: int
     n_features: int
     is_categorical: NDArray[np.bool_]
 
@@ -153,7 +156,8 @@ class _Context:
     hist: _HistInfo | None = None
 
     def key(self) -> tuple[int | None, int]:
-        return (self.feed_width, id(self.hist))
+        # The estimator lives as long as the walk; a _HistInfo's own id could be reused.
+        return (self.feed_width, 0 if self.hist is None else self.hist.estimator_id)
 
 
 def validate_trees(obj: object, *, root: str = "model") -> int:
@@ -302,7 +306,9 @@ def _hist_info(estimator: object, path: str) -> _HistInfo:
     preprocessor = getattr(estimator, "_preprocessor", None)
     if preprocessor is not None:
         _check_hist_preprocessor(preprocessor, f"{path}._preprocessor", n_features)
-    return _HistInfo(n_features=n_features, is_categorical=is_categorical != 0)
+    return _HistInfo(
+        estimator_id=id(estimator), n_features=n_features, is_categorical=is_categorical != 0
+    )
 
 
 def _check_hist_preprocessor(preprocessor: object, path: str, n_features: int) -> None:
@@ -369,12 +375,14 @@ def _check_structure(
     wrong = in_degree[1:] != 1
     if wrong.any():
         node = _first(wrong) + 1
-        parents = np.flatnonzero(internal & ((left == node) | (right == node)))
-        if parents.size == 0:
-            reason = "expected exactly one parent, got none; it is unreachable from the root"
+        links = np.sort(
+            np.concatenate([node_ids[lefts == node], node_ids[rights == node]])
+        ).tolist()
+        if not links:
+            reason = "expected exactly one parent link, got none; it is unreachable from the root"
         else:
-            listed = ", ".join(map(str, parents.tolist()))
-            reason = f"expected exactly one parent, got {parents.size} (nodes {listed})"
+            listed = ", ".join(map(str, links))
+            reason = f"expected exactly one parent link, got {len(links)} (from nodes {listed})"
         raise UnsafeModelError(path, node, reason)
 
     parent = np.zeros(n, dtype=np.intp)
