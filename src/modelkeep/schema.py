@@ -12,6 +12,7 @@ Three functions:
 Wrong input raises :class:`SchemaError`; its ``kind`` says which rule failed:
 
 - ``"invalid_sample"``: :func:`infer_schema` cannot describe a column of the sample;
+- ``"invalid_schema"``: a FeatureSpec's ``storage`` is not a pandas dtype;
 - ``"invalid_input"``: ``X`` has an unsupported shape (type, width, ragged rows ...);
 - ``"missing_columns"``: a feature is absent (``value`` holds the sorted names);
 - ``"invalid_value"``: a value cannot be converted (``column``, ``row``, ``value`` set);
@@ -167,7 +168,7 @@ def _infer_column(name: str, column: pd.Series[Any]) -> FeatureSpec:
     if dtype == np.dtype(object):
         values = present.tolist()
         kinds = {type(v) for v in values}
-        if all(issubclass(k, (bool, np.bool_)) for k in kinds) and kinds:
+        if kinds and all(issubclass(k, (bool, np.bool_)) for k in kinds):
             return FeatureSpec(name=name, dtype="boolean", storage=storage, nullable=nullable)
         if all(issubclass(k, str) for k in kinds):
             return _string_spec(name, storage, nullable, [str(v) for v in values])
@@ -237,7 +238,7 @@ class _Plan:
 
 
 def _plan(spec: FeatureSpec) -> _Plan:
-    storage: Any = pandas_dtype(spec.storage)
+    storage = _storage_dtype(spec)
     categories = tuple(spec.categories or ())
     int_bounds = None
     if spec.dtype == "integer":
@@ -266,6 +267,24 @@ def _plan(spec: FeatureSpec) -> _Plan:
         category_dtype=category_dtype,
         tz=getattr(storage, "tz", None),
     )
+
+
+def _storage_dtype(spec: FeatureSpec) -> Any:
+    try:
+        dtype = pandas_dtype(spec.storage)
+    except TypeError as exc:
+        raise SchemaError(
+            f"Feature {spec.name!r}: storage expected a pandas dtype, got {spec.storage!r} "
+            f"({exc}). The manifest is damaged or was written by an incompatible pandas; "
+            "save the model again.",
+            column=spec.name,
+            kind="invalid_schema",
+        ) from exc
+    if isinstance(dtype, np.dtype) and dtype.kind == "U":
+        # pandas 3 writes its string dtype as "str", which pandas < 3 reads as numpy
+        # unicode; object is what those versions store strings in.
+        return np.dtype(object)
+    return dtype
 
 
 def _category_kind(value: object) -> str | None:
@@ -370,18 +389,23 @@ def prepare(X: object, features: Sequence[FeatureSpec], *, strict: bool = False)
         raise issues[0].error()
     for issue in issues:
         warnings.warn(issue.warning, stacklevel=2)
-    frame: pd.DataFrame = pd.DataFrame(
-        {plan.name: column.values for plan, column in zip(plans, converted, strict=True)},
-        index=index if index is not None else pd.RangeIndex(n_rows),
-        copy=False,
-    )
+    if index is None:
+        index = pd.RangeIndex(n_rows)
+    data = {}
+    for plan, column in zip(plans, converted, strict=True):
+        values = column.values
+        if isinstance(values, np.ndarray) and values.dtype == object:
+            # A bare object array of strings would be inferred as "str"; a Series keeps it.
+            values = pd.Series(values, index=index, dtype=object, copy=False)
+        data[plan.name] = values
+    frame: pd.DataFrame = pd.DataFrame(data, index=index, copy=False)
     return frame
 
 
 def _columns(
     X: object, plans: list[_Plan]
 ) -> tuple[dict[str, Any], list[object], int, pd.Index | None]:
-    """Split ``X`` into columns: (name -> column, input names in order, n rows, index)."""
+    """Split ``X`` into (schema name -> column, every input column name, n rows, index)."""
     if isinstance(X, pd.DataFrame):
         if X.columns.has_duplicates:
             duplicated = X.columns[X.columns.duplicated()].unique()
@@ -456,10 +480,11 @@ def _mapping_columns(
             columns[name] = value
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{name!r}: {n}" for name, n in list(lengths.items())[:_MAX_LISTED])
+        if len(lengths) > _MAX_LISTED:
+            shown += f" and {len(lengths) - _MAX_LISTED} more"
         raise SchemaError(
-            f"Input: expected columns of one length, got lengths {shown}"
-            f"{' ...' if len(lengths) > _MAX_LISTED else ''}. Give every column one value "
-            "per row.",
+            f"Input: expected columns of one length, got lengths {shown}. Give every column "
+            "one value per row.",
             kind="invalid_input",
         )
     n_rows = next(iter(lengths.values()), 0)
@@ -482,7 +507,7 @@ def _list_columns(
                     row=row,
                     kind="invalid_input",
                 )
-        names: list[object] = list(set().union(*X))  # only reported, sorted
+        names: list[object] = list(set().union(*X))  # only reported, and then sorted
         columns = {
             name: [record.get(name) for record in X] for name in names if isinstance(name, str)
         }
@@ -653,7 +678,10 @@ def _convert_typed(plan: _Plan, values: Any) -> Any:
             and plan.tz is not None
             and isinstance(dtype, pd.DatetimeTZDtype)
         ):
-            return values.tz_convert(plan.tz).as_unit(plan.storage.unit)
+            try:
+                return values.tz_convert(plan.tz).as_unit(plan.storage.unit)
+            except (OverflowError, ValueError):
+                return None  # value by value, to name the row that does not fit
         if (
             plan.dtype == "string"
             and plan.storage == np.dtype(object)
@@ -663,12 +691,10 @@ def _convert_typed(plan: _Plan, values: Any) -> Any:
         return None
     kind = dtype.kind
     if plan.dtype == "float" and kind in "iuf":
-        with np.errstate(over="ignore"):
-            return (
-                pd.array(values, dtype=plan.storage)
-                if _is_extension(plan)
-                else (values.astype(plan.storage))
-            )
+        if _is_extension(plan):
+            return pd.array(values, dtype=plan.storage)
+        with np.errstate(over="ignore"):  # float32 storage: huge values become inf
+            return values.astype(plan.storage)
     if plan.dtype == "integer" and kind in "iu" and not _is_extension(plan):
         _check_int_bounds(plan, values)
         return values.astype(plan.storage)
@@ -953,7 +979,7 @@ def _expectation(plan: _Plan, value: object, problem: str) -> tuple[str, str]:
     """What a column expects and how to fix a value it rejected."""
     dtype = plan.dtype
     if dtype == "integer":
-        if plan.int_bounds is not None and isinstance(value, (int, np.integer)):
+        if plan.int_bounds is not None and _is_whole_number(value):
             low, high = plan.int_bounds
             return (
                 f"integer between {low} and {high} ({plan.spec.storage})",
