@@ -531,3 +531,15 @@ def test_trusting_partial_does_not_trust_the_function_inside(tmp_path: Path) -> 
         pytest.raises(UntrustedTypesError, match=re.escape("untrusted type(s): posix.system.")),
     ):
         SkopsFormat().load(stream, artifact="payload.skops", trusted=[])
+
+
+def test_golden_rows_skip_infinite_values(
+    tmp_path: Path, fitted: Callable[[str], Pipeline], data: Any
+) -> None:
+    frame, _ = data
+    frame = frame.copy()
+    frame.loc[: len(frame) // 2, "income"] = np.inf
+    manifest = modelkeep.save(fitted("random_forest"), tmp_path / "m", sample=frame, name="m")
+    assert all(row > len(frame) // 2 for row in manifest.golden.rows)
+    assert len(manifest.golden.rows) == 20
+    modelkeep.load(tmp_path / "m")

@@ -636,7 +636,7 @@ class _Checks:
             return
         if self.env == "strict":
             raise EnvironmentMismatchError(self.differences)
-        warnings.warn(EnvironmentMismatchWarning(self.differences), stacklevel=4)
+        warnings.warn(EnvironmentMismatchWarning(self.differences), stacklevel=3)
 
     def deserialize(self, manifest: Manifest) -> Any:
         if self._data is None:

@@ -32,7 +32,8 @@ def select_rows(sample: pd.DataFrame, n: int) -> list[int]:
     """``n`` deterministic row positions of ``sample``, spread over it.
 
     When some rows have missing values, up to half of the picks come from them, so that the
-    replay exercises the pipeline's imputation too.
+    replay exercises the pipeline's imputation too. Rows holding an infinite number are
+    never picked.
     """
     total = len(sample)
     if n <= 0 or total == 0:
@@ -40,8 +41,11 @@ def select_rows(sample: pd.DataFrame, n: int) -> list[int]:
     if total <= n:
         return list(range(total))
     has_missing = sample.isna().any(axis=1).to_numpy()
-    missing = np.flatnonzero(has_missing)
-    complete = np.flatnonzero(~has_missing)
+    # JSON cannot hold an infinite float, so rows with one cannot be golden rows.
+    numeric = sample.select_dtypes(include="number")
+    finite = ~np.isinf(numeric.to_numpy(dtype=float)).any(axis=1) if numeric.shape[1] else True
+    missing = np.flatnonzero(has_missing & finite)
+    complete = np.flatnonzero(~has_missing & finite)
     n_missing = min(len(missing), max(1, n // 2)) if len(missing) else 0
     picks = _spread(missing, n_missing) + _spread(complete, n - n_missing)
     return sorted(picks)
