@@ -543,3 +543,17 @@ def test_golden_rows_skip_infinite_values(
     assert all(row > len(frame) // 2 for row in manifest.golden.rows)
     assert len(manifest.golden.rows) == 20
     modelkeep.load(tmp_path / "m")
+
+
+def test_format_version_1_bundle_still_loads() -> None:
+    """A bundle written at format version 1 and kept in the repository (tests/data)."""
+    fixture = Path(__file__).parent / "data" / "bundle_v1"
+    model = modelkeep.load(fixture, env="ignore")
+    manifest = model.manifest
+    assert (manifest.format_version, manifest.name, manifest.modelkeep_version) == (
+        1,
+        "churn-v1",
+        "0.1.0",
+    )
+    record = {"tenure": 3, "charges": 99.5, "contract": "month-to-month"}
+    assert model.predict(record).tolist() == ["Churn"]
