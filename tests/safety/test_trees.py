@@ -676,3 +676,26 @@ def test_tree_predictor_outside_a_hist_gradient_boosting_model_is_refused() -> N
     )
     with pytest.raises(UnsafeModelError, match=refused("bundle[0]", 0, reason)):
         validate_trees(roundtrip([predictor]), root="bundle")
+
+
+def test_gradient_boosting_init_narrower_than_the_stages_is_refused() -> None:
+    # predict_stages writes column k of the init estimator's output for every tree k of a
+    # stage; a DummyClassifier prior with too few classes would make it write past the end.
+    X, _, y3 = blobs()
+    model = GradientBoostingClassifier(n_estimators=3, max_depth=2, random_state=0).fit(X, y3)
+    model.init_.class_prior_ = model.init_.class_prior_[:2]
+    reason = (
+        "initial raw predictions expected 3 column(s) (one per tree of a stage), got shape (1, 2)"
+    )
+    with pytest.raises(UnsafeModelError, match=refused("model.init_", 0, reason)):
+        validate_trees(roundtrip(model))
+
+
+def test_gradient_boosting_zero_and_estimator_inits_pass() -> None:
+    X, y, _ = blobs()
+    zero = GradientBoostingClassifier(n_estimators=3, init="zero", random_state=0).fit(X, y)
+    tree_init = GradientBoostingClassifier(
+        n_estimators=3, init=DecisionTreeClassifier(max_depth=2), random_state=0
+    ).fit(X, y)
+    assert validate_trees(roundtrip(zero)) == 3
+    assert validate_trees(roundtrip(tree_init)) == 4

@@ -57,7 +57,9 @@ For a ``TreePredictor`` (read in ``sklearn/ensemble/_hist_gradient_boosting/_pre
 
 For the ``estimators_`` of ``GradientBoosting*``, the second dimension must equal
 ``n_trees_per_iteration_``, because ``predict_stages`` writes column ``k`` of the raw
-predictions for every column of ``estimators_``.
+predictions for every column of ``estimators_``. The initial raw predictions it writes into come from ``init_``:
+once every tree is validated, the init step alone runs on one probe row and its output must
+have exactly that many columns.
 
 Checks run in the order above; each reports the lowest node id that fails it. Problems that
 belong to the whole tree or estimator rather than to one node are reported at node 0, the root,
@@ -192,10 +194,13 @@ def validate_trees(obj: object, *, root: str = "model") -> int:
     trees: set[tuple[int, int, int | None, int]] = set()
     tree_ids: set[int] = set()
     stack: list[tuple[object, str, _Context]] = [(obj, root, _Context())]
+    boosting: dict[int, tuple[object, str]] = {}
     while stack:
         item, path, ctx = stack.pop()
         if isinstance(item, _ATOMS):
             continue
+        if isinstance(item, sk.gradient_boosting) and "estimators_" in vars(item):
+            boosting.setdefault(id(item), (item, path))
         if isinstance(item, np.ndarray) and item.dtype != object:
             continue
         if isinstance(item, (sk.tree, sk.predictor)):
@@ -215,7 +220,43 @@ def validate_trees(obj: object, *, root: str = "model") -> int:
         seen.add(visit_key)
         children = list(_children(item, path, ctx, sk))
         stack.extend(reversed(children))
+    # Only now that every tree is known to be sound may an init estimator be run (it may hold
+    # trees of its own).
+    for estimator, path in boosting.values():
+        _check_initial_predictions(estimator, path)
     return len(tree_ids)
+
+
+def _check_initial_predictions(estimator: Any, path: str) -> None:
+    """The raw-prediction array ``predict`` starts from must be as wide as ``estimators_``.
+
+    ``predict_stages`` adds tree ``k`` of every stage into column ``k`` of the array the init
+    estimator produced, without bounds checks; a crafted ``init_`` (a DummyClassifier whose
+    ``class_prior_`` is too short, a loss that is not multiclass ...) would make it write past
+    that array. The width is found by running only the init step on one probe row, the way
+    ``predict`` does; the init estimator's own code is plain bounds-checked numpy.
+    """
+    columns = int(estimator.estimators_.shape[1])
+    init = getattr(estimator, "init_", None)
+    if isinstance(init, str) and init == "zero":
+        return  # predict then allocates n_trees_per_iteration_ columns, checked above
+    probe = np.zeros((1, int(estimator.n_features_in_)), dtype=np.float32)
+    try:
+        raw = np.asarray(estimator._raw_predict_init(probe))
+    except Exception as exc:  # any failure means the width cannot be established
+        raise UnsafeModelError(
+            f"{path}.init_",
+            0,
+            f"the initial raw predictions could not be computed on a probe row "
+            f"({type(exc).__name__}: {exc})",
+        ) from exc
+    if raw.ndim != 2 or raw.shape[1] != columns:
+        raise UnsafeModelError(
+            f"{path}.init_",
+            0,
+            f"initial raw predictions expected {columns} column(s) (one per tree of a stage), "
+            f"got shape {raw.shape}",
+        )
 
 
 def _children(
