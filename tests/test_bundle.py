@@ -214,7 +214,8 @@ def test_unknown_format_is_refused(
 ) -> None:
     frame, _ = data
     with pytest.raises(
-        UnknownFormatError, match=re.escape("formats: expected one of 'skops', got 'h5'.")
+        UnknownFormatError,
+        match=re.escape("formats: expected one of 'onnx', 'skops', got 'h5'."),
     ):
         modelkeep.save(fitted("logistic"), tmp_path / "m", sample=frame, name="m", formats=["h5"])
 
@@ -243,7 +244,7 @@ def test_overwrite_never_deletes_a_directory_that_is_not_a_bundle(
     assert (precious / "thesis.txt").read_text() == "years of work"
 
 
-def _failing_dump(self: Any, model: Any, path: Path) -> dict[str, Any]:
+def _failing_dump(self: Any, model: Any, path: Path, *, context: Any = None) -> dict[str, Any]:
     path.write_bytes(b"half a file")
     raise OSError("disk full (simulated)")
 
@@ -546,8 +547,8 @@ def test_golden_rows_skip_infinite_values(
 
 
 def test_format_version_1_bundle_still_loads() -> None:
-    """A bundle written at format version 1 and kept in the repository (tests/data)."""
-    fixture = Path(__file__).parent / "data" / "bundle_v1"
+    """A bundle written at format version 1 and kept in the repository (tests/fixtures)."""
+    fixture = Path(__file__).parent / "fixtures" / "bundle_v1"
     model = modelkeep.load(fixture, env="ignore")
     manifest = model.manifest
     assert (manifest.format_version, manifest.name, manifest.modelkeep_version) == (

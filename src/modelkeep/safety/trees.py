@@ -57,9 +57,9 @@ For a ``TreePredictor`` (read in ``sklearn/ensemble/_hist_gradient_boosting/_pre
 
 For the ``estimators_`` of ``GradientBoosting*``, the second dimension must equal
 ``n_trees_per_iteration_``, because ``predict_stages`` writes column ``k`` of the raw
-predictions for every column of ``estimators_``. The initial raw predictions it writes into come from ``init_``:
-once every tree is validated, the init step alone runs on one probe row and its output must
-have exactly that many columns.
+predictions for every column of ``estimators_``. The initial raw predictions it writes into
+come from ``init_``: once every tree is validated, the init step alone runs on one probe row
+and its output must have exactly that many columns.
 
 Checks run in the order above; each reports the lowest node id that fails it. Problems that
 belong to the whole tree or estimator rather than to one node are reported at node 0, the root,
