@@ -1,0 +1,315 @@
+"""``modelkeep registry ...``: list, show, register, alias, history, diff, delete, check, gc.
+
+Every command takes ``--json`` for scripting: listings print a JSON array of objects,
+single results one JSON object. The registry is ``$MODELKEEP_HOME`` (default
+``~/.modelkeep``).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from modelkeep.cli._common import errors_exit, stderr, stdout
+from modelkeep.errors import InvalidChoiceError, ModelkeepWarning
+from modelkeep.registry import ModelVersion, Registry
+
+app = typer.Typer(
+    name="registry",
+    help="Registered model versions, aliases and their history.",
+    no_args_is_help=True,
+)
+alias_app = typer.Typer(name="alias", help="Move or remove an alias.", no_args_is_help=True)
+app.add_typer(alias_app)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ByOption = Annotated[str | None, typer.Option("--by", help="Who does this (default: the OS user).")]
+ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why, for the audit log.")]
+
+
+@contextmanager
+def _registry() -> Iterator[Registry]:
+    with errors_exit(), Registry() as registry:
+        yield registry
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _metrics_text(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+
+
+def _versions_table(rows: list[ModelVersion]) -> None:
+    from rich.table import Table
+
+    table = Table()
+    for column in ("name", "version", "aliases", "created", "registered by", "metrics"):
+        table.add_column(column)
+    for v in rows:
+        table.add_row(
+            v.name,
+            str(v.version),
+            ", ".join(v.aliases),
+            v.created_at[:19].replace("T", " "),
+            v.registered_by,
+            _metrics_text(v.metrics),
+        )
+    stdout.print(table)
+
+
+@app.command("list")
+def list_command(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="A model name: list its versions (default: every model's latest)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List every version of NAME, or the latest version of every model."""
+    with _registry() as registry:
+        rows = registry.versions(name) if name is not None else registry.models()
+    if as_json:
+        _print_json([v.to_dict() for v in rows])
+    elif not rows:
+        stdout.print("No versions registered." if name is None else f"No versions of {name!r}.")
+    else:
+        _versions_table(rows)
+
+
+@app.command("show")
+def show_command(
+    ref: Annotated[str, typer.Argument(help="churn, churn:3 or churn@production.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show one version: what the index records about it."""
+    with _registry() as registry:
+        version = registry.get(ref)
+    if as_json:
+        _print_json(version.to_dict())
+        return
+    from rich.table import Table
+
+    table = Table(show_header=False, title=version.ref, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in version.to_dict().items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        table.add_row(key, shown)
+    stdout.print(table)
+
+
+@app.command("register")
+def register_command(
+    path: Annotated[Path, typer.Argument(help="The bundle directory.")],
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Register under this name (default: the manifest's)."),
+    ] = None,
+    by: ByOption = None,
+    parent: Annotated[
+        str | None, typer.Option("--parent", help="Reference of the version this one came from.")
+    ] = None,
+    env: Annotated[
+        str, typer.Option(help="Environment differences: warn (default), strict, ignore.")
+    ] = "warn",
+    trusted: Annotated[
+        list[str] | None, typer.Option("--trusted", help="An exact type name to trust; repeatable.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify a bundle, store a copy and index it as the name's next version."""
+    with _registry() as registry, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ModelkeepWarning)
+        if env not in ("warn", "strict", "ignore"):
+            raise InvalidChoiceError(env, ["warn", "strict", "ignore"], "--env")
+        version = registry.register(
+            path, name, registered_by=by, parent=parent, env=env, trusted=trusted
+        )
+    for warning in caught:
+        stderr.print(f"Warning: {warning.message}", markup=False)
+    if as_json:
+        _print_json(version.to_dict())
+    else:
+        stdout.print(f"Registered {version.ref}", markup=False)
+
+
+@alias_app.command("set")
+def alias_set_command(
+    name: Annotated[str, typer.Argument(help="The model name.")],
+    alias: Annotated[str, typer.Argument(help="The alias, e.g. production.")],
+    version: Annotated[int, typer.Argument(help="The version number it should point to.")],
+    reason: ReasonOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Point NAME@ALIAS at VERSION; the move is logged."""
+    with _registry() as registry:
+        event = registry.set_alias(name, alias, version, reason=reason, by=by)
+    if as_json:
+        _print_json(event.to_dict() if event is not None else None)
+    elif event is None:
+        stdout.print(f"{name}@{alias} already points to {version}", markup=False)
+    else:
+        before = "nothing" if event.from_version is None else str(event.from_version)
+        stdout.print(f"{name}@{alias}: {before} -> {version}", markup=False)
+
+
+@alias_app.command("rm")
+def alias_rm_command(
+    name: Annotated[str, typer.Argument(help="The model name.")],
+    alias: Annotated[str, typer.Argument(help="The alias to remove.")],
+    reason: ReasonOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove NAME@ALIAS; the removal is logged."""
+    with _registry() as registry:
+        event = registry.delete_alias(name, alias, reason=reason, by=by)
+    if as_json:
+        _print_json(event.to_dict())
+    else:
+        stdout.print(f"{name}@{alias}: {event.from_version} -> removed", markup=False)
+
+
+@app.command("history")
+def history_command(
+    name: Annotated[str, typer.Argument(help="The model name.")],
+    alias: Annotated[str | None, typer.Option("--alias", help="Only this alias.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every alias move of NAME, oldest first: alias, from, to, when, by, reason."""
+    with _registry() as registry:
+        events = registry.history(name, alias)
+    if as_json:
+        _print_json([e.to_dict() for e in events])
+        return
+    if not events:
+        stdout.print(f"No alias of {name!r} was ever set.", markup=False)
+        return
+    from rich.table import Table
+
+    table = Table()
+    for column in ("when", "alias", "from", "to", "by", "reason"):
+        table.add_column(column)
+    for e in events:
+        table.add_row(
+            e.at,
+            e.alias,
+            "-" if e.from_version is None else str(e.from_version),
+            "removed" if e.to_version is None else str(e.to_version),
+            e.by,
+            e.reason or "",
+        )
+    stdout.print(table)
+
+
+@app.command("diff")
+def diff_command(
+    ref_a: Annotated[str, typer.Argument(help="The version to compare from.")],
+    ref_b: Annotated[str, typer.Argument(help="The version to compare to.")],
+    as_json: JsonOption = False,
+) -> None:
+    """What changed from REF_A to REF_B: features, labels, metrics, data, environment."""
+    with _registry() as registry:
+        result = registry.diff(ref_a, ref_b)
+    if as_json:
+        _print_json(result)
+        return
+    _print_diff(result)
+
+
+def _print_diff(d: dict[str, Any]) -> None:
+    out = stdout
+    out.print(f"[bold]{d['a']} -> {d['b']}[/bold]")
+    if not d["changes"]:
+        out.print("No differences.")
+    lines: list[str] = []
+    f = d["features"]
+    lines += [f"+ feature {x['name']} ({x['dtype']})" for x in f["added"]]
+    lines += [f"- feature {x['name']} ({x['dtype']})" for x in f["removed"]]
+    lines += [f"~ feature {x['name']}: {x['from']} -> {x['to']}" for x in f["retyped"]]
+    lines += [f"~ feature {x['name']}: nullable {x['from']} -> {x['to']}" for x in f["nullable"]]
+    if f["reordered"]:
+        lines.append(f"~ feature order: {f['reordered']['from']} -> {f['reordered']['to']}")
+    for feature, change in d["categories"].items():
+        lines += [f"+ category {feature}={v!r}" for v in change["added"]]
+        lines += [f"- category {feature}={v!r}" for v in change["removed"]]
+    lb = d["labels"]
+    lines += [f"+ label {x['value']!r} -> {x['label']!r}" for x in lb["added"]]
+    lines += [f"- label {x['value']!r} -> {x['label']!r}" for x in lb["removed"]]
+    lines += [f"~ label {x['value']!r}: {x['from']!r} -> {x['to']!r}" for x in lb["changed"]]
+    for key in ("task", "model_type"):
+        if d[key]:
+            lines.append(f"~ {key}: {d[key]['from']} -> {d[key]['to']}")
+    for metric, m in d["metrics"].items():
+        delta = f" ({m['delta']:+.4g})" if m["delta"] is not None else ""
+        lines.append(f"  metric {metric}: {m['from']} -> {m['to']}{delta}")
+    for key, change in d["data"].items():
+        if change:
+            lines.append(f"~ data {key}: {change['from']} -> {change['to']}")
+    env = d["environment"]
+    if env["python"]:
+        lines.append(f"~ python: {env['python']['from']} -> {env['python']['to']}")
+    lines += [f"+ package {n}=={v}" for n, v in env["packages"]["added"].items()]
+    lines += [f"- package {n}=={v}" for n, v in env["packages"]["removed"].items()]
+    lines += [
+        f"~ package {n}: {c['from']} -> {c['to']}" for n, c in env["packages"]["changed"].items()
+    ]
+    fm = d["formats"]
+    lines += [f"+ format {x}" for x in fm["added"]]
+    lines += [f"- format {x}" for x in fm["removed"]]
+    lines += [f"~ parity {x}: {c['from']} -> {c['to']}" for x, c in fm["parity"].items()]
+    for line in lines:
+        out.print(line, markup=False)
+
+
+@app.command("delete")
+def delete_command(
+    ref: Annotated[str, typer.Argument(help="The exact version, e.g. churn:3.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Delete one version (refused while an alias points to it); its number is not reused."""
+    with _registry() as registry:
+        version = registry.delete(ref)
+    if as_json:
+        _print_json(version.to_dict())
+    else:
+        stdout.print(f"Deleted {version.ref}", markup=False)
+
+
+@app.command("check")
+def check_command(as_json: JsonOption = False) -> None:
+    """Re-verify every stored bundle and the index; exit 1 if anything is wrong."""
+    with _registry() as registry:
+        problems = registry.check()
+        root = registry.root
+    if as_json:
+        _print_json([p.to_dict() for p in problems])
+    elif not problems:
+        stdout.print(f"Registry at {root}: no problems found.", markup=False)
+    else:
+        for problem in problems:
+            stdout.print(f"PROBLEM {problem}", markup=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command("gc")
+def gc_command(as_json: JsonOption = False) -> None:
+    """Remove folders left by interrupted registrations (never an indexed version)."""
+    with _registry() as registry:
+        removed = registry.gc()
+    if as_json:
+        _print_json(removed)
+    else:
+        stdout.print(f"Removed {len(removed)} unreferenced folder(s).")
+        for path in removed:
+            stdout.print(f"  {path}", markup=False)

@@ -1,0 +1,151 @@
+"""The artifact store: a folder of immutable bundle copies.
+
+Layout under the registry root::
+
+    bundles/<id>/    one registered bundle each, read-only, named by a random id
+    staging/<id>/    copies being written; never referenced by the index
+
+A copy is written into ``staging/``, every file and folder fsynced, made read-only, then
+renamed into ``bundles/`` in one step: a folder in ``bundles/`` is always complete. The
+index row that makes it visible is written only after that rename (see ``api.py``), so a
+row never points to a missing or partial folder. A crash leaves at most an unreferenced
+folder, which ``gc()`` removes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import uuid
+from pathlib import Path
+
+from modelkeep.errors import BundleNotFoundError, InvalidChoiceError
+from modelkeep.manifest import MANIFEST_NAME
+
+__all__ = ["BundleFolders"]
+
+_READ_ONLY_FILE = 0o444
+_READ_ONLY_DIR = 0o555
+
+
+class BundleFolders:
+    """Registered bundles on the local file system, one folder each."""
+
+    def __init__(self, root: Path) -> None:
+        self.bundles = root / "bundles"
+        self.staging = root / "staging"
+
+    def path(self, folder: str) -> Path:
+        """Where the registered bundle ``folder`` lives."""
+        return self.bundles / folder
+
+    def stage(self, source: Path) -> Path:
+        """Copy the bundle at ``source`` into a new staging folder; fsync everything.
+
+        Only regular files and directories are copied; a symlink or special file in the
+        bundle is refused, so the stored copy cannot point outside the store.
+        """
+        if not source.is_dir():
+            raise BundleNotFoundError(str(source))
+        if not (source / MANIFEST_NAME).is_file():
+            raise BundleNotFoundError(str(source), f"{MANIFEST_NAME} is missing")
+        self.staging.mkdir(parents=True, exist_ok=True)
+        staged = self.staging / uuid.uuid4().hex
+        staged.mkdir()
+        try:
+            _copy_tree(source, staged)
+        except BaseException:
+            remove_tree(staged)
+            raise
+        return staged
+
+    def publish(self, staged: Path) -> str:
+        """Make ``staged`` read-only and move it into ``bundles/``; return its folder id."""
+        _make_read_only(staged)
+        self.bundles.mkdir(parents=True, exist_ok=True)
+        folder = staged.name
+        os.rename(staged, self.bundles / folder)
+        _fsync_dir(self.bundles)
+        _fsync_dir(self.staging)
+        return folder
+
+    def remove(self, folder: str) -> None:
+        """Delete a registered folder (after its index row is gone)."""
+        remove_tree(self.bundles / folder)
+        _fsync_dir(self.bundles)
+
+    def published(self) -> list[str]:
+        """Every folder id in ``bundles/``."""
+        return _entries(self.bundles)
+
+    def staged(self) -> list[str]:
+        """Every entry in ``staging/`` (in-flight or abandoned copies)."""
+        return _entries(self.staging)
+
+
+def _entries(directory: Path) -> list[str]:
+    try:
+        return sorted(entry.name for entry in os.scandir(directory))
+    except FileNotFoundError:
+        return []
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    for entry in sorted(os.scandir(source), key=lambda e: e.name):
+        destination = target / entry.name
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if stat.S_ISDIR(mode):
+            destination.mkdir()
+            _copy_tree(Path(entry.path), destination)
+        elif stat.S_ISREG(mode):
+            _copy_file(Path(entry.path), destination)
+        else:
+            raise InvalidChoiceError(
+                entry.path,
+                ["regular files and directories only (no symlinks or devices)"],
+                "bundle contents",
+            )
+    _fsync_dir(target)
+
+
+def _copy_file(source: Path, destination: Path) -> None:
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    src = os.open(source, flags)
+    try:
+        with os.fdopen(src, "rb", closefd=False) as reader, destination.open("xb") as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)
+            writer.flush()
+            os.fsync(writer.fileno())
+    finally:
+        os.close(src)
+
+
+def _make_read_only(root: Path) -> None:
+    for directory, _, files in os.walk(root, topdown=False):
+        for name in files:
+            os.chmod(os.path.join(directory, name), _READ_ONLY_FILE)
+        os.chmod(directory, _READ_ONLY_DIR)
+    _fsync_dir(root)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder this store made read-only (or a half-written one)."""
+    if not path.exists():
+        return
+    for directory, _, _ in os.walk(path):
+        os.chmod(directory, 0o755)
+    shutil.rmtree(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)

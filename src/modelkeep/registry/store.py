@@ -1,0 +1,511 @@
+"""The metadata store: the registry's index on SQLAlchemy Core.
+
+Tables::
+
+    names      name -> next version number (a counter: numbers are never reused)
+    versions   one row per registered version: where its folder is, and what it holds
+    aliases    (name, alias) -> version
+    alias_log  append-only: every alias move (from, to, when, by, why)
+    meta       the index's own format version
+
+Every query is SQLAlchemy Core, so another database (PostgreSQL for a team) needs only a
+URL and its engine set-up below, not new queries. The embedded default is a SQLite file
+in WAL mode (readers never block the writer) with a busy timeout, so concurrent processes
+queue for the write lock instead of failing.
+
+Writes that read-then-write (the next version number, an alias's previous value) run in
+one write transaction that takes the database's write lock at its start (SQLite
+``BEGIN IMMEDIATE``; ``SELECT ... FOR UPDATE`` on servers), so concurrent writers are
+serialized and none reads a value another is about to change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from modelkeep.errors import RegistryError, UnknownReferenceError, VersionInUseError
+from modelkeep.registry.refs import Reference
+
+__all__ = ["STORE_FORMAT", "Store", "utc_now"]
+
+#: Version of the index's table layout, recorded in ``meta``.
+STORE_FORMAT = "1"
+
+_metadata = sa.MetaData()
+
+names = sa.Table(
+    "names",
+    _metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("next_version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+versions = sa.Table(
+    "versions",
+    _metadata,
+    sa.Column("name", sa.String(128), sa.ForeignKey("names.name"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("folder", sa.String(64), nullable=False, unique=True),
+    sa.Column("manifest_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("registered_at", sa.String(40), nullable=False),
+    sa.Column("registered_by", sa.String(256), nullable=False),
+    sa.Column("task", sa.String(32), nullable=False),
+    sa.Column("model_type", sa.String(512), nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("data_version", sa.String(512)),
+    sa.Column("data_fingerprint", sa.String(128), nullable=False),
+    sa.Column("schema_hash", sa.String(80), nullable=False),
+    sa.Column("label_map", sa.JSON),
+    sa.Column("environment", sa.JSON, nullable=False),
+    sa.Column("formats", sa.JSON, nullable=False),
+    sa.Column("parent", sa.String(256)),
+    sa.Column("git_commit", sa.String(64)),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("source", sa.Text, nullable=False),
+)
+
+aliases = sa.Table(
+    "aliases",
+    _metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.ForeignKeyConstraint(["name", "version"], ["versions.name", "versions.version"]),
+)
+
+alias_log = sa.Table(
+    "alias_log",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("from_version", sa.Integer),
+    sa.Column("to_version", sa.Integer),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("by", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text),
+)
+
+meta = sa.Table(
+    "meta",
+    _metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+_WRITE = "modelkeep_write"
+_BUSY_TIMEOUT_S = 60.0
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 with microseconds (sorts as text)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _sqlite_engine(url: str) -> Engine:
+    # NullPool: a connection per transaction, closed after it; nothing lingers across a
+    # fork, and each process's wait for the write lock starts afresh.
+    engine = sa.create_engine(
+        url, connect_args={"timeout": _BUSY_TIMEOUT_S}, poolclass=sa.pool.NullPool
+    )
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transactions away from the sqlite3 module: it would BEGIN lazily (deferred)
+        # and a deferred transaction that later writes fails at once instead of waiting.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+            _set_wal(cursor)
+            # FULL: a committed registration survives power loss, not only a crash.
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _cause(exc: sa.exc.SQLAlchemyError) -> BaseException:
+    """The database driver's own error when there is one (SQLAlchemy's text adds a URL)."""
+    original = getattr(exc, "orig", None)
+    return original if isinstance(original, BaseException) else exc
+
+
+def _set_wal(cursor: Any) -> None:
+    # Switching to WAL needs a moment alone with the file; while another process creates
+    # the index at the same time the switch can report "locked", so try a few times.
+    import sqlite3
+
+    for attempt in range(50):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.05)
+
+
+class Store:
+    """The index behind one registry. ``location`` names it in error messages."""
+
+    def __init__(self, url: str, *, location: str) -> None:
+        self.location = location
+        self._url = url
+        try:
+            if url.startswith("sqlite"):
+                self._engine = _sqlite_engine(url)
+            else:  # pragma: no cover - servers come later; the queries are ready for them
+                self._engine = sa.create_engine(url)
+            self._ensure_schema()
+        except sa.exc.SQLAlchemyError as exc:
+            raise RegistryError(location, "opening the index", _cause(exc)) from exc
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # ----------------------------------------------------------------------- transactions
+
+    @contextmanager
+    def _read(self, operation: str) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as connection, connection.begin():
+                yield connection
+        except sa.exc.SQLAlchemyError as exc:
+            raise RegistryError(self.location, operation, _cause(exc)) from exc
+
+    @contextmanager
+    def _write(self, operation: str) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as connection:
+                connection.execution_options(**{_WRITE: True})
+                with connection.begin():
+                    yield connection
+        except sa.exc.SQLAlchemyError as exc:
+            raise RegistryError(self.location, operation, _cause(exc)) from exc
+
+    def _ensure_schema(self) -> None:
+        with self._engine.connect() as connection, connection.begin():
+            if sa.inspect(connection).has_table("meta"):
+                found = connection.execute(
+                    sa.select(meta.c.value).where(meta.c.key == "store_format")
+                ).scalar_one_or_none()
+                if found == STORE_FORMAT:
+                    return
+        with self._write("creating the index") as connection:
+            _metadata.create_all(connection, checkfirst=True)
+            found = connection.execute(
+                sa.select(meta.c.value).where(meta.c.key == "store_format")
+            ).scalar_one_or_none()
+            if found is None:
+                connection.execute(sa.insert(meta).values(key="store_format", value=STORE_FORMAT))
+            elif found != STORE_FORMAT:
+                raise RegistryError(
+                    self.location,
+                    "opening the index",
+                    ValueError(
+                        f"index format expected {STORE_FORMAT}, got {found}; it was written "
+                        "by another modelkeep release"
+                    ),
+                )
+
+    # --------------------------------------------------------------------------- versions
+
+    def add_version(self, name: str, row: Mapping[str, Any]) -> int:
+        """Assign ``name``'s next version number and insert ``row`` under it, atomically."""
+        with self._write(f"registering a version of {name!r}") as connection:
+            counter = connection.execute(
+                sa.select(names.c.next_version).where(names.c.name == name).with_for_update()
+            ).scalar_one_or_none()
+            if counter is None:
+                version = 1
+                connection.execute(
+                    sa.insert(names).values(name=name, next_version=2, created_at=utc_now())
+                )
+            else:
+                version = counter
+                connection.execute(
+                    sa.update(names).where(names.c.name == name).values(next_version=version + 1)
+                )
+            connection.execute(sa.insert(versions).values(**row, name=name, version=version))
+        return version
+
+    def resolve(self, ref: Reference, text: str) -> dict[str, Any]:
+        """The version row ``ref`` points to; :class:`UnknownReferenceError` if none."""
+        with self._read(f"resolving {text!r}") as connection:
+            numbers = self._numbers(connection, ref.name)
+            if not numbers:
+                known = connection.execute(sa.select(names.c.name).order_by(names.c.name))
+                raise self._unknown(text, "name", ref.name, [str(n) for n in known.scalars()])
+            if ref.alias is not None:
+                target = connection.execute(
+                    sa.select(aliases.c.version).where(
+                        aliases.c.name == ref.name, aliases.c.alias == ref.alias
+                    )
+                ).scalar_one_or_none()
+                if target is None:
+                    held = sorted(self._aliases(connection, ref.name))
+                    raise self._unknown(text, "alias", ref.name, held)
+                version = int(target)
+            elif ref.version is not None:
+                if ref.version not in numbers:
+                    raise self._unknown(text, "version", ref.name, [str(n) for n in numbers])
+                version = ref.version
+            else:
+                version = numbers[-1]
+            return self._row(connection, ref.name, version)
+
+    def versions(
+        self, name: str | None = None, *, latest_only: bool = False
+    ) -> list[dict[str, Any]]:
+        """Version rows (with their aliases), by name then version."""
+        with self._read("listing versions") as connection:
+            query = sa.select(versions).order_by(versions.c.name, versions.c.version)
+            if name is not None:
+                query = query.where(versions.c.name == name)
+            if latest_only:
+                newest = (
+                    sa.select(versions.c.name, sa.func.max(versions.c.version).label("v"))
+                    .group_by(versions.c.name)
+                    .subquery()
+                )
+                query = query.join(
+                    newest,
+                    sa.and_(versions.c.name == newest.c.name, versions.c.version == newest.c.v),
+                )
+            rows = [dict(r._mapping) for r in connection.execute(query)]
+            pointers = connection.execute(
+                sa.select(aliases).order_by(aliases.c.name, aliases.c.alias)
+            )
+            by_version: dict[tuple[str, int], list[str]] = {}
+            for pointer in pointers:
+                by_version.setdefault((pointer.name, pointer.version), []).append(pointer.alias)
+            for row in rows:
+                row["aliases"] = by_version.get((row["name"], row["version"]), [])
+            return rows
+
+    def names(self) -> list[str]:
+        """Every name that has at least one version."""
+        with self._read("listing names") as connection:
+            query = sa.select(versions.c.name).distinct().order_by(versions.c.name)
+            return [str(n) for n in connection.execute(query).scalars()]
+
+    def delete_version(self, name: str, version: int, text: str) -> str:
+        """Remove a version's row; return its folder. Refused while an alias points to it."""
+        with self._write(f"deleting {text!r}") as connection:
+            row = self._row(connection, name, version)
+            pointing = connection.execute(
+                sa.select(aliases.c.alias).where(
+                    aliases.c.name == name, aliases.c.version == version
+                )
+            ).scalars()
+            held = sorted(str(a) for a in pointing)
+            if held:
+                raise VersionInUseError(text, held)
+            connection.execute(
+                sa.delete(versions).where(versions.c.name == name, versions.c.version == version)
+            )
+            return str(row["folder"])
+
+    # ---------------------------------------------------------------------------- aliases
+
+    def set_alias(
+        self, name: str, alias: str, version: int | None, *, by: str, reason: str | None
+    ) -> dict[str, Any] | None:
+        """Point ``alias`` at ``version`` (None: remove it) and log the move, atomically.
+
+        Returns the log entry, or None when the alias already pointed there.
+        """
+        text = f"{name}@{alias}"
+        with self._write(f"moving alias {text!r}") as connection:
+            if (
+                version is not None
+                and not connection.execute(
+                    sa.select(versions.c.version).where(
+                        versions.c.name == name, versions.c.version == version
+                    )
+                ).first()
+            ):
+                numbers = self._numbers(connection, name)
+                if not numbers:
+                    known = [str(n) for n in connection.execute(sa.select(names.c.name)).scalars()]
+                    raise self._unknown(name, "name", name, sorted(known))
+                raise self._unknown(f"{name}:{version}", "version", name, [str(n) for n in numbers])
+            current = connection.execute(
+                sa.select(aliases.c.version)
+                .where(aliases.c.name == name, aliases.c.alias == alias)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if current == version:
+                if version is None:
+                    held = sorted(self._aliases(connection, name))
+                    raise self._unknown(text, "alias", name, held)
+                return None
+            where = sa.and_(aliases.c.name == name, aliases.c.alias == alias)
+            if version is None:
+                connection.execute(sa.delete(aliases).where(where))
+            elif current is None:
+                connection.execute(
+                    sa.insert(aliases).values(name=name, alias=alias, version=version)
+                )
+            else:
+                connection.execute(sa.update(aliases).where(where).values(version=version))
+            entry = {
+                "name": name,
+                "alias": alias,
+                "from_version": current,
+                "to_version": version,
+                "at": utc_now(),
+                "by": by,
+                "reason": reason,
+            }
+            inserted = connection.execute(sa.insert(alias_log).values(**entry))
+            key = inserted.inserted_primary_key
+            entry["id"] = int(key[0]) if key is not None else 0
+            return entry
+
+    def aliases(self, name: str) -> dict[str, int]:
+        with self._read("listing aliases") as connection:
+            return self._aliases(connection, name)
+
+    def history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        """Alias moves for ``name`` (or one alias), oldest first."""
+        with self._read("reading the alias history") as connection:
+            query = sa.select(alias_log).where(alias_log.c.name == name)
+            if alias is not None:
+                query = query.where(alias_log.c.alias == alias)
+            return [dict(r._mapping) for r in connection.execute(query.order_by(alias_log.c.id))]
+
+    # ------------------------------------------------------------------------ consistency
+
+    def folders(self) -> dict[str, tuple[str, str]]:
+        """Folder id -> (``name:version``, manifest SHA-256) for every indexed version."""
+        with self._read("listing folders") as connection:
+            query = sa.select(
+                versions.c.folder, versions.c.name, versions.c.version, versions.c.manifest_sha256
+            )
+            return {
+                r.folder: (f"{r.name}:{r.version}", r.manifest_sha256)
+                for r in connection.execute(query)
+            }
+
+    def consistency(self) -> list[tuple[str, str, str]]:
+        """Problems inside the index itself, as (kind, subject, detail)."""
+        problems: list[tuple[str, str, str]] = []
+        with self._read("checking the index") as connection:
+            if self._url.startswith("sqlite"):
+                for (result,) in connection.exec_driver_sql("PRAGMA quick_check"):
+                    if result != "ok":
+                        problems.append(("index_corrupt", self.location, str(result)))
+            counters = {
+                str(n): int(v)
+                for n, v in connection.execute(sa.select(names.c.name, names.c.next_version))
+            }
+            newest = connection.execute(
+                sa.select(versions.c.name, sa.func.max(versions.c.version)).group_by(
+                    versions.c.name
+                )
+            )
+            for name, top in newest:
+                if name not in counters:
+                    problems.append(("counter_missing", name, "no version counter for this name"))
+                elif counters[name] <= top:
+                    problems.append(
+                        (
+                            "counter_behind",
+                            name,
+                            f"next version counter {counters[name]} is not above version {top}",
+                        )
+                    )
+            dangling = connection.execute(
+                sa.select(aliases.c.name, aliases.c.alias, aliases.c.version)
+                .select_from(
+                    aliases.outerjoin(
+                        versions,
+                        sa.and_(
+                            aliases.c.name == versions.c.name,
+                            aliases.c.version == versions.c.version,
+                        ),
+                    )
+                )
+                .where(versions.c.folder.is_(None))
+            )
+            for name, alias, version in dangling:
+                problems.append(
+                    ("dangling_alias", f"{name}@{alias}", f"points to missing version {version}")
+                )
+            current = dict(
+                ((r.name, r.alias), r.version) for r in connection.execute(sa.select(aliases))
+            )
+            last: dict[tuple[str, str], int | None] = {}
+            for entry in connection.execute(sa.select(alias_log).order_by(alias_log.c.id)):
+                key = (entry.name, entry.alias)
+                if last.get(key) != entry.from_version:
+                    problems.append(
+                        (
+                            "alias_log_broken",
+                            f"{entry.name}@{entry.alias}",
+                            f"log entry {entry.id} moves from {entry.from_version}, but the "
+                            f"previous entry left it at {last.get(key)}",
+                        )
+                    )
+                last[key] = entry.to_version
+            for key in sorted(set(last) | set(current)):
+                if last.get(key) != current.get(key):
+                    problems.append(
+                        (
+                            "alias_log_broken",
+                            f"{key[0]}@{key[1]}",
+                            f"alias points to {current.get(key)}, the log ends at {last.get(key)}",
+                        )
+                    )
+        return problems
+
+    # ---------------------------------------------------------------------------- helpers
+
+    def _numbers(self, connection: Connection, name: str) -> list[int]:
+        query = sa.select(versions.c.version).where(versions.c.name == name)
+        return sorted(int(v) for v in connection.execute(query).scalars())
+
+    def _aliases(self, connection: Connection, name: str) -> dict[str, int]:
+        query = sa.select(aliases.c.alias, aliases.c.version).where(aliases.c.name == name)
+        return {str(a): int(v) for a, v in connection.execute(query.order_by(aliases.c.alias))}
+
+    def _row(self, connection: Connection, name: str, version: int) -> dict[str, Any]:
+        row = connection.execute(
+            sa.select(versions).where(versions.c.name == name, versions.c.version == version)
+        ).first()
+        if row is None:
+            numbers = self._numbers(connection, name)
+            raise self._unknown(f"{name}:{version}", "version", name, [str(n) for n in numbers])
+        result = dict(row._mapping)
+        pointing = connection.execute(
+            sa.select(aliases.c.alias)
+            .where(aliases.c.name == name, aliases.c.version == version)
+            .order_by(aliases.c.alias)
+        )
+        result["aliases"] = [str(a) for a in pointing.scalars()]
+        return result
+
+    def _unknown(self, text: str, kind: str, name: str, known: list[str]) -> UnknownReferenceError:
+        return UnknownReferenceError(
+            text, kind=kind, name=name, registry=self.location, known=known
+        )

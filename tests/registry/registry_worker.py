@@ -1,0 +1,72 @@
+"""Registering processes for the fault and concurrency tests (run as a script).
+
+registry_worker.py loop ROOT BUNDLE NAME COUNT WORKER
+    register BUNDLE under NAME COUNT times; after each, move NAME@production to the
+    new version; print each version number on its own line.
+
+registry_worker.py forkserver ROOT BUNDLE NAME
+    import everything once, then for each line "go DELAY" on stdin: fork a child that
+    registers BUNDLE in a loop, SIGKILL it after DELAY seconds, and print
+    "killed SIGNAL V1,V2,..." (the versions the child finished before it died).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from modelkeep import bundle
+from modelkeep.registry import Registry
+
+
+def loop(root: str, path: str, name: str, count: int, worker: str) -> None:
+    with Registry(root) as registry:
+        for _ in range(count):
+            version = registry.register(path, name)
+            registry.set_alias(name, "production", version.version, reason=worker, by=worker)
+            print(version.version, flush=True)
+
+
+def _child(root: str, path: str, name: str, report: int) -> None:
+    registry = Registry(root)
+    while True:
+        version = registry.register(path, name)
+        os.write(report, f"{version.version}\n".encode())
+
+
+def forkserver(root: str, path: str, name: str) -> None:
+    import modelkeep.registry.store  # noqa: F401  (SQLAlchemy: imported once, not per child)
+
+    bundle.load(path)  # import and warm everything the children use
+    print("ready", flush=True)
+    for line in sys.stdin:
+        delay = float(line.split()[1])
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: register until killed
+            os.close(read_end)
+            try:
+                _child(root, path, name, write_end)
+            finally:
+                os._exit(1)
+        os.close(write_end)
+        time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        finished = b""
+        while chunk := os.read(read_end, 65536):
+            finished += chunk
+        os.close(read_end)
+        killed_by = os.WTERMSIG(status) if os.WIFSIGNALED(status) else -1
+        versions = ",".join(finished.decode().split())
+        print(f"killed {killed_by} {versions}", flush=True)
+
+
+if __name__ == "__main__":
+    mode, *args = sys.argv[1:]
+    if mode == "loop":
+        loop(args[0], args[1], args[2], int(args[3]), args[4])
+    else:
+        forkserver(args[0], args[1], args[2])

@@ -1,0 +1,129 @@
+"""`modelkeep registry ...` and `modelkeep card`, run as a user runs them: subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .helpers import save_tiny
+
+
+def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelkeep", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MODELKEEP_HOME": str(home), "COLUMNS": "200"},
+    )
+
+
+def run_json(home: Path, *args: str) -> Any:
+    result = run(home, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_register_list_alias_history_diff_delete(tmp_path: Path, tiny_bundle: Path) -> None:
+    home = tmp_path / "home"
+    first = run_json(home, "registry", "register", str(tiny_bundle), "--by", "alice")
+    assert (first["name"], first["version"], first["registered_by"]) == ("tiny", 1, "alice")
+    other = save_tiny(tmp_path / "other", metrics={"f1": 0.9}, data_version="d2")
+    result = run(home, "registry", "register", str(other), "--name", "tiny")
+    assert (result.returncode, result.stdout.strip()) == (0, "Registered tiny:2")
+
+    moved = run_json(
+        home, "registry", "alias", "set", "tiny", "production", "1", "--reason", "go live"
+    )
+    assert (moved["from_version"], moved["to_version"], moved["reason"]) == (None, 1, "go live")
+
+    rows = run_json(home, "registry", "list", "tiny")
+    assert [(r["name"], r["version"], r["aliases"]) for r in rows] == [
+        ("tiny", 1, ["production"]),
+        ("tiny", 2, []),
+    ]
+    for row in rows:
+        assert {"created_at", "registered_by", "metrics"} <= set(row)
+    assert [r["version"] for r in run_json(home, "registry", "list")] == [2]
+
+    table = run(home, "registry", "list", "tiny")
+    assert table.returncode == 0
+    assert "production" in table.stdout and "f1=0.9" in table.stdout
+
+    shown = run_json(home, "registry", "show", "tiny@production")
+    assert (shown["version"], shown["data_version"]) == (1, "d1")
+
+    diff = run_json(home, "registry", "diff", "tiny:1", "tiny:2")
+    assert diff["data"]["data_version"] == {"from": "d1", "to": "d2"}
+    assert diff["metrics"]["f1"]["delta"] == 0.9 - 0.8
+    text = run(home, "registry", "diff", "tiny:1", "tiny:2")
+    assert "~ data data_version: d1 -> d2" in text.stdout
+
+    refused = run(home, "registry", "delete", "tiny:1")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: Cannot delete 'tiny:1': expected a version no alias")
+    deleted = run_json(home, "registry", "delete", "tiny:2")
+    assert deleted["version"] == 2
+
+    removed = run_json(
+        home, "registry", "alias", "rm", "tiny", "production", "--reason", "rollback"
+    )
+    assert (removed["from_version"], removed["to_version"]) == (1, None)
+    history = run_json(home, "registry", "history", "tiny")
+    assert [(e["from_version"], e["to_version"], e["reason"]) for e in history] == [
+        (None, 1, "go live"),
+        (1, None, "rollback"),
+    ]
+    assert run_json(home, "registry", "register", str(tiny_bundle))["version"] == 3
+    assert run_json(home, "registry", "check") == []
+    assert run_json(home, "registry", "gc") == []
+
+
+def test_errors_exit_1_and_misuse_exits_2(tmp_path: Path, tiny_bundle: Path) -> None:
+    home = tmp_path / "home"
+    unknown = run(home, "registry", "show", "tiny:1")
+    assert unknown.returncode == 1
+    assert unknown.stderr == (
+        f"Error: Reference 'tiny:1': no model named 'tiny' in the registry at {str(home)!r}; "
+        "it holds no model. List models with `modelkeep registry list`, or register the bundle "
+        "first.\n"
+    )
+    bad = run(home, "registry", "show", "tiny:x")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("Error: Reference 'tiny:x': the version after ':' must be a")
+    misuse = run(home, "registry", "alias", "set", "tiny", "production", "three")
+    assert misuse.returncode == 2
+    assert not home.exists()
+
+
+def test_check_exits_1_on_damage_and_gc_cleans_debris(tmp_path: Path, tiny_bundle: Path) -> None:
+    home = tmp_path / "home"
+    run_json(home, "registry", "register", str(tiny_bundle))
+    (home / "staging" / "left-by-a-crash").mkdir(parents=True)
+    damaged = run(home, "registry", "check")
+    assert damaged.returncode == 1
+    assert damaged.stdout.startswith(
+        "PROBLEM unreferenced: staging/left-by-a-crash: not in the index"
+    )
+    assert run_json(home, "registry", "gc") == ["staging/left-by-a-crash"]
+    clean = run(home, "registry", "check")
+    assert clean.returncode == 0
+    assert clean.stdout == f"Registry at {home}: no problems found.\n"
+
+
+def test_card_markdown_html_and_bare_bundle(tmp_path: Path, tiny_bundle: Path) -> None:
+    home = tmp_path / "home"
+    run_json(home, "registry", "register", str(tiny_bundle))
+    markdown = run(home, "card", "tiny:1")
+    assert markdown.returncode == 0, markdown.stderr
+    assert markdown.stdout.startswith("# tiny:1: model card\n")
+    page = tmp_path / "card.html"
+    result = run(home, "card", "tiny", "--html", "--output", str(page))
+    assert (result.returncode, result.stdout) == (0, "")
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    bare = run(home, "card", str(tiny_bundle))
+    assert "- **registry version**: not registered" in bare.stdout
