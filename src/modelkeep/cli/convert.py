@@ -1,0 +1,79 @@
+"""``modelkeep convert BUNDLE --to onnx``: add a converted artifact with its parity report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelkeep.cli._common import errors_exit, stdout
+
+
+def convert_command(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="The bundle directory, or a registry reference (churn, churn:3, "
+            "churn@production): then the result is registered as a new version."
+        ),
+    ],
+    to: Annotated[str, typer.Option("--to", help="The format to add: onnx.")] = "onnx",
+    validation: Annotated[
+        Path | None,
+        typer.Option(
+            "--validation",
+            help="A CSV of rows with the model's columns to measure the conversion on.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Write a conversion that fails parity, marked failed."),
+    ] = False,
+    trusted: Annotated[
+        list[str] | None,
+        typer.Option("--trusted", help="An exact type name to trust; repeatable."),
+    ] = None,
+) -> None:
+    """Convert the bundle's model, check parity, and add the artifact to the bundle.
+
+    The bundle is rewritten atomically; its other artifacts are kept byte for byte. A
+    conversion that fails its parity check is refused (exit 1) unless --force.
+    """
+    from modelkeep.conversion import convert
+    from modelkeep.onnx.report import ParityReport, render_report
+    from modelkeep.registry.refs import is_reference
+
+    with errors_exit():
+        rows = None
+        if validation is not None:
+            import pandas as pd
+
+            try:
+                rows = pd.read_csv(validation)
+            except (OSError, ValueError) as exc:
+                raise typer.BadParameter(
+                    f"cannot read {str(validation)!r} as CSV: {exc}", param_hint="--validation"
+                ) from exc
+        registered = None
+        if not path.exists() and is_reference(str(path)):
+            from modelkeep.registry import Registry
+
+            with Registry() as registry:
+                registered = registry.convert(
+                    str(path), to=to, validation=rows, force=force, trusted=trusted
+                )
+            manifest = registered.manifest()
+        else:
+            manifest = convert(path, to=to, validation=rows, force=force, trusted=trusted)
+    added = manifest.artifacts[-1]
+    report = ParityReport.model_validate(added.details["parity"])
+    stdout.print(render_report(report), markup=False)
+    verdict = "" if report.passed else " (marked FAILED: it did not pass its parity check)"
+    if registered is not None:
+        stdout.print(
+            f"Registered {registered.ref} (parent {registered.parent}) with {added.path}{verdict}",
+            markup=False,
+        )
+    else:
+        stdout.print(f"Added {added.path} to {path}{verdict}", markup=False)

@@ -1,0 +1,130 @@
+"""``convert()``: add a converted artifact (ONNX) to an existing bundle, atomically.
+
+The bundle's model is loaded through every check of :func:`modelkeep.bundle.load`,
+converted and measured against itself (golden samples, ``validation`` rows, probes), and
+the bundle is rewritten beside itself and swapped into place: the original artifacts are
+copied byte for byte (their hashes are checked while copying), the manifest gains the new
+artifact with its hash and parity report, nothing else in it changes. A signature
+(``model.sig``) no longer matches the new manifest, so it is not carried over: sign again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelkeep.bundle import (
+    _ARTIFACTS,
+    EnvMode,
+    _atomic_directory,
+    _BundleReader,
+    _write_artifact,
+    _write_file,
+    load,
+)
+from modelkeep.errors import InvalidChoiceError, ManifestError, UnknownFormatError
+from modelkeep.formats import available_formats, get_format
+from modelkeep.formats.base import DumpContext, ServingFormat
+from modelkeep.manifest import MANIFEST_NAME, Manifest, dump_manifest
+
+if TYPE_CHECKING:
+    from modelkeep.onnx.report import ParityThresholds
+
+__all__ = ["convert"]
+
+_NOT_CARRIED = frozenset({MANIFEST_NAME, "model.sig"})
+
+
+def convert(
+    path: str | os.PathLike[str],
+    *,
+    to: str = "onnx",
+    validation: Any = None,
+    parity: ParityThresholds | None = None,
+    force: bool = False,
+    trusted: Sequence[str] | None = None,
+    env: EnvMode = "warn",
+) -> Manifest:
+    """Convert the bundle's model to format ``to`` and add the artifact to the bundle.
+
+    Args:
+        path: the bundle directory.
+        to: the format to add (``"onnx"``).
+        validation: rows to measure the conversion on besides the golden samples and the
+            generated probes: a DataFrame with the model's columns (others are ignored).
+            Without it only the golden samples and the probes built on them are compared.
+        parity: thresholds of the parity check (default ``ParityThresholds()``).
+        force: write a conversion that fails its parity check, marked as failed.
+        trusted, env: as for :func:`modelkeep.load` of the original artifact.
+
+    Returns:
+        The bundle's new manifest.
+
+    Raises:
+        InvalidChoiceError: the bundle already holds ``to``, or holds nothing to convert
+            from; UnknownFormatError; UnconvertibleModelError; ParityError; and every
+            error of :func:`modelkeep.load`. The bundle is unchanged when any is raised.
+
+    Example:
+        >>> modelkeep.convert("churn_model", to="onnx", validation=X_valid)
+    """
+    target = Path(path)
+    if to not in available_formats():
+        raise UnknownFormatError(to, available_formats(), context="to")
+    original = load(target, env=env, trusted=trusted, format=_source_format(target, to))
+    manifest = original.manifest
+    context = DumpContext(
+        features=manifest.features,
+        task=manifest.task,
+        classes=manifest.target.classes,
+        golden=manifest.golden,
+        labels=[e.label for e in manifest.target.labels] if manifest.target.labels else None,
+        validation=validation,
+        parity=parity,
+        force=force,
+    )
+    reader = _BundleReader(target)
+    try:
+        if reader.manifest() != manifest:
+            raise ManifestError(
+                str(target / MANIFEST_NAME), "changed while the model was being converted"
+            )
+        with _atomic_directory(target, replace=True) as staging:
+            (staging / _ARTIFACTS).mkdir()
+            for artifact in manifest.artifacts:
+                # read_artifact checks size and hash: the copy is the recorded bytes.
+                _write_file(staging / artifact.path, reader.read_artifact(artifact))
+            for name in sorted(os.listdir(target)):
+                entry = target / name
+                if name not in _NOT_CARRIED and entry.is_file() and not entry.is_symlink():
+                    _write_file(staging / name, entry.read_bytes())
+            added = _write_artifact(original.estimator, staging, to, context)
+            updated = manifest.model_copy(update={"artifacts": [*manifest.artifacts, added]})
+            _write_file(staging / MANIFEST_NAME, dump_manifest(updated).encode("utf-8"))
+    finally:
+        reader.close()
+    return updated
+
+
+def _source_format(target: Path, to: str) -> str:
+    """The first artifact that is the model itself (not a conversion) to convert from."""
+    reader = _BundleReader(target)
+    try:
+        manifest = reader.manifest()
+    finally:
+        reader.close()
+    formats = [a.format for a in manifest.artifacts]
+    if to in formats:
+        raise InvalidChoiceError(
+            to,
+            ["a format the bundle does not hold yet"],
+            f"to (bundle {str(target)!r} already holds {to!r})",
+        )
+    for name in formats:
+        if name in available_formats() and not isinstance(get_format(name), ServingFormat):
+            return name
+    raise InvalidChoiceError(
+        ", ".join(formats), ["a bundle holding the model itself (skops)"], "convert"
+    )

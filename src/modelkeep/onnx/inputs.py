@@ -1,0 +1,687 @@
+"""Validate and coerce prediction input straight into an ONNX model's feeds (numpy only).
+
+The ONNX graph modelkeep writes takes one input per feature, shaped ``(n, 1)``, of the
+element type :func:`input_kind` gives the feature: ``int64`` for integer columns,
+``double`` for float columns (and integer or boolean columns with missing values), ``bool``
+for boolean columns, ``string`` for string and category columns. :func:`to_feeds` turns a
+record (dict), a list of records, a dict of columns, a 2-D array or a DataFrame into those
+arrays, with the rules and messages of :func:`modelkeep.schema.prepare`: a missing column
+or an unconvertible value is a :class:`SchemaError`; unknown columns, unseen categories,
+values outside the training range and unexpected missing values warn (or raise with
+``strict=True``).
+
+No DataFrame is built and pandas is never imported here: a DataFrame passed in is read
+column by column through ``to_numpy()``. What differs from ``prepare``: an integer or
+boolean column the training data had complete is an ``int64`` or ``bool`` input, which
+cannot hold a missing value, so a missing value there is an error rather than a warning;
+a missing string is fed as ``""`` (:data:`MISSING_STRING`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import numpy as np
+
+from modelkeep.errors import SchemaError, SchemaWarning, format_names
+from modelkeep.manifest import FeatureSpec
+
+__all__ = ["MISSING_STRING", "InputKind", "InputPlan", "input_kind", "plan_inputs", "to_feeds"]
+
+InputKind = Literal["double", "int64", "bool", "string"]
+
+#: What a missing value of a string column is fed to the graph as.
+MISSING_STRING: Final = ""
+
+_MAX_LISTED: Final = 5
+_INT64: Final = (-(2**63), 2**63 - 1)
+_INTEGER_STORAGES: Final = frozenset(
+    {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"}
+)
+_NUMPY_DTYPES: Final = {
+    "double": np.dtype(np.float64),
+    "int64": np.dtype(np.int64),
+    "bool": np.dtype(np.bool_),
+    "string": np.dtype(object),
+}
+_ACCEPTED_INPUT: Final = (
+    "a DataFrame, a list of records (dicts), a dict of columns, one record (a dict of "
+    "scalars) or a 2-D array / list of rows in schema order"
+)
+
+
+class UnsupportedFeatureError(ValueError):
+    """A feature no ONNX input type can carry (``reason`` says why)."""
+
+
+def input_kind(spec: FeatureSpec) -> InputKind:
+    """The ONNX element type of the graph input for ``spec``.
+
+    Raises:
+        UnsupportedFeatureError: datetime columns, and category columns whose categories
+            are not all strings.
+    """
+    if spec.dtype == "integer":
+        return "int64" if spec.storage in _INTEGER_STORAGES else "double"
+    if spec.dtype == "float":
+        return "double"
+    if spec.dtype == "boolean":
+        return "bool" if spec.storage == "bool" else "double"
+    if spec.dtype == "string":
+        return "string"
+    if spec.dtype == "category":
+        if all(isinstance(c, str) for c in spec.categories or ()):
+            return "string"
+        raise UnsupportedFeatureError("a category column whose categories are not all strings")
+    raise UnsupportedFeatureError(f"a {spec.dtype} column, which no ONNX input type can carry")
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    """What :func:`to_feeds` needs of one feature, computed once per model."""
+
+    name: str
+    kind: InputKind
+    dtype: str  # the logical dtype: integer, float, boolean, string, category
+    nullable: bool
+    low: float | None
+    high: float | None
+    categories: frozenset[Any]
+
+
+def plan_inputs(features: Sequence[FeatureSpec]) -> list[InputPlan]:
+    plans = []
+    for spec in features:
+        ranged = spec.dtype in ("integer", "float") and spec.min is not None
+        plans.append(
+            InputPlan(
+                name=spec.name,
+                kind=input_kind(spec),
+                dtype=spec.dtype,
+                nullable=spec.nullable,
+                low=spec.min if ranged else None,
+                high=spec.max if ranged else None,
+                categories=frozenset(spec.categories or ()),
+            )
+        )
+    return plans
+
+
+@dataclass
+class _Issues:
+    missing: list[int] = field(default_factory=list)
+    out_of_range: list[tuple[int, Any]] = field(default_factory=list)
+    unseen: dict[Any, None] = field(default_factory=dict)
+
+
+def to_feeds(
+    X: object, plans: Sequence[InputPlan], *, strict: bool = False
+) -> tuple[dict[str, np.ndarray], int]:
+    """Validate ``X`` and return (input name -> ``(n, 1)`` array, number of rows).
+
+    Raises:
+        SchemaError: as :func:`modelkeep.schema.prepare` does, plus a missing value in an
+            ``int64`` or ``bool`` input.
+
+    Warns:
+        SchemaWarning: one per column and kind of unusual input (``strict=False``).
+    """
+    if type(X) is dict:
+        fast = _clean_record(X, plans)
+        if fast is not None:
+            return fast, 1
+    columns, names, n_rows = _columns(X, plans)
+    wanted = {plan.name for plan in plans}
+    missing = [plan.name for plan in plans if plan.name not in columns]
+    extra = [name for name in names if name not in wanted]
+    if missing:
+        raise _missing_columns_error(missing, extra, len(plans))
+    pending: list[tuple[SchemaWarning, int | None]] = []
+    if extra:
+        pending.append((_extra_columns_warning(extra, strict), None))
+        if strict:
+            raise _as_error(*pending[0])
+    feeds: dict[str, np.ndarray] = {}
+    frame = _is_frame(X)
+    for plan in plans:
+        converted = None
+        if frame and plan.kind == "string":
+            converted = _frame_strings(plan, X[plan.name])  # type: ignore[index]
+        array, issues = converted or _convert(plan, columns[plan.name])
+        feeds[plan.name] = array.reshape(-1, 1)
+        pending.extend(_column_issues(plan, issues, strict))
+    if strict and pending:
+        raise _as_error(*pending[0])
+    for warning, _ in pending:
+        warnings.warn(warning, stacklevel=3)
+    return feeds, n_rows
+
+
+def _clean_record(
+    record: dict[Any, Any], plans: Sequence[InputPlan]
+) -> dict[str, np.ndarray] | None:
+    """The common serving case, one record that needs nothing but boxing; else None.
+
+    Exactly the schema's keys, each value already of its column's Python type, present,
+    seen in training and inside the training range: the general path would convert
+    nothing and warn about nothing, so its result is built directly. Anything else (a
+    missing or extra key, a value to convert, a warning to give) returns None and takes
+    the general path, with its messages.
+    """
+    if len(record) != len(plans):
+        return None
+    feeds: dict[str, np.ndarray] = {}
+    for plan in plans:
+        value: Any = record.get(plan.name, _ABSENT)
+        kind = plan.kind
+        low, high = plan.low, plan.high
+        if kind == "double":
+            if type(value) is float:
+                if value != value or plan.dtype != "float":  # NaN; whole-number check
+                    return None
+            elif type(value) is not int or plan.dtype not in ("float", "integer"):
+                return None
+            if low is not None and high is not None and not low <= value <= high:
+                return None
+            feeds[plan.name] = np.array([[value]], dtype=np.float64)
+        elif kind == "string":
+            if type(value) is not str or value not in plan.categories:
+                return None
+            feeds[plan.name] = np.array([[value]], dtype=object)
+        elif kind == "int64":
+            if type(value) is not int or not _INT64[0] <= value <= _INT64[1]:
+                return None
+            if low is not None and high is not None and not low <= value <= high:
+                return None
+            feeds[plan.name] = np.array([[value]], dtype=np.int64)
+        elif value is True or value is False:
+            feeds[plan.name] = np.array([[value]], dtype=np.bool_)
+        else:
+            return None
+    return feeds
+
+
+_ABSENT: Final = object()
+
+
+# ------------------------------------------------------------------------------ shapes
+
+
+def _is_frame(X: object) -> bool:
+    return type(X).__module__.startswith("pandas") and hasattr(X, "columns")
+
+
+def _is_sequence(value: object) -> bool:
+    if isinstance(value, list | tuple | np.ndarray):
+        return True
+    return type(value).__module__.startswith("pandas") and hasattr(value, "to_numpy")
+
+
+def _columns(X: object, plans: Sequence[InputPlan]) -> tuple[dict[str, Any], list[object], int]:
+    if _is_frame(X):
+        frame: Any = X
+        names: list[object] = list(frame.columns)
+        if len(set(map(repr, names))) != len(names):
+            raise SchemaError(
+                "Input: expected unique column names, got duplicates. Drop or rename the "
+                "duplicated columns.",
+                kind="invalid_input",
+            )
+        wanted = {plan.name for plan in plans}
+        columns = {n: frame[n].to_numpy() for n in names if isinstance(n, str) and n in wanted}
+        return columns, names, len(frame)
+    if isinstance(X, Mapping):
+        return _mapping_columns(X)
+    if isinstance(X, np.ndarray):
+        if X.ndim != 2:
+            raise SchemaError(
+                f"Input: expected a 2-D array (rows x features), got a {X.ndim}-D array of "
+                f"shape {X.shape}. Reshape one row with x.reshape(1, -1).",
+                kind="invalid_input",
+            )
+        _check_width(X.shape[1], len(plans))
+        return {p.name: X[:, j] for j, p in enumerate(plans)}, [p.name for p in plans], len(X)
+    if isinstance(X, list | tuple):
+        return _list_columns(X, plans)
+    raise SchemaError(
+        f"Input: expected {_ACCEPTED_INPUT}, got {type(X).__name__}.", kind="invalid_input"
+    )
+
+
+def _mapping_columns(X: Mapping[Any, Any]) -> tuple[dict[str, Any], list[object], int]:
+    names = list(X)
+    sequences = [name for name in names if _is_sequence(X[name])]
+    if not sequences:  # one record
+        return {name: [X[name]] for name in names if isinstance(name, str)}, names, 1
+    if len(sequences) != len(names):
+        listed = set(sequences)
+        scalars = [name for name in names if name not in listed]
+        raise SchemaError(
+            "Input: expected one record (every value a scalar) or a dict of columns (every "
+            f"value a list or array), got both: lists for {format_names(sequences)} and "
+            f"scalars for {format_names(scalars)}.",
+            kind="invalid_input",
+        )
+    columns: dict[str, Any] = {}
+    lengths: dict[str, int] = {}
+    for name in names:
+        value = X[name]
+        if not isinstance(value, list | np.ndarray):
+            value = value.to_numpy() if hasattr(value, "to_numpy") else list(value)
+        if isinstance(value, np.ndarray) and value.ndim != 1:
+            raise SchemaError(
+                f"Input: column {name!r}: expected a 1-D list or array, got an array of "
+                f"shape {value.shape}.",
+                column=str(name),
+                kind="invalid_input",
+            )
+        lengths[str(name)] = len(value)
+        if isinstance(name, str):
+            columns[name] = value
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{name!r}: {n}" for name, n in list(lengths.items())[:_MAX_LISTED])
+        if len(lengths) > _MAX_LISTED:
+            shown += f" and {len(lengths) - _MAX_LISTED} more"
+        raise SchemaError(
+            f"Input: expected columns of one length, got lengths {shown}. Give every column "
+            "one value per row.",
+            kind="invalid_input",
+        )
+    return columns, names, next(iter(lengths.values()), 0)
+
+
+def _list_columns(
+    X: Sequence[Any], plans: Sequence[InputPlan]
+) -> tuple[dict[str, Any], list[object], int]:
+    schema_names: list[object] = [plan.name for plan in plans]
+    if not X:
+        return {plan.name: [] for plan in plans}, schema_names, 0
+    first = X[0]
+    if isinstance(first, Mapping):
+        for row, record in enumerate(X):
+            if not isinstance(record, Mapping):
+                raise SchemaError(
+                    f"Input: row {row}: expected a record (dict) like row 0, got "
+                    f"{type(record).__name__}.",
+                    row=row,
+                    kind="invalid_input",
+                )
+        names: list[object] = list(set().union(*X))
+        columns = {n: [r.get(n) for r in X] for n in names if isinstance(n, str)}
+        return columns, names, len(X)
+    if isinstance(first, list | tuple | np.ndarray):
+        width = len(plans)
+        for row, values in enumerate(X):
+            if not isinstance(values, list | tuple | np.ndarray):
+                raise SchemaError(
+                    f"Input: row {row}: expected a list of values like row 0, got "
+                    f"{type(values).__name__}.",
+                    row=row,
+                    kind="invalid_input",
+                )
+            if len(values) != width:
+                if row == 0:
+                    _check_width(len(values), width)
+                raise SchemaError(
+                    f"Input: row {row}: expected {width} values (one per feature, in schema "
+                    f"order), got {len(values)}.",
+                    row=row,
+                    kind="invalid_input",
+                )
+        columns = {
+            plan.name: list(values)
+            for plan, values in zip(plans, zip(*X, strict=True), strict=True)
+        }
+        return columns, schema_names, len(X)
+    raise SchemaError(
+        f"Input: expected a list of records (dicts) or of rows (lists), got a list of "
+        f"{type(first).__name__}. Wrap a single row in a list: [[...]].",
+        kind="invalid_input",
+    )
+
+
+def _check_width(got: int, expected: int) -> None:
+    if got != expected:
+        raise SchemaError(
+            f"Input: expected {expected} columns (one per feature, in schema order), got "
+            f"{got}. Pass a DataFrame or records with column names to match columns by name.",
+            kind="invalid_input",
+        )
+
+
+# ------------------------------------------------------------------------------ values
+
+
+def _is_missing(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float | np.floating):
+        return bool(value != value)
+    # pandas' NA and NaT, recognised without importing pandas.
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def _python(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _convert(plan: InputPlan, values: Any) -> tuple[np.ndarray, _Issues]:
+    """One column (list or numpy array) as the plan's element type, and its issues."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        typed = _convert_typed(plan, values)
+        if typed is not None:
+            return typed
+        values = values.tolist()
+    elif isinstance(values, np.ndarray):
+        values = values.tolist()
+    return _CONVERTERS[plan.kind](plan, values)
+
+
+def _convert_typed(plan: InputPlan, values: np.ndarray) -> tuple[np.ndarray, _Issues] | None:
+    kind = values.dtype.kind
+    issues = _Issues()
+    if plan.kind == "double" and (
+        (plan.dtype == "float" and kind in "iuf") or (plan.dtype == "integer" and kind in "iu")
+    ):
+        array = values.astype(np.float64)
+    elif plan.kind == "int64" and kind in "iu":
+        if values.size and (int(values.min()) < _INT64[0] or int(values.max()) > _INT64[1]):
+            return None  # value by value, to name the row
+        array = values.astype(np.int64)
+    elif plan.kind == "bool" and kind == "b":
+        return values.astype(np.bool_), issues
+    else:
+        return None
+    if kind == "f":
+        issues.missing = np.flatnonzero(np.isnan(array)).tolist()
+    if plan.low is not None and plan.high is not None:
+        with np.errstate(invalid="ignore"):
+            outside = np.flatnonzero((array < plan.low) | (array > plan.high))
+        issues.out_of_range = [(int(r), _python(values[r])) for r in outside]
+    return array, issues
+
+
+def _doubles(plan: InputPlan, values: list[Any]) -> tuple[np.ndarray, _Issues]:
+    issues = _Issues()
+    out: list[float] = []
+    whole = plan.dtype == "integer"
+    boolean = plan.dtype == "boolean"
+    low, high = plan.low, plan.high
+    for row, value in enumerate(values):
+        if type(value) is float and value == value and not whole:
+            number = value
+        elif _is_missing(value):
+            issues.missing.append(row)
+            out.append(math.nan)
+            continue
+        elif boolean:
+            if isinstance(value, bool | np.bool_) or (
+                isinstance(value, int | float | np.integer | np.floating) and value in (0, 1)
+            ):
+                out.append(1.0 if value else 0.0)
+                continue
+            raise _value_error(plan, row, value)
+        elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+            value, bool | np.bool_
+        ):
+            if whole and not (math.isfinite(value) and float(value).is_integer()):
+                raise _value_error(plan, row, value)
+            try:
+                number = float(value)
+            except OverflowError:
+                raise _value_error(plan, row, value) from None
+        else:
+            raise _value_error(plan, row, value)
+        if low is not None and high is not None and not low <= number <= high:
+            issues.out_of_range.append((row, _python(value)))
+        out.append(number)
+    return np.array(out, dtype=np.float64), issues
+
+
+def _int64s(plan: InputPlan, values: list[Any]) -> tuple[np.ndarray, _Issues]:
+    issues = _Issues()
+    out: list[int] = []
+    low, high = plan.low, plan.high
+    for row, value in enumerate(values):
+        if type(value) is int:
+            number = value
+        elif _is_missing(value):
+            raise _value_error(plan, row, value, "missing")
+        elif (isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)) or (
+            isinstance(value, float | np.floating)
+            and math.isfinite(value)
+            and float(value).is_integer()
+        ):
+            number = int(value)
+        else:
+            raise _value_error(plan, row, value)
+        if not _INT64[0] <= number <= _INT64[1]:
+            raise _value_error(plan, row, value, "range")
+        if low is not None and high is not None and not low <= number <= high:
+            issues.out_of_range.append((row, number))
+        out.append(number)
+    return np.array(out, dtype=np.int64), issues
+
+
+def _bools(plan: InputPlan, values: list[Any]) -> tuple[np.ndarray, _Issues]:
+    out: list[bool] = []
+    for row, value in enumerate(values):
+        if value is True or value is False:
+            out.append(value)
+        elif isinstance(value, np.bool_):
+            out.append(bool(value))
+        elif _is_missing(value):
+            raise _value_error(plan, row, value, "missing")
+        elif isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
+            out.append(bool(value))
+        else:
+            raise _value_error(plan, row, value)
+    return np.array(out, dtype=np.bool_), _Issues()
+
+
+def _strings(plan: InputPlan, values: list[Any]) -> tuple[np.ndarray, _Issues]:
+    issues = _Issues()
+    out = np.empty(len(values), dtype=object)
+    known = plan.categories
+    for row, value in enumerate(values):
+        if type(value) is str:
+            text = value
+        elif _is_missing(value):
+            issues.missing.append(row)
+            out[row] = MISSING_STRING
+            continue
+        elif isinstance(value, str):  # numpy str_
+            text = str(value)
+        else:
+            raise _value_error(plan, row, value)
+        if text not in known:
+            issues.unseen[text] = None
+        out[row] = text
+    return out, issues
+
+
+def _frame_strings(plan: InputPlan, column: Any) -> tuple[np.ndarray, _Issues] | None:
+    """A DataFrame's string column, vectorized through pandas (which the caller loaded).
+
+    None when a value is not a string: the general path then names it.
+    """
+    from pandas.api.types import infer_dtype
+
+    dtype = column.dtype
+    kinds = getattr(dtype, "categories", column)  # a categorical: its categories decide
+    if infer_dtype(kinds, skipna=True) not in ("string", "empty"):
+        return None
+    missing = column.isna().to_numpy()
+    values = column.to_numpy(dtype=object)
+    issues = _Issues()
+    if missing.any():
+        values = values.copy()
+        values[missing] = MISSING_STRING
+        issues.missing = np.flatnonzero(missing).tolist()
+    import pandas as pd
+
+    known = plan.categories
+    for value in pd.unique(values[~missing]):
+        if value not in known:
+            issues.unseen[value] = None
+    return values, issues
+
+
+_CONVERTERS: Final = {"double": _doubles, "int64": _int64s, "bool": _bools, "string": _strings}
+
+
+# ------------------------------------------------------------------------------ messages
+
+
+def _show(value: object) -> str:
+    text = repr(_python(value))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _value_error(plan: InputPlan, row: int, value: object, problem: str = "") -> SchemaError:
+    if problem == "missing":
+        expected = (
+            f"{'an integer' if plan.kind == 'int64' else 'a boolean'} (the ONNX model takes "
+            f"this column as {plan.kind}, which cannot hold a missing value)"
+        )
+        hint = "Send a value: the training data had none missing in this column."
+    elif problem == "range":
+        expected, hint = (
+            f"integer between {_INT64[0]} and {_INT64[1]} (int64)",
+            "The value does not fit the column's training dtype.",
+        )
+    elif plan.dtype == "integer":
+        expected, hint = "integer", "Send a whole number (a JSON number, not a string)."
+    elif plan.dtype == "float":
+        expected, hint = "float", "Send a number (a JSON number, not a string)."
+    elif plan.dtype == "boolean":
+        expected, hint = "boolean", "Send true or false (or 1 or 0); strings are not converted."
+    elif plan.dtype == "category":
+        expected, hint = "category value (str)", "Send one of the training categories."
+    else:
+        expected, hint = "string", "Send text as a string; numbers are not converted."
+    return SchemaError(
+        f"Column {plan.name!r}: row {row}: expected {expected}, got {_show(value)} "
+        f"({type(value).__name__}). {hint}",
+        column=plan.name,
+        row=row,
+        value=value,
+        kind="invalid_value",
+    )
+
+
+def _missing_columns_error(missing: list[str], extra: list[object], total: int) -> SchemaError:
+    hint = ""
+    if extra:
+        hint = (
+            f" The input also has columns the model was not fitted on: "
+            f"{format_names(extra)}; is one misspelled?"
+        )
+    return SchemaError(
+        f"Input is missing {len(missing)} of the model's {total} columns: "
+        f"{format_names(missing)}.{hint} Add every feature the model was fitted on, with "
+        "null for unknown values.",
+        value=tuple(sorted(missing)),
+        kind="missing_columns",
+    )
+
+
+def _extra_columns_warning(extra: list[object], strict: bool) -> SchemaWarning:
+    action = (
+        "Remove them, or pass strict=False to ignore them with a warning."
+        if strict
+        else "They were ignored; remove them, or check for a misspelled feature name."
+    )
+    return SchemaWarning(
+        f"Input has {len(extra)} column(s) the model was not fitted on: "
+        f"{format_names(extra)}. {action}",
+        kind="extra_columns",
+        column=None,
+        values=sorted(str(name) for name in extra),
+    )
+
+
+def _as_error(warning: SchemaWarning, row: int | None) -> SchemaError:
+    return SchemaError(
+        str(warning), column=warning.column, row=row, value=warning.values, kind=warning.kind
+    )
+
+
+def _sorted_values(values: Any) -> list[Any]:
+    python = [_python(v) for v in values]
+    try:
+        return sorted(python)
+    except TypeError:
+        return sorted(python, key=repr)
+
+
+def _format_values(values: Any) -> str:
+    shown = _sorted_values(values)
+    text = ", ".join(_show(v) for v in shown[:_MAX_LISTED])
+    if len(shown) > _MAX_LISTED:
+        text += f" and {len(shown) - _MAX_LISTED} more"
+    return text
+
+
+def _format_rows(rows: Sequence[int]) -> str:
+    text = ", ".join(str(row) for row in rows[:_MAX_LISTED])
+    if len(rows) > _MAX_LISTED:
+        text += f" and {len(rows) - _MAX_LISTED} more"
+    return text
+
+
+def _number(value: float | None) -> str:
+    if value is not None and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return repr(value)
+
+
+def _advice(strict: bool, risk: str) -> str:
+    if strict:
+        return "Fix the input, or pass strict=False to accept it with a warning."
+    return f"They were kept; {risk} (pass strict=True to reject them)."
+
+
+def _column_issues(
+    plan: InputPlan, issues: _Issues, strict: bool
+) -> list[tuple[SchemaWarning, int | None]]:
+    found: list[tuple[SchemaWarning, int | None]] = []
+    name = plan.name
+    if issues.unseen:
+        unseen = list(issues.unseen)
+        warning = SchemaWarning(
+            f"Column {name!r}: expected values seen in training, got "
+            f"{len(unseen)} unseen value(s): {_format_values(unseen)}. "
+            + _advice(strict, "the model's output for them is unreliable"),
+            kind="unseen_categories",
+            column=name,
+            values=_sorted_values(unseen),
+        )
+        found.append((warning, None))
+    if issues.out_of_range:
+        values = _sorted_values({value for _, value in issues.out_of_range})
+        warning = SchemaWarning(
+            f"Column {name!r}: expected values in the training range "
+            f"[{_number(plan.low)}, {_number(plan.high)}], got {len(values)} value(s) "
+            f"outside it: {_format_values(values)}. "
+            + _advice(strict, "the model is extrapolating"),
+            kind="out_of_range",
+            column=name,
+            values=values,
+        )
+        found.append((warning, issues.out_of_range[0][0]))
+    if issues.missing and not plan.nullable:
+        warning = SchemaWarning(
+            f"Column {name!r}: expected no missing values (training had none), got "
+            f"{len(issues.missing)} in row(s) {_format_rows(issues.missing)}. "
+            + _advice(strict, "the pipeline may not handle them"),
+            kind="unexpected_missing",
+            column=name,
+            values=list(issues.missing),
+        )
+        found.append((warning, issues.missing[0]))
+    return found
