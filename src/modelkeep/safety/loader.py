@@ -1,0 +1,192 @@
+"""Load pickle and joblib bytes safely: scan, judge, then unpickle under restriction.
+
+The order matters and is the point of this module; keep it:
+
+1. inflate a compressed joblib file, with a size cap;
+2. scan the bytes statically (nothing is imported or called);
+3. refuse a stream that could not be read to its end, references anything untrusted, or
+   does anything no saved model does -- before a single name is resolved;
+4. unpickle with :class:`RestrictedUnpickler`, which enforces the same policy again;
+5. validate every decision tree in the result before anything calls it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from modelkeep.errors import (
+    CorruptPickleError,
+    ModelkeepError,
+    UnsafePickleError,
+    UntrustedTypesError,
+)
+from modelkeep.safety.joblib_layout import LayoutError, decompress, detect_compression
+from modelkeep.safety.pickle_scan import StreamScan, scan_pickle
+from modelkeep.safety.policy import TrustPolicy
+from modelkeep.safety.unpickler import BufferReader, Refusal, RestrictedUnpickler
+
+__all__ = ["inflate", "load_pickle_bytes", "read_file", "safe_load", "untrusted_names"]
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def inflate(
+    data: bytes | bytearray | memoryview, *, artifact: str, format: str
+) -> tuple[memoryview, str | None]:
+    """The raw pickle stream of a (possibly compressed) pickle or joblib file, and the
+    compression found (None when there was none).
+
+    Raises:
+        CorruptPickleError: a zip archive (a .skops file), an unsupported or corrupt
+            compression, or more than the decompression cap.
+    """
+    if bytes(data[:4]) == _ZIP_MAGIC:
+        raise CorruptPickleError(
+            artifact,
+            format,
+            "a zip archive, not a pickle stream (a .skops file? it loads inside a bundle)",
+            offset=0,
+        )
+    try:
+        method = detect_compression(data)
+        if method is None:
+            return memoryview(data).cast("B"), None
+        return memoryview(decompress(data, method)), method
+    except LayoutError as exc:
+        raise CorruptPickleError(artifact, format, exc.problem, offset=0) from None
+
+
+def untrusted_names(scan: StreamScan, policy: TrustPolicy) -> list[str]:
+    """Names the scan found that ``policy`` does not allow (or does not allow to be called)."""
+    names = {ref.fullname for ref in scan.references if not policy.allows(ref.module, ref.name)}
+    for module, name in scan.calls:
+        if policy.allows(module, name) and not policy.allows_call(module, name):
+            names.add(f"{module}.{name}")
+    return sorted(names)
+
+
+def judge(scan: StreamScan, policy: TrustPolicy, *, artifact: str, format: str) -> None:
+    """Raise the error a scan calls for; return when the stream may be unpickled."""
+    untrusted = untrusted_names(scan, policy)
+    if scan.error is not None:
+        raise CorruptPickleError(
+            artifact, format, scan.error.problem, offset=scan.error.offset, untrusted=untrusted
+        )
+    if untrusted:
+        raise UntrustedTypesError(artifact, untrusted)
+    if scan.findings:
+        raise UnsafePickleError(
+            artifact,
+            [
+                f"byte {f.offset}{'' if f.stream == 'main' else f' ({f.stream})'}: {f.problem}"
+                for f in scan.findings
+            ],
+        )
+
+
+def load_pickle_bytes(
+    data: bytes | bytearray | memoryview,
+    *,
+    artifact: str,
+    trusted: Sequence[str] | None = None,
+    format: str = "pickle",
+) -> Any:
+    """Load a pickle or joblib file's bytes through the scan and the restricted unpickler.
+
+    Args:
+        data: the whole file; when it is writable (a bytearray, or a memoryview of a numpy
+            buffer) joblib arrays become views of it instead of copies.
+        artifact: the name errors show.
+        trusted: exact names to trust beyond the allowlist for this call.
+        format: ``"pickle"`` or ``"joblib"``, for messages.
+
+    Raises:
+        CorruptPickleError, UntrustedTypesError, UnsafePickleError, UnsafeModelError,
+        NeverTrustedError.
+    """
+    policy = TrustPolicy(trusted)
+    payload, _ = inflate(data, artifact=artifact, format=format)
+    scan = scan_pickle(payload)
+    judge(scan, policy, artifact=artifact, format=format)
+    file = BufferReader(payload)
+    unpickler = RestrictedUnpickler(
+        payload, file, policy=policy, artifact=artifact, regions=scan.regions, joblib=True
+    )
+    try:
+        obj = unpickler.load()
+    except ModelkeepError:
+        raise
+    except Refusal as exc:
+        raise UnsafePickleError(artifact, [exc.problem]) from None
+    except Exception as exc:  # whatever a malformed stream makes pickle raise
+        raise CorruptPickleError(
+            artifact, format, f"{type(exc).__name__}: {exc}", offset=file.tell()
+        ) from exc
+    if file.tell() != len(payload):
+        raise UnsafePickleError(artifact, [f"byte {file.tell()}: data after the stream's STOP"])
+
+    from modelkeep.safety.trees import validate_trees
+
+    # Trees are trusted only on this condition: validated before anything calls the model.
+    validate_trees(obj)
+    return obj
+
+
+def read_file(path: str | os.PathLike[str]) -> memoryview:
+    """A whole file, read once into private memory (see :func:`_read_whole`)."""
+    with open(path, "rb") as stream:
+        return _read_whole(stream)
+
+
+def _read_whole(stream: io.BufferedReader) -> memoryview:
+    """The file's bytes in private, writable memory, read once.
+
+    An uninitialised numpy buffer filled by ``readinto`` touches each page once (a zeroed
+    bytearray would touch it twice), and being writable it lets the arrays of a joblib file
+    be views of it rather than copies. Never a memory map: the file could change under it
+    after the scan.
+    """
+    import numpy as np
+
+    size = os.fstat(stream.fileno()).st_size
+    buffer = np.empty(size, dtype=np.uint8)
+    view = memoryview(buffer.data)
+    got = stream.readinto(view)
+    rest = stream.read()
+    if got != size or rest:  # the file changed size while being read
+        return memoryview(bytearray(view[:got]) + rest)
+    return view
+
+
+def safe_load(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) -> Any:
+    """Load a standalone ``.pkl`` or ``.joblib`` file without running untrusted code.
+
+    The file is scanned statically first: every global it references must be on
+    modelkeep's allowlist (fitted scikit-learn, numpy, scipy sparse, pandas, XGBoost and
+    LightGBM objects) or in ``trusted``. Only then is it unpickled, by an unpickler that
+    enforces the same allowlist again, and every decision tree in the result is validated.
+    Compressed joblib files (zlib, gzip, bz2, lzma, xz) are recognised by their first bytes.
+
+    Args:
+        path: the file.
+        trusted: exact names (``"package.module.Class"``) to trust for this call.
+
+    Raises:
+        UntrustedTypesError: the file references names nobody trusted (all listed).
+        UnsafePickleError: it does something no saved model does (data after STOP, a BUILD
+            on a class or function, names computed at load time ...).
+        CorruptPickleError: it is truncated, malformed, or beyond modelkeep's limits.
+        NeverTrustedError: ``trusted`` names something that can never be trusted.
+        UnsafeModelError: a decision tree in it is malformed.
+        OSError: the file cannot be read.
+
+    Example:
+        >>> model = modelkeep.safe_load("legacy/churn.joblib")
+    """
+    TrustPolicy(trusted)  # a bad trusted= fails before the file is read
+    data = read_file(path)
+    fmt = "joblib" if str(path).endswith((".joblib", ".jbl", ".z", ".gz", ".xz")) else "pickle"
+    return load_pickle_bytes(data, artifact=str(path), trusted=trusted, format=fmt)

@@ -1,0 +1,251 @@
+"""``modelkeep.scan``: what a model file or bundle references, each name judged, nothing run."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from modelkeep.safety.joblib_layout import LayoutError, decompress, detect_compression
+from modelkeep.safety.pickle_scan import scan_pickle
+from modelkeep.safety.policy import TrustPolicy, is_never
+
+__all__ = ["GlobalReference", "ScanIssue", "ScanReport", "scan"]
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class GlobalReference:
+    """One name a file references, with the verdict of the allowlist.
+
+    ``verdict`` is ``"allowlisted"``, ``"trusted="`` (passed by the caller), ``"untrusted"``,
+    ``"never allowed"``, or ``"untrusted call"`` (allowed as a value but called with
+    arguments). ``opcode``, ``offset`` and ``stream`` describe the first reference (the
+    offset is in the decompressed stream for a compressed joblib file, None in a skops
+    file); ``count`` is how often the file references it.
+    """
+
+    name: str
+    trusted: bool
+    verdict: str
+    opcode: str
+    offset: int | None
+    count: int
+    source: str
+    stream: str
+
+
+@dataclass(frozen=True)
+class ScanIssue:
+    """A construct no saved model uses, or why a file could not be read to its end."""
+
+    source: str
+    stream: str
+    offset: int | None
+    problem: str
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """What :func:`scan` found in a file or a bundle.
+
+    ``references`` are every global referenced, ``issues`` the constructs that make a file
+    untrusted without naming anything (names computed while loading, data after STOP, a
+    BUILD on a class ...), and ``errors`` why a file could not be read to its end (a
+    truncated or corrupt stream, an unreadable artifact).
+    """
+
+    path: str
+    kind: str
+    references: tuple[GlobalReference, ...]
+    issues: tuple[ScanIssue, ...]
+    errors: tuple[ScanIssue, ...]
+
+    @property
+    def untrusted(self) -> tuple[str, ...]:
+        """The untrusted names, sorted."""
+        return tuple(sorted({r.name for r in self.references if not r.trusted}))
+
+    @property
+    def safe(self) -> bool:
+        """True when everything is trusted, nothing is unsafe, and the files read to the end."""
+        return not self.untrusted and not self.issues and not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        data = asdict(self)
+        data["safe"] = self.safe
+        data["untrusted"] = list(self.untrusted)
+        return data
+
+
+def scan(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) -> ScanReport:
+    """Report every global a ``.pkl``, ``.joblib`` or ``.skops`` file, or a bundle, references.
+
+    Nothing in the file is imported, called or unpickled. Pickle streams are read opcode by
+    opcode (``GLOBAL``, ``STACK_GLOBAL`` resolved through the stack and memo, ``INST``,
+    ``OBJ``, ``NEWOBJ``, ``EXT1/2/4`` through copyreg's registry), joblib's interleaved array
+    data and nested object-array streams included, compressed joblib files inflated first.
+    Each name is judged against the allowlist plus ``trusted``; whatever cannot be resolved
+    without running the file is an issue, hence untrusted.
+
+    Args:
+        path: a file, or a bundle directory (each artifact in its manifest is scanned).
+        trusted: exact names to count as trusted, as ``load(..., trusted=...)`` would.
+
+    Raises:
+        OSError: the path cannot be read. ManifestError: a bundle's manifest is invalid.
+
+    Example:
+        >>> report = modelkeep.scan("legacy/churn.joblib")
+        >>> report.safe, report.untrusted
+        (False, ('posix.system',))
+    """
+    policy = TrustPolicy(trusted)
+    target = Path(path)
+    if target.is_dir():
+        return _scan_bundle(target, policy)
+    from modelkeep.safety.loader import read_file
+
+    data = read_file(target)
+    kind, references, issues, errors = _scan_bytes(data, str(target), policy, format=None)
+    return ScanReport(str(target), kind, tuple(references), tuple(issues), tuple(errors))
+
+
+_Found = tuple[str, list[GlobalReference], list[ScanIssue], list[ScanIssue]]
+
+
+def _scan_bundle(bundle: Path, policy: TrustPolicy) -> ScanReport:
+    from modelkeep.manifest import read_manifest
+
+    manifest = read_manifest(bundle)
+    references: list[GlobalReference] = []
+    issues: list[ScanIssue] = []
+    errors: list[ScanIssue] = []
+    for artifact in manifest.artifacts:
+        try:
+            fd = os.open(bundle / artifact.path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as stream:
+                data = stream.read()
+        except OSError as exc:
+            errors.append(ScanIssue(artifact.path, "", None, f"cannot be read ({exc})"))
+            continue
+        _, refs, found, failed = _scan_bytes(data, artifact.path, policy, format=artifact.format)
+        references += refs
+        issues += found
+        errors += failed
+    return ScanReport(str(bundle), "bundle", tuple(references), tuple(issues), tuple(errors))
+
+
+def _scan_bytes(
+    data: bytes | memoryview, source: str, policy: TrustPolicy, *, format: str | None
+) -> _Found:
+    if format in (None, "skops") and bytes(data[:4]) == _ZIP_MAGIC:
+        return _scan_skops(data, source, policy)
+    if format not in (None, "pickle", "joblib"):
+        return format, [], [], []  # a format without code references (ONNX)
+    return _scan_pickle(data, source, policy)
+
+
+def _scan_pickle(data: bytes | memoryview, source: str, policy: TrustPolicy) -> _Found:
+    try:
+        method = detect_compression(data)
+        payload = data if method is None else decompress(data, method)
+    except LayoutError as exc:
+        return "joblib", [], [], [ScanIssue(source, "main", 0, exc.problem)]
+    result = scan_pickle(payload)
+    kind = "joblib" if method or result.has_arrays else "pickle"
+    if method:
+        kind += f" ({method})"
+    called = {f"{m}.{n}" for m, n in result.calls}
+    grouped: dict[str, list[Any]] = {}
+    for ref in result.references:
+        key = ref.fullname
+        if key in grouped:
+            grouped[key][3] += 1
+            continue
+        trusted, verdict = _verdict(ref.module, ref.name, policy, ref.fullname in called)
+        grouped[key] = [ref, trusted, verdict, 1]
+    references = [
+        GlobalReference(
+            ref.fullname, trusted, verdict, ref.opcode, ref.offset, count, source, ref.stream
+        )
+        for ref, trusted, verdict, count in grouped.values()
+    ]
+    issues = [ScanIssue(source, f.stream, f.offset, f.problem) for f in result.findings]
+    errors = []
+    if result.error is not None:
+        errors.append(ScanIssue(source, "main", result.error.offset, result.error.problem))
+    return kind, references, issues, errors
+
+
+def _verdict(module: str, name: str, policy: TrustPolicy, called: bool) -> tuple[bool, str]:
+    if is_never(module, name):
+        return False, "never allowed"
+    if not policy.allows(module, name):
+        return False, "untrusted"
+    if called and not policy.allows_call(module, name):
+        return False, "untrusted call"
+    full = f"{module}.{name}"
+    return True, "trusted=" if full in policy.trusted else "allowlisted"
+
+
+def _scan_skops(view: bytes | memoryview, source: str, policy: TrustPolicy) -> _Found:
+    import skops.io as sio
+
+    data = bytes(view)
+
+    from modelkeep.safety.skops_trust import REVIEWED_TYPES, VALIDATED_TREE_TYPES
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema = json.loads(archive.read("schema.json"))
+        untrusted = set(sio.get_untrusted_types(data=data))
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
+        return "skops", [], [], [ScanIssue(source, "", None, f"not a readable skops file ({exc})")]
+    untrusted -= REVIEWED_TYPES | VALIDATED_TREE_TYPES | set(policy.trusted)
+    counts: dict[str, int] = {}
+    for name in _skops_names(schema):
+        counts[name] = counts.get(name, 0) + 1
+    for name in untrusted:
+        counts.setdefault(name, 1)
+    references = []
+    for name, count in sorted(counts.items()):
+        if name in untrusted:
+            verdict = "untrusted"
+        elif name in policy.trusted:
+            verdict = "trusted="
+        else:
+            verdict = "allowlisted"
+        references.append(
+            GlobalReference(
+                name,
+                verdict != "untrusted",
+                verdict,
+                "skops node",
+                None,
+                count,
+                source,
+                "schema.json",
+            )
+        )
+    return "skops", references, [], []
+
+
+def _skops_names(node: object) -> Iterator[str]:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            module, cls = item.get("__module__"), item.get("__class__")
+            if isinstance(module, str) and isinstance(cls, str):
+                yield f"{module}.{cls}"
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
