@@ -32,6 +32,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_bundle.py
+	$(BIN)/python benchmarks/bench_onnx.py
+	$(BIN)/python benchmarks/bench_pickle.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache

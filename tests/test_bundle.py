@@ -215,7 +215,10 @@ def test_unknown_format_is_refused(
     frame, _ = data
     with pytest.raises(
         UnknownFormatError,
-        match=re.escape("formats: expected one of 'onnx', 'skops', got 'h5'."),
+        match=re.escape(
+            "formats: expected one of 'joblib', 'joblib:gzip', 'joblib:lzma', 'joblib:xz', "
+            "'joblib:zlib', 'onnx', 'pickle', 'skops', got 'h5'."
+        ),
     ):
         modelkeep.save(fitted("logistic"), tmp_path / "m", sample=frame, name="m", formats=["h5"])
 

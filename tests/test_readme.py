@@ -36,6 +36,8 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         "new_customers": generate(5, seed=9)[FEATURES],
     }
     monkeypatch.chdir(tmp_path)
+    # The registry examples use the default registry: never the real ~/.modelkeep here.
+    monkeypatch.setenv("MODELKEEP_HOME", str(tmp_path / "modelkeep_home"))
     for block in _python_blocks():
         exec(compile(block, str(README), "exec"), namespace)
     assert (tmp_path / "churn_model" / "modelkeep.json").is_file()

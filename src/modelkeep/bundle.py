@@ -4,6 +4,8 @@ A bundle is a directory::
 
     modelkeep.json          the manifest (modelkeep.manifest.Manifest), canonical JSON
     artifacts/pipeline.*    one file per format, each hashed in the manifest
+    model.sig               optional signature over every file (modelkeep.signing.sign);
+                            save() never writes one, so saving over a bundle unsigns it
 """
 
 from __future__ import annotations
@@ -21,16 +23,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
-import pandas as pd
 
 from modelkeep._version import __version__
 from modelkeep.environment import capture_environment, compare_environment
 from modelkeep.errors import (
+    ArtifactSkippedWarning,
     BundleExistsError,
     BundleNotFoundError,
+    ConversionError,
     EnvironmentMismatchError,
     EnvironmentMismatchWarning,
     InvalidChoiceError,
@@ -39,10 +42,11 @@ from modelkeep.errors import (
     ModelkeepError,
     NotFittedModelError,
     SampleMismatchError,
+    SignatureError,
     UnknownFormatError,
 )
 from modelkeep.formats import available_formats, get_format
-from modelkeep.golden import record_golden, replay_golden
+from modelkeep.formats.base import DumpContext, ServingFormat
 from modelkeep.integrity import check_artifact, fingerprint_frame, sha256_stream
 from modelkeep.manifest import (
     MANIFEST_NAME,
@@ -57,7 +61,16 @@ from modelkeep.manifest import (
     parse_manifest,
 )
 from modelkeep.model import Model
-from modelkeep.schema import infer_schema
+from modelkeep.signing import SIGNATURE_NAME, VerifiedSignature, check_signature
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelkeep.onnx.report import ParityThresholds
+    from modelkeep.onnx.runtime import SessionOptions
+
+# pandas, the schema and the golden samples are imported where a model is saved or
+# replayed: loading an ONNX artifact must not need pandas (or scikit-learn) installed.
 
 __all__ = ["Check", "load", "save", "verify"]
 
@@ -85,6 +98,8 @@ def save(
     golden_rows: int = 20,
     overwrite: bool = False,
     feature_names: Sequence[str] | None = None,
+    parity: ParityThresholds | None = None,
+    force: bool = False,
 ) -> Manifest:
     """Save a fitted model as a bundle directory at ``path``; return its manifest.
 
@@ -102,14 +117,22 @@ def save(
         metrics: name -> number, e.g. ``{"f1": 0.71, "roc_auc": 0.86}``.
         data_version: which data trained the model, e.g. ``"customer_data_2026_Q1"``.
         description, tags: free text and labels for people.
-        formats: artifact formats to write; ``"skops"`` by default.
+        formats: artifact formats to write; ``"skops"`` by default. ``"onnx"`` converts the
+            model and writes it only if it passes its parity check against the original
+            (on the golden samples, ``sample`` and generated probes; needs the ``[onnx]``
+            extra).
         golden_rows: how many rows of ``sample`` to store with their outputs (0: none).
         overwrite: replace an existing bundle at ``path`` (atomically).
         feature_names: column names when ``sample`` is an array.
+        parity: thresholds of the ONNX parity check (default ``ParityThresholds()``).
+        force: write an ONNX conversion that fails its parity check, marked as failed.
 
     Raises:
         NotFittedModelError, SampleMismatchError, LabelMapError, BundleExistsError,
         UnknownFormatError, SchemaError: as named; nothing is written when any is raised.
+        UnconvertibleModelError, ParityError: the ONNX conversion failed and ``"onnx"`` was
+        the only format; with other formats those are written and an
+        ``ArtifactSkippedWarning`` carries the error.
 
     Example:
         >>> modelkeep.save(pipeline, "churn", sample=X_train, name="churn",
@@ -123,6 +146,9 @@ def save(
     if isinstance(golden_rows, bool) or not isinstance(golden_rows, int) or golden_rows < 0:
         raise InvalidChoiceError(repr(golden_rows), ["an integer >= 0"], "golden_rows")
     previous = _existing_bundle(target, overwrite)
+
+    from modelkeep.golden import record_golden
+    from modelkeep.schema import infer_schema
 
     frame = _sample_frame(model, sample, feature_names)
     features = infer_schema(frame)
@@ -156,9 +182,19 @@ def save(
 
     # Validate everything that can fail before the first byte is written.
     build([])
+    context = DumpContext(
+        features=features,
+        task=task,
+        classes=classes,
+        golden=golden,
+        labels=[e.label for e in target_info.labels] if target_info.labels else None,
+        validation=frame,
+        parity=parity,
+        force=force,
+    )
     with _atomic_directory(target, replace=previous is not None) as staging:
         (staging / _ARTIFACTS).mkdir()
-        artifacts = [_write_artifact(model, staging, fmt) for fmt in fmt_names]
+        artifacts = _write_artifacts(model, staging, fmt_names, context)
         manifest = build(artifacts)
         _write_file(staging / MANIFEST_NAME, dump_manifest(manifest).encode("utf-8"))
     return manifest
@@ -191,10 +227,20 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
     for fmt in names:
         if fmt not in available_formats():
             raise UnknownFormatError(fmt, available_formats(), context="formats")
+    # "joblib" and "joblib:zlib" would both write artifacts/pipeline.joblib.
+    family = {n: n.partition(":")[0] for n in names}
+    for fmt in names:
+        same = [n for n in names if family[n] == family[fmt]]
+        if len(same) > 1:
+            raise InvalidChoiceError(
+                same[1], [same[0]], f"formats (one {family[fmt]} artifact per bundle)"
+            )
     return names
 
 
 def _sample_frame(model: Any, sample: Any, feature_names: Sequence[str] | None) -> pd.DataFrame:
+    import pandas as pd
+
     if isinstance(sample, pd.DataFrame):
         frame = sample
         if feature_names is not None and list(feature_names) != list(frame.columns):
@@ -327,11 +373,42 @@ def _resolve_version(version: str | int | None, previous: Manifest | None) -> st
     return "1"
 
 
-def _write_artifact(model: Any, staging: Path, fmt_name: str) -> Artifact:
+def _write_artifacts(
+    model: Any, staging: Path, fmt_names: Sequence[str], context: DumpContext
+) -> list[Artifact]:
+    """Write each format; a conversion that fails is left out if other formats remain.
+
+    A format that cannot hold the model faithfully (an ONNX step without a converter, a
+    failed parity check) is an error when it is the only one asked for; among several,
+    the others are saved and an ArtifactSkippedWarning carries the error.
+    """
+    artifacts: list[Artifact] = []
+    skipped: list[tuple[str, ConversionError]] = []
+    for fmt_name in fmt_names:
+        try:
+            artifacts.append(_write_artifact(model, staging, fmt_name, context))
+        except ConversionError as exc:
+            if len(fmt_names) == 1:
+                raise
+            skipped.append((fmt_name, exc))
+    for fmt_name, error in skipped:
+        warnings.warn(
+            ArtifactSkippedWarning(fmt_name, error, [a.format for a in artifacts]), stacklevel=3
+        )
+    return artifacts
+
+
+def _write_artifact(
+    model: Any, staging: Path, fmt_name: str, context: DumpContext | None = None
+) -> Artifact:
     fmt = get_format(fmt_name)
     relative = f"{_ARTIFACTS}/pipeline.{fmt.extension}"
     file = staging / relative
-    details = fmt.dump(model, file)
+    try:
+        details = fmt.dump(model, file, context=context)
+    except BaseException:
+        file.unlink(missing_ok=True)
+        raise
     with file.open("rb") as stream:
         digest, size = sha256_stream(stream)
     _fsync(file)
@@ -436,6 +513,7 @@ class _BundleReader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.manifest_bytes: bytes | None = None  # as read, once manifest() has read them
         try:
             self._fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         except FileNotFoundError as exc:
@@ -461,7 +539,10 @@ class _BundleReader:
         source = str(self.path / MANIFEST_NAME)
         try:
             with self.open(MANIFEST_NAME) as stream:
-                text = stream.read().decode("utf-8")
+                data = stream.read()
+            # Kept: a signature check binds the signature to these exact bytes.
+            self.manifest_bytes = data
+            text = data.decode("utf-8")
         except FileNotFoundError as exc:
             if self.replaced():
                 raise _Replaced from exc
@@ -469,6 +550,22 @@ class _BundleReader:
         except (OSError, UnicodeDecodeError) as exc:
             raise ManifestError(source, f"cannot be read ({exc})") from exc
         return parse_manifest(text, source)
+
+    def signature(self) -> bytes | None:
+        """The bytes of ``model.sig``, or None when the bundle has none."""
+        try:
+            with self.open(SIGNATURE_NAME) as stream:
+                return stream.read()
+        except FileNotFoundError:
+            if self.replaced():
+                raise _Replaced from None
+            return None
+        except OSError as exc:  # e.g. ELOOP: a symlink planted as model.sig
+            raise SignatureError(
+                str(self.path),
+                f"expected {SIGNATURE_NAME} to be a regular file, got {exc.strerror}",
+                kind="malformed",
+            ) from exc
 
     def read_artifact(self, artifact: Artifact) -> bytes:
         """The artifact's bytes, after checking them against the manifest."""
@@ -509,21 +606,27 @@ def load(
     env: EnvMode = "warn",
     trusted: Sequence[str] | None = None,
     atol: float = 1e-6,
+    public_key: str | os.PathLike[str] | None = None,
+    session_options: SessionOptions | None = None,
 ) -> Model:
     """Load a bundle, checking it step by step, and return a :class:`Model`.
 
     The steps, in this order:
 
     1. parse and validate the manifest;
-    2. check every artifact's size and SHA-256;
-    3. compare the recorded environment with this one (``env``);
-    4. deserialize the chosen artifact safely, validating every tree in it;
-    5. replay the golden samples.
+    2. with ``public_key``: check the signature (``model.sig``) covers these manifest bytes
+       and every artifact and was made with that key's private key;
+    3. check every artifact's size and SHA-256;
+    4. compare the recorded environment with this one (``env``);
+    5. deserialize the chosen artifact safely, validating every tree in it;
+    6. replay the golden samples.
 
     The order is the point: nothing is deserialized before its bytes are known to be the
-    ones saved, and nothing calls the model before its trees are known to be well formed.
-    The artifact is read into memory once and that same buffer is hashed and deserialized,
-    so the file cannot change between the check and the load.
+    ones saved (and, with a key, the ones its owner signed), and nothing calls the model
+    before its trees are known to be well formed. The artifact is read into memory once and
+    that same buffer is hashed and deserialized, so the file cannot change between the
+    check and the load; the signature is tied to the manifest bytes parsed and, through
+    their SHA-256 entries, to that buffer.
 
     Args:
         path: the bundle directory.
@@ -533,10 +636,22 @@ def load(
         trusted: extra exact type names (``"package.module.Class"``) to trust in the
             artifact, for estimators modelkeep does not trust by default.
         atol: tolerance for probabilities (and regression outputs) in the golden replay.
+        public_key: the publisher's public key (PEM, as ``modelkeep keygen`` writes it);
+            when given, a bundle whose signature is missing or wrong is refused before any
+            artifact is read. Needs the ``[sign]`` extra.
+        session_options: for ``format="onnx"``, how the onnxruntime session runs
+            (``modelkeep.onnx.SessionOptions``: threads, optimization level).
+
+    With ``format="onnx"`` the artifact runs in onnxruntime (the ``[onnx-runtime]`` extra)
+    and neither scikit-learn, skops nor pandas is imported: the environment step compares
+    the onnxruntime version the parity check ran on, the golden replay allows the parity
+    thresholds the artifact passed, and an artifact written past a failed parity check
+    (``force=True``) warns with ``ParityWarning`` on every load.
 
     Raises:
-        BundleNotFoundError, ManifestError, IntegrityError, EnvironmentMismatchError,
-        UntrustedTypesError, UnsafeModelError, GoldenMismatchError; all ModelkeepError.
+        BundleNotFoundError, ManifestError, SignatureError, SigningKeyError, IntegrityError,
+        EnvironmentMismatchError, UntrustedTypesError, UnsafeModelError,
+        GoldenMismatchError; all ModelkeepError.
 
     Example:
         >>> model = modelkeep.load("churn")
@@ -544,12 +659,21 @@ def load(
         array(['Churn'], dtype=object)
     """
     for attempt in range(_ATTEMPTS):
-        checks = _Checks(path, format=format, env=env, trusted=trusted, atol=atol)
+        checks = _Checks(
+            path,
+            format=format,
+            env=env,
+            trusted=trusted,
+            atol=atol,
+            public_key=public_key,
+            session_options=session_options,
+        )
         try:
             manifest = checks.manifest()
+            checks.signature(manifest)
             checks.integrity(manifest)
             checks.environment(manifest)
-            estimator = checks.deserialize(manifest)
+            checks.deserialize(manifest)
             checks.golden(manifest)
         except _Replaced:
             if attempt == _ATTEMPTS - 1:
@@ -559,7 +683,7 @@ def load(
             continue
         finally:
             checks.close()
-        return Model(estimator, manifest, format=checks.chosen.format, source=str(path))
+        return checks.model(manifest, source=str(path))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -583,6 +707,8 @@ class _Checks:
         env: str,
         trusted: Sequence[str] | None,
         atol: float,
+        public_key: str | os.PathLike[str] | None = None,
+        session_options: SessionOptions | None = None,
     ) -> None:
         if env not in _ENV_MODES:
             raise InvalidChoiceError(str(env), _ENV_MODES, "env")
@@ -594,18 +720,28 @@ class _Checks:
         self.env = env
         self.trusted = list(trusted or [])
         self.atol = float(atol)
+        self.public_key = public_key
+        self.session_options = session_options
         self.reader = _BundleReader(Path(path))
         self._data: bytes | None = None
         self.chosen: Artifact
         self.differences: list[Any] = []
         self.estimator: Any = None
         self.replayed = 0
+        self.signed: VerifiedSignature | None = None
 
     def close(self) -> None:
         self.reader.close()
 
     def manifest(self) -> Manifest:
-        manifest = self.reader.manifest()
+        try:
+            manifest = self.reader.manifest()
+        except ManifestError:
+            # With a key, bytes that do not parse are first a question for the signature: a
+            # changed byte is reported as tampering, not as a damaged bundle.
+            if self.public_key is not None and self.reader.manifest_bytes is not None:
+                self._check_signature(None)
+            raise
         if not manifest.artifacts:
             raise ManifestError(str(self.reader.path / MANIFEST_NAME), "no artifacts listed")
         if self.format is None:
@@ -621,6 +757,28 @@ class _Checks:
             self.chosen = chosen
         return manifest
 
+    def signature(self, manifest: Manifest) -> None:
+        if self.public_key is not None:
+            self._check_signature(manifest)
+
+    def _check_signature(self, manifest: Manifest | None) -> None:
+        if self.public_key is None or self.reader.manifest_bytes is None:
+            raise RuntimeError("a signature is checked only with a key, after the manifest")
+        try:
+            self.signed = check_signature(
+                self.reader.path,
+                signature=self.reader.signature(),
+                manifest_bytes=self.reader.manifest_bytes,
+                manifest=manifest,
+                public_key=self.public_key,
+            )
+        except SignatureError:
+            # The reference verifier hashes files by path: if a concurrent save swapped the
+            # bundle meanwhile, read the whole bundle again rather than report a mismatch.
+            if self.reader.replaced():
+                raise _Replaced from None
+            raise
+
     def integrity(self, manifest: Manifest) -> None:
         for artifact in manifest.artifacts:
             if artifact is self.chosen:
@@ -631,7 +789,12 @@ class _Checks:
     def environment(self, manifest: Manifest) -> None:
         if self.env == "ignore":
             return
-        self.differences = compare_environment(manifest.environment)
+        fmt = get_format(self.chosen.format)
+        if isinstance(fmt, ServingFormat):
+            # Its artifact runs without the training stack: only what runs it is compared.
+            self.differences = fmt.environment_differences(manifest, self.chosen)
+        else:
+            self.differences = compare_environment(manifest.environment)
         if not self.differences:
             return
         if self.env == "strict":
@@ -642,17 +805,41 @@ class _Checks:
         if self._data is None:
             self._data = self.reader.read_artifact(self.chosen)
         fmt = get_format(self.chosen.format)
-        estimator = fmt.load(
-            io.BytesIO(self._data), artifact=self.chosen.path, trusted=self.trusted
-        )
+        if isinstance(fmt, ServingFormat):
+            options = {} if self.session_options is None else {"session": self.session_options}
+            estimator = fmt.open(
+                self._data, manifest=manifest, artifact=self.chosen, options=options
+            )
+        else:
+            if self.session_options is not None:
+                raise InvalidChoiceError(
+                    "session_options=...",
+                    ["None for a non-ONNX artifact"],
+                    f"session_options (format {self.chosen.format!r})",
+                )
+            estimator = fmt.load(
+                io.BytesIO(self._data), artifact=self.chosen.path, trusted=self.trusted
+            )
         self._data = None
         self.estimator = estimator
         return estimator
 
     def golden(self, manifest: Manifest) -> None:
+        fmt = get_format(self.chosen.format)
+        if isinstance(fmt, ServingFormat):
+            self.replayed = fmt.replay_golden(self.estimator, manifest, self.chosen, atol=self.atol)
+            return
+        from modelkeep.golden import replay_golden
+
         self.replayed = replay_golden(
             self.estimator, manifest.golden, manifest.features, atol=self.atol
         )
+
+    def model(self, manifest: Manifest, *, source: str) -> Model:
+        fmt = get_format(self.chosen.format)
+        if isinstance(fmt, ServingFormat):
+            return fmt.model(self.estimator, manifest, self.chosen, source=source)
+        return Model(self.estimator, manifest, format=self.chosen.format, source=source)
 
 
 def verify(
@@ -662,22 +849,27 @@ def verify(
     env: EnvMode = "warn",
     trusted: Sequence[str] | None = None,
     atol: float = 1e-6,
+    public_key: str | os.PathLike[str] | None = None,
 ) -> list[Check]:
     """Run the load sequence and report each step as passed or failed.
 
     Stops at the first failure; the steps after it are not listed. In ``env="warn"`` mode
-    environment differences are reported in the passing check's detail.
+    environment differences are reported in the passing check's detail. With
+    ``public_key``, a ``signature`` check follows the manifest, as in :func:`load`.
     """
     results: list[Check] = []
     try:
-        checks = _Checks(path, format=format, env=env, trusted=trusted, atol=atol)
+        checks = _Checks(
+            path, format=format, env=env, trusted=trusted, atol=atol, public_key=public_key
+        )
     except ModelkeepError as exc:
         return [Check("bundle", False, str(exc))]
     try:
         try:
             manifest = checks.manifest()
         except ModelkeepError as exc:
-            return [Check("manifest", False, str(exc))]
+            failed = "signature" if isinstance(exc, SignatureError) else "manifest"
+            return [Check(failed, False, str(exc))]
         results.append(
             Check(
                 "manifest",
@@ -686,6 +878,7 @@ def verify(
             )
         )
         steps: list[tuple[str, Callable[[], object]]] = [
+            *([("signature", lambda: checks.signature(manifest))] if public_key else []),
             ("integrity", lambda: checks.integrity(manifest)),
             ("environment", lambda: _quiet_environment(checks, manifest)),
             ("artifact", lambda: checks.deserialize(manifest)),
@@ -698,9 +891,32 @@ def verify(
                 results.append(Check(name, False, str(exc)))
                 return results
             results.append(Check(name, True, _detail(name, checks, manifest)))
+        results.extend(_parity_checks(manifest))
     finally:
         checks.close()
     return results
+
+
+def _parity_checks(manifest: Manifest) -> list[Check]:
+    """The recorded parity report of each converted artifact; failed if forced past it.
+
+    A bundle holding an artifact written past a failed parity check (``force=True``) does
+    not verify, whichever artifact was loaded: verify answers whether the bundle is sound.
+    """
+    from modelkeep.onnx.report import ParityReport, summarize
+
+    checks = []
+    for artifact in manifest.artifacts:
+        recorded = artifact.details.get("parity")
+        if not isinstance(recorded, Mapping):
+            continue
+        try:
+            report = ParityReport.model_validate(recorded)
+        except ValueError as exc:
+            checks.append(Check("parity", False, f"{artifact.path}: unreadable report ({exc})"))
+            continue
+        checks.append(Check("parity", report.passed, f"{artifact.path}: {summarize(report)}"))
+    return checks
 
 
 def _quiet_environment(checks: _Checks, manifest: Manifest) -> None:
@@ -711,6 +927,14 @@ def _quiet_environment(checks: _Checks, manifest: Manifest) -> None:
 
 
 def _detail(name: str, checks: _Checks, manifest: Manifest) -> str:
+    if name == "signature":
+        signed = checks.signed
+        if signed is None:  # pragma: no cover - the step runs only with a key
+            return "not checked"
+        return (
+            f"{SIGNATURE_NAME} verified with {str(checks.public_key)!r} (key id "
+            f"{signed.key_id[:16]}): {len(signed.files)} file(s) signed, none added"
+        )
     if name == "integrity":
         return f"{len(manifest.artifacts)} artifact(s): size and sha256 match"
     if name == "environment":
@@ -720,6 +944,9 @@ def _detail(name: str, checks: _Checks, manifest: Manifest) -> str:
             return "matches the recorded environment"
         return "differs (warning): " + "; ".join(str(d) for d in checks.differences)
     if name == "artifact":
+        fmt = get_format(checks.chosen.format)
+        if isinstance(fmt, ServingFormat):
+            return fmt.describe(checks.estimator, checks.chosen)
         from modelkeep.safety.trees import validate_trees
 
         # Already validated during the load; run again only to count them for the report.

@@ -12,9 +12,15 @@ Hierarchy::
     ├── BundleExistsError(FileExistsError)      save() target exists and overwrite=False
     ├── BundleNotFoundError(FileNotFoundError)  no bundle at the path given
     ├── IntegrityError(ValueError)              an artifact's size or SHA-256 changed
+    ├── SignatureError(ValueError)              model.sig missing, by another key, or files differ
+    ├── SigningKeyError(ValueError)             a key file that cannot be used to sign or verify
+    ├── SigningKeyExistsError(FileExistsError)  keygen() would overwrite a key file
     ├── ArtifactError(ValueError)               an artifact cannot be deserialized
+    │   └── CorruptPickleError                  a pickle stream truncated, malformed or too big
     ├── EnvironmentMismatchError(RuntimeError)  env="strict" and versions differ
     ├── UntrustedTypesError(TypeError)          the artifact references types nobody trusted
+    ├── UnsafePickleError(ValueError)           a pickle stream does what no saved model does
+    ├── NeverTrustedError(ValueError)           trusted= names something that can never be trusted
     ├── UnsafeModelError(ValueError)            a deserialized tree is malformed
     ├── GoldenMismatchError(ValueError)         the loaded model disagrees with its golden samples
     ├── NotFittedModelError(ValueError)         save() was given an unfitted estimator
@@ -23,11 +29,21 @@ Hierarchy::
     ├── SchemaError(ValueError)                 prediction input does not fit the schema
     ├── InvalidChoiceError(ValueError)          an option outside its allowed values
     │   └── UnknownFormatError                  a format name modelkeep does not know
-    └── MissingDependencyError(ImportError)     an optional extra is not installed
+    ├── MissingDependencyError(ImportError)     an optional extra is not installed
+    ├── ConversionError(ValueError)             a model cannot be written faithfully in a format
+    │   ├── UnconvertibleModelError             a step has no converter (ONNX)
+    │   └── ParityError                         the converted model disagrees with the original
+    ├── InvalidReferenceError(ValueError)       a registry reference, name or alias is malformed
+    ├── UnknownReferenceError(LookupError)      no such name, version or alias in the registry
+    ├── BundleRejectedError(ValueError)         register() was given a bundle failing verification
+    ├── VersionInUseError(RuntimeError)         delete() of a version an alias points to
+    └── RegistryError(RuntimeError)             the registry's index cannot be read or written
 
     ModelkeepWarning(UserWarning)
     ├── EnvironmentMismatchWarning              env="warn" and versions differ
-    └── SchemaWarning                           input accepted but unusual (unseen category ...)
+    ├── SchemaWarning                           input accepted but unusual (unseen category ...)
+    ├── ParityWarning                           loading an artifact forced past its parity check
+    └── ArtifactSkippedWarning                  save() left out one of several formats
 """
 
 from __future__ import annotations
@@ -38,27 +54,43 @@ from typing import Any
 
 __all__ = [
     "ArtifactError",
+    "ArtifactSkippedWarning",
     "BundleExistsError",
     "BundleNotFoundError",
+    "BundleRejectedError",
+    "ConversionError",
+    "CorruptPickleError",
     "EnvironmentDifference",
     "EnvironmentMismatchError",
     "EnvironmentMismatchWarning",
     "GoldenMismatchError",
     "IntegrityError",
     "InvalidChoiceError",
+    "InvalidReferenceError",
     "LabelMapError",
     "ManifestError",
     "MissingDependencyError",
     "ModelkeepError",
     "ModelkeepWarning",
+    "NeverTrustedError",
     "NotFittedModelError",
+    "ParityError",
+    "ParityWarning",
+    "RegistryError",
     "SampleMismatchError",
     "SchemaError",
     "SchemaWarning",
+    "SignatureError",
+    "SigningKeyError",
+    "SigningKeyExistsError",
+    "UnconvertibleModelError",
     "UnknownFormatError",
+    "UnknownReferenceError",
     "UnsafeModelError",
+    "UnsafePickleError",
     "UnsupportedFormatVersionError",
     "UntrustedTypesError",
+    "VersionInUseError",
 ]
 
 _MAX_LISTED = 5
@@ -141,6 +173,60 @@ class IntegrityError(ModelkeepError, ValueError):
         )
 
 
+_SIGNATURE_ADVICE = {
+    "missing": "Sign it with `modelkeep sign`, or get a signed copy from its publisher.",
+    "wrong_key": "Check that the public key is the publisher's; if it is, do not use this bundle.",
+    "malformed": "Get a copy signed with `modelkeep sign` or `model_signing sign key` from its "
+    "publisher.",
+    "mismatch": "The bundle changed after it was signed: do not use it, get a fresh copy from "
+    "its publisher (or, if you changed it yourself, sign it again).",
+    "unsignable": "A bundle holds only regular files; remove the others and sign again.",
+}
+
+
+class SignatureError(ModelkeepError, ValueError):
+    """A bundle's signature (``model.sig``) is missing, wrong or does not match its files.
+
+    ``kind`` says which, for callers that map errors to codes: ``"missing"`` (no
+    signature), ``"wrong_key"`` (not made by the key given), ``"malformed"`` (not a
+    signature modelkeep can read), ``"mismatch"`` (a file changed, was added or removed
+    after signing, or the signature leaves out the manifest or an artifact),
+    ``"unsignable"`` (``sign`` met something it cannot sign, e.g. a symlink).
+    """
+
+    def __init__(self, bundle: str, reason: str, *, kind: str) -> None:
+        self.bundle = bundle
+        self.reason = reason
+        self.kind = kind
+        super().__init__(
+            f"Signature of bundle {bundle!r}: {reason}. {_SIGNATURE_ADVICE.get(kind, '')}".rstrip()
+        )
+
+
+class SigningKeyError(ModelkeepError, ValueError):
+    """A key file that cannot be used to sign or verify (missing, not PEM, unsupported curve)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(
+            f"Key file {path!r}: {problem}. Use an unencrypted EC P-256, P-384 or P-521 key "
+            "in PEM format, as `modelkeep keygen` writes: the private key to sign, the .pub "
+            "file to verify."
+        )
+
+
+class SigningKeyExistsError(ModelkeepError, FileExistsError):
+    """``keygen()`` refuses to overwrite an existing file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"Cannot write key file {path!r}: it already exists. keygen never overwrites a "
+            "key; choose another path, or move the old key away first."
+        )
+
+
 class ArtifactError(ModelkeepError, ValueError):
     """An artifact whose hash matched but which its format cannot read."""
 
@@ -151,6 +237,42 @@ class ArtifactError(ModelkeepError, ValueError):
             f"Artifact {artifact!r}: expected a readable {format} file, got an error while "
             f"reading it: {type(cause).__name__}: {cause}. The file was written by an "
             "incompatible tool or crafted; save the model again."
+        )
+
+
+class CorruptPickleError(ArtifactError):
+    """A pickle or joblib stream that cannot be read: truncated, malformed, or beyond a limit.
+
+    ``offset`` is the byte (in the decompressed stream for a compressed joblib file) where
+    reading stopped; ``untrusted`` the names it referenced before that point that are not
+    trusted, if any.
+    """
+
+    def __init__(
+        self,
+        artifact: str,
+        format: str,
+        problem: str,
+        *,
+        offset: int | None = None,
+        untrusted: Iterable[str] = (),
+    ) -> None:
+        self.artifact = artifact
+        self.format = format
+        self.problem = problem
+        self.offset = offset
+        self.untrusted = tuple(sorted(set(untrusted)))
+        where = "" if offset is None else f"byte {offset}: "
+        also = (
+            f" Before that point it references untrusted name(s): {format_names(self.untrusted)}."
+            if self.untrusted
+            else ""
+        )
+        ModelkeepError.__init__(
+            self,
+            f"Artifact {artifact!r}: {where}{problem}. Expected a complete, well-formed "
+            f"{format} stream; the file is truncated, corrupt or crafted, and modelkeep did not "
+            f"load it.{also} Restore the file from a copy or save the model again.",
         )
 
 
@@ -196,6 +318,43 @@ class UntrustedTypesError(ModelkeepError, TypeError):
             f"Artifact {artifact!r} references {len(self.types)} untrusted type(s): {listed}. "
             "modelkeep did not load it. If you know where this file came from and trust "
             "these exact types, pass them as trusted=[...]."
+        )
+
+
+class UnsafePickleError(ModelkeepError, ValueError):
+    """A well-formed pickle stream that does something no saved model does.
+
+    ``problems`` lists each construct, with its byte offset: a BUILD that would change a
+    class or function for the whole process, a call of a value computed while loading, names
+    computed at load time, data after STOP, a frame overrun, a persistent id ...
+    """
+
+    def __init__(self, artifact: str, problems: Sequence[str]) -> None:
+        self.artifact = artifact
+        self.problems = tuple(problems)
+        shown = "; ".join(self.problems[:_MAX_LISTED])
+        if len(self.problems) > _MAX_LISTED:
+            shown += f"; and {len(self.problems) - _MAX_LISTED} more"
+        super().__init__(
+            f"Artifact {artifact!r}: expected only what a saved model's pickle does, got "
+            f"{len(self.problems)} unsafe construct(s): {shown}. The file was crafted or "
+            "damaged; modelkeep did not load it. Do not use it; save the model again from "
+            "its source."
+        )
+
+
+class NeverTrustedError(ModelkeepError, ValueError):
+    """``trusted=`` names something modelkeep never trusts (it imports, evaluates, opens
+    files, spawns processes, reaches the network or fetches attributes by name)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = tuple(sorted(set(names)))
+        super().__init__(
+            f"trusted: expected names of classes and functions that only build data, got "
+            f"{format_names(self.names)}, which can never be trusted: such a name lets a file "
+            "import, evaluate, open files, spawn processes, reach the network or fetch "
+            "attributes by name, so loading it could run any code. Remove it from trusted=; "
+            "no saved model needs it."
         )
 
 
@@ -346,6 +505,170 @@ class MissingDependencyError(ModelkeepError, ImportError):
         super().__init__(f"{feature} needs {packages}: pip install 'modelkeep[{extra}]'")
 
 
+class ConversionError(ModelkeepError, ValueError):
+    """A model that cannot be written faithfully in a format (``format`` names it)."""
+
+    format: str
+
+
+class UnconvertibleModelError(ConversionError):
+    """A step of the model has no converter to the format (ONNX): nothing was written.
+
+    ``step`` is the step's path in the model (``"preprocess/numeric/log"``, ``""`` for the
+    model itself), ``step_type`` its class, ``reason`` why it cannot be converted.
+    """
+
+    def __init__(self, format: str, step: str, step_type: str, reason: str) -> None:
+        self.format = format
+        self.step = step
+        self.step_type = step_type
+        self.reason = reason
+        where = f"step {step!r} ({step_type})" if step else f"the model ({step_type})"
+        super().__init__(
+            f"Cannot convert to {format}: {where}: expected a step with a converter to "
+            f"{format}, got {reason}. Replace the step with a convertible one, or save without "
+            f"{format!r} in formats."
+        )
+
+
+class ParityError(ConversionError):
+    """The converted model disagrees with the original beyond the parity thresholds.
+
+    ``report`` is the parity report (a :class:`modelkeep.onnx.ParityReport`); the message
+    shows it and the worst rows. Nothing was written.
+    """
+
+    def __init__(self, format: str, report: Any, rendered: str) -> None:
+        self.format = format
+        self.report = report
+        super().__init__(
+            f"The {format} conversion failed its parity check against the original model, "
+            f"so it was not written.\n{rendered}\nIf these differences are acceptable, "
+            "loosen the thresholds (parity=ParityThresholds(...)) or pass force=True to "
+            "write the artifact marked as failed."
+        )
+
+
+_REFERENCE_FORMS = (
+    "NAME (its latest version), NAME:VERSION or NAME@ALIAS, e.g. 'churn', 'churn:3', "
+    "'churn@production'"
+)
+
+
+class InvalidReferenceError(ModelkeepError, ValueError):
+    """A registry reference, model name or alias name that does not parse.
+
+    ``kind`` is ``"reference"``, ``"name"`` or ``"alias"``: what was being parsed.
+    """
+
+    def __init__(
+        self, text: str, problem: str, *, kind: str = "reference", expected: str | None = None
+    ) -> None:
+        self.text = text
+        self.problem = problem
+        self.kind = kind
+        if expected is None:
+            expected = {
+                "name": "a name of letters, digits, '.', '_' and '-', starting with a letter "
+                "or digit, at most 128 characters, e.g. 'churn'",
+                "alias": "an alias of letters, digits, '.', '_' and '-', starting with a "
+                "letter, at most 64 characters, e.g. 'production'",
+            }.get(kind, _REFERENCE_FORMS)
+        super().__init__(
+            f"{kind.capitalize()} {text!r}: {problem}. Expected {expected}; correct it and "
+            "try again."
+        )
+
+
+def _first(items: Sequence[str], limit: int = _MAX_LISTED) -> str:
+    shown = ", ".join(items[:limit])
+    if len(items) > limit:
+        shown += f" and {len(items) - limit} more"
+    return shown
+
+
+def _quoted(items: Sequence[str]) -> str:
+    return _first([repr(item) for item in items])
+
+
+class UnknownReferenceError(ModelkeepError, LookupError):
+    """A well-formed reference to a name, version or alias the registry does not hold.
+
+    ``kind`` is ``"name"``, ``"version"`` or ``"alias"``; ``known`` lists what the registry
+    does hold at that level (names, version numbers or aliases).
+    """
+
+    def __init__(
+        self, reference: str, *, kind: str, name: str, registry: str, known: Sequence[str]
+    ) -> None:
+        self.reference = reference
+        self.kind = kind
+        self.name = name
+        self.registry = registry
+        self.known = tuple(known)
+        where = f"in the registry at {registry!r}"
+        if kind == "name":
+            what = f"no model named {name!r} {where}"
+            held = f"it holds {_quoted(self.known)}" if self.known else "it holds no model"
+            todo = "List models with `modelkeep registry list`, or register the bundle first."
+        elif kind == "version":
+            target = reference.partition(":")[2]
+            what = f"no version {target} of {name!r} {where}"
+            held = f"its versions are {_first(self.known)}" if self.known else "it has none"
+            todo = f"List them with `modelkeep registry list {name}`."
+        else:
+            target = reference.partition("@")[2]
+            what = f"no alias {target!r} on {name!r} {where}"
+            held = f"its aliases are {_quoted(self.known)}" if self.known else "it has none"
+            todo = f"Set it with `modelkeep registry alias set {name} {target} VERSION`."
+        super().__init__(f"Reference {reference!r}: {what}; {held}. {todo}")
+
+
+class BundleRejectedError(ModelkeepError, ValueError):
+    """``Registry.register()`` was given a bundle that fails verification.
+
+    ``cause`` is the error the verification raised (an IntegrityError, GoldenMismatchError,
+    ManifestError ...); it is also chained as ``__cause__``.
+    """
+
+    def __init__(self, path: str, cause: BaseException) -> None:
+        self.path = path
+        self.cause = cause
+        super().__init__(
+            f"Cannot register {path!r}: expected a bundle that passes every load check, got "
+            f"{type(cause).__name__}: {cause} Nothing was added to the registry; repair or "
+            "save the bundle again, then register it."
+        )
+
+
+class VersionInUseError(ModelkeepError, RuntimeError):
+    """``Registry.delete()`` of a version that aliases still point to."""
+
+    def __init__(self, reference: str, aliases: Sequence[str]) -> None:
+        self.reference = reference
+        self.aliases = tuple(sorted(aliases))
+        super().__init__(
+            f"Cannot delete {reference!r}: expected a version no alias points to, got "
+            f"alias(es) {format_names(self.aliases)}. Move or remove them first "
+            "(`modelkeep registry alias set` / `alias rm`), then delete."
+        )
+
+
+class RegistryError(ModelkeepError, RuntimeError):
+    """The registry's index could not be read or written (a database error)."""
+
+    def __init__(self, registry: str, operation: str, cause: BaseException) -> None:
+        self.registry = registry
+        self.operation = operation
+        self.cause = cause
+        super().__init__(
+            f"Registry at {registry!r}: {operation} failed: {type(cause).__name__}: {cause}. "
+            "Nothing was changed by this operation. If another process holds the index "
+            "locked, retry; otherwise the index may be damaged: run `modelkeep registry "
+            "check`, or restore registry.db from a backup."
+        )
+
+
 class ModelkeepWarning(UserWarning):
     """Base class of every warning modelkeep emits."""
 
@@ -375,3 +698,37 @@ class SchemaWarning(ModelkeepWarning):
         self.column = column
         self.values = tuple(values)
         super().__init__(message)
+
+
+class ParityWarning(ModelkeepWarning):
+    """Loading an artifact that failed its parity check and was written with ``force=True``.
+
+    Emitted on every load of it; ``report`` is its parity report as recorded.
+    """
+
+    def __init__(self, artifact: str, summary: str, report: Any = None) -> None:
+        self.artifact = artifact
+        self.summary = summary
+        self.report = report
+        super().__init__(
+            f"Artifact {artifact!r} failed its parity check against the original model and "
+            f"was written anyway (force=True): {summary}. Its predictions may differ from the "
+            "original's; convert again, or load another format."
+        )
+
+
+class ArtifactSkippedWarning(ModelkeepWarning):
+    """``save()`` left one of several requested formats out of the bundle.
+
+    ``format`` names it and ``error`` is the :class:`ConversionError` that kept it out;
+    escalate with ``warnings.simplefilter("error", ArtifactSkippedWarning)``.
+    """
+
+    def __init__(self, format: str, error: ModelkeepError, saved: Sequence[str]) -> None:
+        self.format = format
+        self.error = error
+        self.saved = tuple(saved)
+        super().__init__(
+            f"Format {format!r} was left out of the bundle, which holds "
+            f"{', '.join(map(repr, self.saved))}: {error}"
+        )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from typing import BinaryIO
-
-import pandas as pd
+from typing import TYPE_CHECKING, BinaryIO
 
 from modelkeep.errors import IntegrityError
 from modelkeep.manifest import Artifact
+
+if TYPE_CHECKING:  # imported where used: loading a bundle needs no pandas
+    import pandas as pd
 
 __all__ = ["check_artifact", "fingerprint_frame", "sha256_stream"]
 
@@ -43,6 +44,8 @@ def fingerprint_frame(frame: pd.DataFrame) -> str:
 
     The row index is left out: the same rows under a different index are the same data.
     """
+    import pandas as pd
+
     digest = hashlib.sha256()
     for name in frame.columns:
         column = frame[name]

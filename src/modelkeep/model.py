@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from modelkeep.golden import model_input
 from modelkeep.manifest import FeatureSpec, Manifest, Scalar
-from modelkeep.schema import prepare
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Model"]
+
+# pandas, the schema and golden modules are imported inside the methods that use them:
+# an ONNX model (a subclass) serves without pandas installed.
 
 
 class Model:
@@ -69,6 +72,8 @@ class Model:
 
     def prepare(self, X: Any, *, strict: bool = False) -> pd.DataFrame:
         """``X`` validated and coerced to the schema, as the pipeline will receive it."""
+        from modelkeep.schema import prepare
+
         return prepare(X, self._features, strict=strict)
 
     def predict(self, X: Any, *, strict: bool = False) -> np.ndarray:
@@ -97,11 +102,16 @@ class Model:
                 f"predict_proba: expected a classifier, got a {self._manifest.task} model; "
                 "use predict()."
             )
+        import pandas as pd
+
         proba = np.asarray(self._estimator.predict_proba(self._input(X, strict)))
         frame: pd.DataFrame = pd.DataFrame(proba, columns=pd.Index(self._labels.tolist()))
         return frame
 
     def _input(self, X: Any, strict: bool) -> Any:
+        from modelkeep.golden import model_input
+        from modelkeep.schema import prepare
+
         return model_input(self._estimator, prepare(X, self._features, strict=strict))
 
     def __repr__(self) -> str:

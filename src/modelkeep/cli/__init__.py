@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from modelkeep.cli import inspect, verify
+from modelkeep.cli import card, convert, import_, inspect, keygen, registry, scan, sign, verify
 
 app = typer.Typer(
     name="modelkeep",
@@ -15,6 +15,13 @@ app = typer.Typer(
 )
 app.command("inspect")(inspect.inspect_command)
 app.command("verify")(verify.verify_command)
+app.command("keygen")(keygen.keygen_command)
+app.command("sign")(sign.sign_command)
+app.add_typer(registry.app, name="registry")
+app.command("card")(card.card_command)
+app.command("convert")(convert.convert_command)
+app.command("scan")(scan.scan_command)
+app.command("import")(import_.import_command)
 
 
 def main() -> None:

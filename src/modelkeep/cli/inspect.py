@@ -78,3 +78,27 @@ def _print(m: Manifest) -> None:
     for a in m.artifacts:
         artifacts.add_row(a.path, a.format, f"{a.size:,}", a.sha256)
     stdout.print(artifacts)
+    _print_conversions(m)
+
+
+def _print_conversions(m: Manifest) -> None:
+    """For each converted artifact (ONNX): how it was converted and its parity report."""
+    from modelkeep.onnx.report import ParityReport, render_report
+
+    for a in m.artifacts:
+        parity, conversion = a.details.get("parity"), a.details.get("conversion")
+        if not isinstance(parity, dict):
+            continue
+        stdout.print(f"[bold]Conversion[/bold] {a.path}", highlight=False)
+        if isinstance(conversion, dict):
+            packages = ", ".join(f"{k} {v}" for k, v in conversion.get("packages", {}).items())
+            stdout.print(
+                f"  opset {conversion.get('opset')}, ai.onnx.ml {conversion.get('ml_opset')}; "
+                f"{packages}",
+                markup=False,
+            )
+        try:
+            text = render_report(ParityReport.model_validate(parity))
+        except ValueError as exc:
+            text = f"Parity report unreadable: {exc}"
+        stdout.print("  " + text.replace("\n", "\n  "), markup=False)

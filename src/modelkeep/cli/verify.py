@@ -23,6 +23,13 @@ def verify_command(
         list[str] | None,
         typer.Option("--trusted", help="An exact type name to trust; repeatable."),
     ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="Also check the signature (model.sig) against this public key (PEM).",
+        ),
+    ] = None,
 ) -> None:
     """Check a bundle as load() does; exit 0 when every check passes, 1 otherwise."""
     from modelkeep.bundle import verify
@@ -31,7 +38,7 @@ def verify_command(
     if env not in ("warn", "strict", "ignore"):
         raise typer.BadParameter(f"expected one of warn, strict, ignore; got {env!r}")
     mode = env  # type: ignore[assignment]
-    results = verify(path, env=mode, format=format, trusted=trusted)
+    results = verify(path, env=mode, format=format, trusted=trusted, public_key=public_key)
     for check in results:
         mark = "[green]PASS[/green]" if check.passed else "[red]FAIL[/red]"
         stdout.print(f"{mark} {check.name}: ", end="")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from modelkeep.errors import UnknownFormatError
 from modelkeep.formats.base import Format
 
@@ -14,8 +16,36 @@ def _skops() -> Format:
     return SkopsFormat()
 
 
+def _onnx() -> Format:
+    from modelkeep.formats.onnx import OnnxFormat
+
+    return OnnxFormat()
+
+
+def _pickle() -> Format:
+    from modelkeep.formats.pickle import PickleFormat
+
+    return PickleFormat()
+
+
+def _joblib(compression: str | None = None) -> Callable[[], Format]:
+    def factory() -> Format:
+        from modelkeep.formats.joblib import JoblibFormat
+
+        return JoblibFormat(compression)
+
+    return factory
+
+
 # Factories, so a format's dependencies are imported only when it is used.
-_FACTORIES = {"skops": _skops}
+# "joblib:<compression>" writes the same joblib artifact, compressed.
+_FACTORIES = {
+    "skops": _skops,
+    "onnx": _onnx,
+    "pickle": _pickle,
+    "joblib": _joblib(),
+    **{f"joblib:{c}": _joblib(c) for c in ("zlib", "gzip", "lzma", "xz")},
+}
 
 
 def available_formats() -> list[str]:

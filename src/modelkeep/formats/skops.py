@@ -11,6 +11,7 @@ import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from modelkeep.errors import ArtifactError, UntrustedTypesError
+from modelkeep.formats.base import DumpContext
 from modelkeep.safety.skops_trust import REVIEWED_TYPES, VALIDATED_TREE_TYPES
 from modelkeep.safety.trees import validate_trees
 
@@ -23,7 +24,9 @@ class SkopsFormat:
     name = "skops"
     extension = "skops"
 
-    def dump(self, model: object, path: Path) -> dict[str, Any]:
+    def dump(
+        self, model: object, path: Path, *, context: DumpContext | None = None
+    ) -> dict[str, Any]:
         sio.dump(model, path)
         needs = sorted(sio.get_untrusted_types(file=path))
         return {"skops_version": _skops_version(), "needs_trust": needs}
