@@ -15,12 +15,12 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_check() -> None:
-    result = _run(str(BIN / "ruff"), "check", ".")
+    result = _run(str(BIN / "ruff"), "check", "--no-cache", ".")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format() -> None:
-    result = _run(str(BIN / "ruff"), "format", "--check", ".")
+    result = _run(str(BIN / "ruff"), "format", "--no-cache", "--check", ".")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

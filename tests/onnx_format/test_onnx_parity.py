@@ -89,9 +89,8 @@ def test_every_kind_converts_within_the_thresholds(kind: str, tmp_path: Path) ->
 def _churn(classifier: str) -> tuple[Any, pd.DataFrame]:
     sys.path.insert(0, str(ROOT / "examples" / "churn"))
     try:
-        from train import train
-
         from data import generate
+        from train import train
     finally:
         sys.path.pop(0)
     pipeline, _, x_train = train(generate(2000, seed=3), classifier, n_estimators=40, seed=3)
