@@ -48,6 +48,24 @@ from pandas.api.types import (
     pandas_dtype,
 )
 
+from modelkeep._input_messages import (
+    check_width as _check_width,
+)
+from modelkeep._input_messages import (
+    column_warnings,
+)
+from modelkeep._input_messages import (
+    extra_columns_warning as _extra_columns_warning,
+)
+from modelkeep._input_messages import (
+    missing_columns_error as _missing_columns_error,
+)
+from modelkeep._input_messages import (
+    python as _python,
+)
+from modelkeep._input_messages import (
+    show as _show,
+)
 from modelkeep.errors import SchemaError, SchemaWarning, format_names
 from modelkeep.manifest import FeatureSpec, Scalar
 
@@ -543,31 +561,6 @@ def _list_columns(
     )
 
 
-def _check_width(got: int, expected: int) -> None:
-    if got != expected:
-        raise SchemaError(
-            f"Input: expected {expected} columns (one per feature, in schema order), got "
-            f"{got}. Pass a DataFrame or records with column names to match columns by name.",
-            kind="invalid_input",
-        )
-
-
-def _missing_columns_error(missing: list[str], extra: list[object], total: int) -> SchemaError:
-    hint = ""
-    if extra:
-        hint = (
-            f" The input also has columns the model was not fitted on: "
-            f"{format_names(extra)}; is one misspelled?"
-        )
-    return SchemaError(
-        f"Input is missing {len(missing)} of the model's {total} columns: "
-        f"{format_names(missing)}.{hint} Add every feature the model was fitted on, with "
-        "null for unknown values.",
-        value=tuple(sorted(missing)),
-        kind="missing_columns",
-    )
-
-
 @dataclass(frozen=True)
 class _Issue:
     """Unusual input: a warning, or with ``strict=True`` an error."""
@@ -585,63 +578,18 @@ class _Issue:
         )
 
 
-def _extra_columns_warning(extra: list[object], strict: bool) -> SchemaWarning:
-    action = (
-        "Remove them, or pass strict=False to ignore them with a warning."
-        if strict
-        else "They were ignored; remove them, or check for a misspelled feature name."
-    )
-    return SchemaWarning(
-        f"Input has {len(extra)} column(s) the model was not fitted on: "
-        f"{format_names(extra)}. {action}",
-        kind="extra_columns",
-        column=None,
-        values=sorted(str(name) for name in extra),
-    )
-
-
 def _column_issues(plan: _Plan, column: _Column, strict: bool) -> list[_Issue]:
-    issues = []
-    name = plan.name
-    if column.unseen:
-        warning = SchemaWarning(
-            f"Column {name!r}: expected values seen in training, got "
-            f"{len(column.unseen)} unseen value(s): {_format_values(column.unseen)}. "
-            + _advice(strict, "the model's output for them is unreliable"),
-            kind="unseen_categories",
-            column=name,
-            values=_sorted_values(column.unseen),
-        )
-        issues.append(_Issue(warning, None))
-    if column.out_of_range:
-        values = _sorted_values({value for _, value in column.out_of_range})
-        warning = SchemaWarning(
-            f"Column {name!r}: expected values in the training range "
-            f"[{_number(plan.low)}, {_number(plan.high)}], got {len(values)} value(s) "
-            f"outside it: {_format_values(values)}. "
-            + _advice(strict, "the model is extrapolating"),
-            kind="out_of_range",
-            column=name,
-            values=values,
-        )
-        issues.append(_Issue(warning, column.out_of_range[0][0]))
-    if column.missing and not plan.nullable:
-        warning = SchemaWarning(
-            f"Column {name!r}: expected no missing values (training had none), got "
-            f"{len(column.missing)} in row(s) {_format_rows(column.missing)}. "
-            + _advice(strict, "the pipeline may not handle them"),
-            kind="unexpected_missing",
-            column=name,
-            values=list(column.missing),
-        )
-        issues.append(_Issue(warning, column.missing[0]))
-    return issues
-
-
-def _advice(strict: bool, risk: str) -> str:
-    if strict:
-        return "Fix the input, or pass strict=False to accept it with a warning."
-    return f"They were kept; {risk} (pass strict=True to reject them)."
+    found = column_warnings(
+        plan.name,
+        unseen=column.unseen,
+        out_of_range=column.out_of_range,
+        missing=column.missing,
+        nullable=plan.nullable,
+        low=plan.low,
+        high=plan.high,
+        strict=strict,
+    )
+    return [_Issue(warning, row) for warning, row in found]
 
 
 # ---------------------------------------------------------------------------------------
@@ -1076,41 +1024,3 @@ def _json_value(plan: _Plan, row: int, value: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------
 # formatting
-
-
-def _python(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _show(value: object) -> str:
-    text = repr(_python(value))
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _number(value: float | None) -> str:
-    if value is not None and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    return repr(value)
-
-
-def _sorted_values(values: Any) -> list[Any]:
-    python = [_python(v) for v in values]
-    try:
-        return sorted(python)
-    except TypeError:
-        return sorted(python, key=repr)
-
-
-def _format_values(values: Any) -> str:
-    shown = _sorted_values(values)
-    text = ", ".join(_show(v) for v in shown[:_MAX_LISTED])
-    if len(shown) > _MAX_LISTED:
-        text += f" and {len(shown) - _MAX_LISTED} more"
-    return text
-
-
-def _format_rows(rows: Sequence[int]) -> str:
-    text = ", ".join(str(row) for row in rows[:_MAX_LISTED])
-    if len(rows) > _MAX_LISTED:
-        text += f" and {len(rows) - _MAX_LISTED} more"
-    return text
