@@ -39,6 +39,13 @@ def test_inspect_shows_the_bundle(saved: Path) -> None:
         assert expected in out, f"{expected!r} missing from:\n{out}"
 
 
+def test_inspect_shows_the_whole_artifact_hash(saved: Path) -> None:
+    digest = json.loads((saved / "modelkeep.json").read_text())["artifacts"][0]["sha256"]
+    out = run("inspect", str(saved)).stdout
+    folded = "".join(line.split("│")[-2].strip() for line in out.splitlines() if "│" in line)
+    assert digest in folded
+
+
 def test_inspect_json_is_the_manifest(saved: Path) -> None:
     result = run("inspect", str(saved), "--json")
     assert result.returncode == 0, result.stderr

@@ -73,8 +73,9 @@ def _print(m: Manifest) -> None:
     stdout.print("  " + json.dumps(env.packages)[1:-1].replace('"', ""), markup=False)
 
     artifacts = Table(title="Artifacts", title_justify="left")
-    for column in ("path", "format", "size", "sha256"):
+    for column in ("path", "format", "size"):
         artifacts.add_column(column)
+    artifacts.add_column("sha256", overflow="fold")  # whole, so it can be compared
     for a in m.artifacts:
         artifacts.add_row(a.path, a.format, f"{a.size:,}", a.sha256)
     stdout.print(artifacts)
