@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,10 @@ def test_predict_proba_columns_are_business_labels(model: modelkeep.Model, data:
 
 def test_missing_column_is_an_error(model: modelkeep.Model, data: Any) -> None:
     frame, _ = data
-    with pytest.raises(SchemaError, match="'plan'") as info:
+    with pytest.raises(
+        SchemaError,
+        match=re.escape("Input is missing 1 of the model's 6 columns: 'plan'. Add every feature"),
+    ) as info:
         model.predict(frame.drop(columns=["plan"]))
     assert info.value.kind == "missing_columns"
 
@@ -65,11 +69,12 @@ def test_missing_column_is_an_error(model: modelkeep.Model, data: Any) -> None:
 def test_extra_columns_dropped_with_a_warning_or_refused(model: modelkeep.Model, data: Any) -> None:
     frame, _ = data
     wider = frame.head(3).assign(customer_id=["a", "b", "c"])
-    with pytest.warns(SchemaWarning, match="customer_id") as record:
+    message = "Input has 1 column(s) the model was not fitted on: 'customer_id'."
+    with pytest.warns(SchemaWarning, match=re.escape(message)) as record:
         got = model.predict(wider)
     assert len(record) == 1
     assert got.tolist() == model.predict(frame.head(3)).tolist()
-    with pytest.raises(SchemaError, match="customer_id"):
+    with pytest.raises(SchemaError, match=re.escape(message)):
         model.predict(wider, strict=True)
 
 
@@ -77,7 +82,10 @@ def test_unconvertible_value_names_column_row_and_value(model: modelkeep.Model, 
     frame, _ = data
     records = _records(_rows(frame, 3))
     records[2]["age"] = "forty"
-    with pytest.raises(SchemaError, match="'age'") as info:
+    with pytest.raises(
+        SchemaError,
+        match=re.escape("Column 'age': row 2: expected integer, got 'forty' (str)."),
+    ) as info:
         model.predict(records)
     assert (info.value.column, info.value.row, info.value.value) == ("age", 2, "forty")
 

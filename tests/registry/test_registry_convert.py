@@ -35,7 +35,11 @@ def test_convert_registers_a_child_version(registry: modelkeep.Registry, tiny_bu
 
 
 def test_convert_unknown_reference_registers_nothing(registry: modelkeep.Registry) -> None:
-    with pytest.raises(UnknownReferenceError, match=re.escape("'tiny'")):
+    with pytest.raises(
+        UnknownReferenceError,
+        match=r"^Reference 'tiny:1': no model named 'tiny' in the registry at '[^']+'; it holds "
+        + re.escape("no model. List models with `modelkeep registry list`"),
+    ):
         registry.convert("tiny:1", to="onnx")
     assert registry.versions() == []
 
