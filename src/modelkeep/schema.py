@@ -48,23 +48,15 @@ from pandas.api.types import (
     pandas_dtype,
 )
 
-from modelkeep._input_messages import (
-    check_width as _check_width,
-)
-from modelkeep._input_messages import (
+from modelkeep._inputs import (
+    array_columns,
     column_warnings,
-)
-from modelkeep._input_messages import (
-    extra_columns_warning as _extra_columns_warning,
-)
-from modelkeep._input_messages import (
-    missing_columns_error as _missing_columns_error,
-)
-from modelkeep._input_messages import (
-    python as _python,
-)
-from modelkeep._input_messages import (
-    show as _show,
+    extra_columns_warning,
+    list_columns,
+    mapping_columns,
+    missing_columns_error,
+    plain_value,
+    show_value,
 )
 from modelkeep.errors import SchemaError, SchemaWarning, format_names
 from modelkeep.manifest import FeatureSpec, Scalar
@@ -148,7 +140,7 @@ def _infer_column(name: str, column: pd.Series[Any]) -> FeatureSpec:
     nullable = bool(column.isna().any())
     present = column.dropna()
     if isinstance(dtype, pd.CategoricalDtype):
-        categories = [_python(v) for v in pd.unique(present.to_numpy(dtype=object))]
+        categories = [plain_value(v) for v in pd.unique(present.to_numpy(dtype=object))]
         odd = sorted({type(v).__name__ for v in categories if not _is_scalar_category(v)})
         if odd:
             raise SchemaError(
@@ -395,9 +387,9 @@ def prepare(X: object, features: Sequence[FeatureSpec], *, strict: bool = False)
     missing = [plan.name for plan in plans if plan.name not in columns]
     extra = [name for name in names if name not in schema_names]
     if missing:
-        raise _missing_columns_error(missing, extra, len(plans))
+        raise missing_columns_error(missing, extra, len(plans))
     if extra:
-        issues.append(_Issue(_extra_columns_warning(extra, strict), None))
+        issues.append(_Issue(extra_columns_warning(extra, strict), None))
         if strict:  # before converting: the structure is wrong, the values do not matter
             raise issues[0].error()
     converted = [_convert(plan, columns[plan.name]) for plan in plans]
@@ -436,129 +428,28 @@ def _columns(
         wanted = {plan.name for plan in plans}
         columns = {n: _series_values(X[n]) for n in names if isinstance(n, str) and n in wanted}
         return columns, names, len(X), X.index
+    schema_names = [plan.name for plan in plans]
     if isinstance(X, Mapping):
-        return _mapping_columns(X)
+        return (*mapping_columns(X, _pandas_values), None)
     if isinstance(X, np.ndarray):
-        if X.ndim != 2:
-            raise SchemaError(
-                f"Input: expected a 2-D array (rows x features), got a {X.ndim}-D array of "
-                f"shape {X.shape}. Reshape one row with x.reshape(1, -1).",
-                kind="invalid_input",
-            )
-        _check_width(X.shape[1], len(plans))
-        columns = {plan.name: X[:, j] for j, plan in enumerate(plans)}
-        return columns, [plan.name for plan in plans], X.shape[0], None
+        return (*array_columns(X, schema_names), None)
     if isinstance(X, (list, tuple)):
-        return _list_columns(X, plans)
+        return (*list_columns(X, schema_names), None)
     raise SchemaError(
         f"Input: expected {_ACCEPTED_INPUT}, got {type(X).__name__}.",
         kind="invalid_input",
     )
 
 
+def _pandas_values(column: Any) -> Any:
+    # A Series or Index gives its values; an extension array is already values.
+    return _series_values(column) if isinstance(column, (pd.Series, pd.Index)) else column
+
+
 def _series_values(column: pd.Series[Any] | pd.Index) -> Any:
     if isinstance(column.dtype, np.dtype):
         return column.to_numpy()
     return column.array
-
-
-def _mapping_columns(
-    X: Mapping[Any, Any],
-) -> tuple[dict[str, Any], list[object], int, pd.Index | None]:
-    names = list(X)
-    sequences = [name for name in names if isinstance(X[name], _SEQUENCES)]
-    if not sequences:  # one record: every value a scalar
-        return {name: [X[name]] for name in names if isinstance(name, str)}, names, 1, None
-    if len(sequences) != len(names):
-        listed = set(sequences)
-        scalars = [name for name in names if name not in listed]
-        raise SchemaError(
-            "Input: expected one record (every value a scalar) or a dict of columns (every "
-            f"value a list or array), got both: lists for {format_names(sequences)} and "
-            f"scalars for {format_names(scalars)}.",
-            kind="invalid_input",
-        )
-    columns: dict[str, Any] = {}
-    lengths: dict[str, int] = {}
-    for name in names:
-        value = X[name]
-        if isinstance(value, (pd.Series, pd.Index)):
-            value = _series_values(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        if isinstance(value, np.ndarray) and value.ndim != 1:
-            raise SchemaError(
-                f"Input: column {name!r}: expected a 1-D list or array, got an array of "
-                f"shape {value.shape}.",
-                column=str(name),
-                kind="invalid_input",
-            )
-        lengths[str(name)] = len(value)
-        if isinstance(name, str):
-            columns[name] = value
-    if len(set(lengths.values())) > 1:
-        shown = ", ".join(f"{name!r}: {n}" for name, n in list(lengths.items())[:_MAX_LISTED])
-        if len(lengths) > _MAX_LISTED:
-            shown += f" and {len(lengths) - _MAX_LISTED} more"
-        raise SchemaError(
-            f"Input: expected columns of one length, got lengths {shown}. Give every column "
-            "one value per row.",
-            kind="invalid_input",
-        )
-    n_rows = next(iter(lengths.values()), 0)
-    return columns, names, n_rows, None
-
-
-def _list_columns(
-    X: Sequence[Any], plans: list[_Plan]
-) -> tuple[dict[str, Any], list[object], int, pd.Index | None]:
-    schema_names: list[object] = [plan.name for plan in plans]
-    if not X:  # no rows: nothing to check, an empty frame of the schema's dtypes
-        return {plan.name: [] for plan in plans}, schema_names, 0, None
-    first = X[0]
-    if isinstance(first, Mapping):
-        for row, record in enumerate(X):
-            if not isinstance(record, Mapping):
-                raise SchemaError(
-                    f"Input: row {row}: expected a record (dict) like row 0, got "
-                    f"{type(record).__name__}.",
-                    row=row,
-                    kind="invalid_input",
-                )
-        names: list[object] = list(set().union(*X))  # only reported, and then sorted
-        columns = {
-            name: [record.get(name) for record in X] for name in names if isinstance(name, str)
-        }
-        return columns, names, len(X), None
-    if isinstance(first, (list, tuple, np.ndarray)):
-        width = len(plans)
-        for row, values in enumerate(X):
-            if not isinstance(values, (list, tuple, np.ndarray)):
-                raise SchemaError(
-                    f"Input: row {row}: expected a list of values like row 0, got "
-                    f"{type(values).__name__}.",
-                    row=row,
-                    kind="invalid_input",
-                )
-            if len(values) != width:
-                if row == 0:
-                    _check_width(len(values), width)
-                raise SchemaError(
-                    f"Input: row {row}: expected {width} values (one per feature, in schema "
-                    f"order), got {len(values)}.",
-                    row=row,
-                    kind="invalid_input",
-                )
-        columns = {
-            plan.name: list(values)
-            for plan, values in zip(plans, zip(*X, strict=True), strict=True)
-        }
-        return columns, schema_names, len(X), None
-    raise SchemaError(
-        f"Input: expected a list of records (dicts) or of rows (lists), got a list of "
-        f"{type(first).__name__}. Wrap a single row in a list: [[...]].",
-        kind="invalid_input",
-    )
 
 
 @dataclass(frozen=True)
@@ -679,7 +570,7 @@ def _checked(plan: _Plan, values: Any) -> _Column:
             numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
         with np.errstate(invalid="ignore"):
             outside = np.flatnonzero((numbers < plan.low) | (numbers > plan.high))
-        column.out_of_range = [(int(row), _python(values[row])) for row in outside]
+        column.out_of_range = [(int(row), plain_value(values[row])) for row in outside]
     if plan.dtype == "string":
         unique = pd.unique(np.asarray(values, dtype=object))
         column.unseen = [v for v in unique if not _is_missing(v) and v not in plan.category_set]
@@ -759,7 +650,7 @@ def _floats(plan: _Plan, values: list[Any]) -> _Column:
         else:
             raise _value_error(plan, row, value)
         if low is not None and high is not None and not low <= number <= high:
-            column.out_of_range.append((row, _python(value)))
+            column.out_of_range.append((row, plain_value(value)))
         out.append(number)
     with np.errstate(over="ignore"):  # float32 storage: huge values become inf, and warn
         column.values = _array(out, plan.storage)
@@ -837,7 +728,7 @@ def _categories(plan: _Plan, values: list[Any]) -> _Column:
         elif _category_kind(value) not in kinds:
             raise _value_error(plan, row, value)
         else:
-            value = _python(value)
+            value = plain_value(value)
             if whole_numbers and isinstance(value, float) and value.is_integer():
                 value = int(value)
             code = lookup.get(value)
@@ -914,7 +805,7 @@ def _objects(values: list[Any]) -> np.ndarray[Any, Any]:
 def _value_error(plan: _Plan, row: int, value: object, problem: str = "") -> SchemaError:
     expected, hint = _expectation(plan, value, problem)
     return SchemaError(
-        f"Column {plan.name!r}: row {row}: expected {expected}, got {_show(value)} "
+        f"Column {plan.name!r}: row {row}: expected {expected}, got {show_value(value)} "
         f"({type(value).__name__}). {hint}",
         column=plan.name,
         row=row,
@@ -992,7 +883,7 @@ def to_json_columns(frame: pd.DataFrame, features: Sequence[FeatureSpec]) -> dic
     plans = _plans(features)
     absent = [plan.name for plan in plans if plan.name not in frame.columns]
     if absent:
-        raise _missing_columns_error(absent, [], len(plans))
+        raise missing_columns_error(absent, [], len(plans))
     out: dict[str, list[Any]] = {}
     for plan in plans:
         values = list(frame[plan.name].to_numpy(dtype=object))
@@ -1005,7 +896,7 @@ def _json_value(plan: _Plan, row: int, value: Any) -> Any:
         return None
     if isinstance(value, (datetime, np.datetime64)):
         return pd.Timestamp(value).isoformat()
-    value = _python(value)
+    value = plain_value(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise SchemaError(

@@ -27,25 +27,17 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from modelkeep._input_messages import (
-    check_width as _check_width,
-)
-from modelkeep._input_messages import (
+from modelkeep._inputs import (
+    array_columns,
     column_warnings,
+    extra_columns_warning,
+    list_columns,
+    mapping_columns,
+    missing_columns_error,
+    plain_value,
+    show_value,
 )
-from modelkeep._input_messages import (
-    extra_columns_warning as _extra_columns_warning,
-)
-from modelkeep._input_messages import (
-    missing_columns_error as _missing_columns_error,
-)
-from modelkeep._input_messages import (
-    python as _python,
-)
-from modelkeep._input_messages import (
-    show as _show,
-)
-from modelkeep.errors import SchemaError, SchemaWarning, format_names
+from modelkeep.errors import SchemaError, SchemaWarning
 from modelkeep.manifest import FeatureSpec
 
 __all__ = ["MISSING_STRING", "InputKind", "InputPlan", "input_kind", "plan_inputs", "to_feeds"]
@@ -157,10 +149,10 @@ def to_feeds(
     missing = [plan.name for plan in plans if plan.name not in columns]
     extra = [name for name in names if name not in wanted]
     if missing:
-        raise _missing_columns_error(missing, extra, len(plans))
+        raise missing_columns_error(missing, extra, len(plans))
     pending: list[tuple[SchemaWarning, int | None]] = []
     if extra:
-        pending.append((_extra_columns_warning(extra, strict), None))
+        pending.append((extra_columns_warning(extra, strict), None))
         if strict:
             raise _as_error(*pending[0])
     feeds: dict[str, np.ndarray] = {}
@@ -233,12 +225,6 @@ def _is_frame(X: object) -> bool:
     return type(X).__module__.startswith("pandas") and hasattr(X, "columns")
 
 
-def _is_sequence(value: object) -> bool:
-    if isinstance(value, list | tuple | np.ndarray):
-        return True
-    return type(value).__module__.startswith("pandas") and hasattr(value, "to_numpy")
-
-
 def _columns(X: object, plans: Sequence[InputPlan]) -> tuple[dict[str, Any], list[object], int]:
     if _is_frame(X):
         frame: Any = X
@@ -252,113 +238,15 @@ def _columns(X: object, plans: Sequence[InputPlan]) -> tuple[dict[str, Any], lis
         wanted = {plan.name for plan in plans}
         columns = {n: frame[n].to_numpy() for n in names if isinstance(n, str) and n in wanted}
         return columns, names, len(frame)
+    schema_names = [plan.name for plan in plans]
     if isinstance(X, Mapping):
-        return _mapping_columns(X)
+        return mapping_columns(X, lambda column: column.to_numpy())
     if isinstance(X, np.ndarray):
-        if X.ndim != 2:
-            raise SchemaError(
-                f"Input: expected a 2-D array (rows x features), got a {X.ndim}-D array of "
-                f"shape {X.shape}. Reshape one row with x.reshape(1, -1).",
-                kind="invalid_input",
-            )
-        _check_width(X.shape[1], len(plans))
-        return {p.name: X[:, j] for j, p in enumerate(plans)}, [p.name for p in plans], len(X)
+        return array_columns(X, schema_names)
     if isinstance(X, list | tuple):
-        return _list_columns(X, plans)
+        return list_columns(X, schema_names)
     raise SchemaError(
         f"Input: expected {_ACCEPTED_INPUT}, got {type(X).__name__}.", kind="invalid_input"
-    )
-
-
-def _mapping_columns(X: Mapping[Any, Any]) -> tuple[dict[str, Any], list[object], int]:
-    names = list(X)
-    sequences = [name for name in names if _is_sequence(X[name])]
-    if not sequences:  # one record
-        return {name: [X[name]] for name in names if isinstance(name, str)}, names, 1
-    if len(sequences) != len(names):
-        listed = set(sequences)
-        scalars = [name for name in names if name not in listed]
-        raise SchemaError(
-            "Input: expected one record (every value a scalar) or a dict of columns (every "
-            f"value a list or array), got both: lists for {format_names(sequences)} and "
-            f"scalars for {format_names(scalars)}.",
-            kind="invalid_input",
-        )
-    columns: dict[str, Any] = {}
-    lengths: dict[str, int] = {}
-    for name in names:
-        value = X[name]
-        if not isinstance(value, list | np.ndarray):
-            value = value.to_numpy() if hasattr(value, "to_numpy") else list(value)
-        if isinstance(value, np.ndarray) and value.ndim != 1:
-            raise SchemaError(
-                f"Input: column {name!r}: expected a 1-D list or array, got an array of "
-                f"shape {value.shape}.",
-                column=str(name),
-                kind="invalid_input",
-            )
-        lengths[str(name)] = len(value)
-        if isinstance(name, str):
-            columns[name] = value
-    if len(set(lengths.values())) > 1:
-        shown = ", ".join(f"{name!r}: {n}" for name, n in list(lengths.items())[:_MAX_LISTED])
-        if len(lengths) > _MAX_LISTED:
-            shown += f" and {len(lengths) - _MAX_LISTED} more"
-        raise SchemaError(
-            f"Input: expected columns of one length, got lengths {shown}. Give every column "
-            "one value per row.",
-            kind="invalid_input",
-        )
-    return columns, names, next(iter(lengths.values()), 0)
-
-
-def _list_columns(
-    X: Sequence[Any], plans: Sequence[InputPlan]
-) -> tuple[dict[str, Any], list[object], int]:
-    schema_names: list[object] = [plan.name for plan in plans]
-    if not X:
-        return {plan.name: [] for plan in plans}, schema_names, 0
-    first = X[0]
-    if isinstance(first, Mapping):
-        for row, record in enumerate(X):
-            if not isinstance(record, Mapping):
-                raise SchemaError(
-                    f"Input: row {row}: expected a record (dict) like row 0, got "
-                    f"{type(record).__name__}.",
-                    row=row,
-                    kind="invalid_input",
-                )
-        names: list[object] = list(set().union(*X))
-        columns = {n: [r.get(n) for r in X] for n in names if isinstance(n, str)}
-        return columns, names, len(X)
-    if isinstance(first, list | tuple | np.ndarray):
-        width = len(plans)
-        for row, values in enumerate(X):
-            if not isinstance(values, list | tuple | np.ndarray):
-                raise SchemaError(
-                    f"Input: row {row}: expected a list of values like row 0, got "
-                    f"{type(values).__name__}.",
-                    row=row,
-                    kind="invalid_input",
-                )
-            if len(values) != width:
-                if row == 0:
-                    _check_width(len(values), width)
-                raise SchemaError(
-                    f"Input: row {row}: expected {width} values (one per feature, in schema "
-                    f"order), got {len(values)}.",
-                    row=row,
-                    kind="invalid_input",
-                )
-        columns = {
-            plan.name: list(values)
-            for plan, values in zip(plans, zip(*X, strict=True), strict=True)
-        }
-        return columns, schema_names, len(X)
-    raise SchemaError(
-        f"Input: expected a list of records (dicts) or of rows (lists), got a list of "
-        f"{type(first).__name__}. Wrap a single row in a list: [[...]].",
-        kind="invalid_input",
     )
 
 
@@ -406,7 +294,7 @@ def _convert_typed(plan: InputPlan, values: np.ndarray) -> tuple[np.ndarray, _Is
     if plan.low is not None and plan.high is not None:
         with np.errstate(invalid="ignore"):
             outside = np.flatnonzero((array < plan.low) | (array > plan.high))
-        issues.out_of_range = [(int(r), _python(values[r])) for r in outside]
+        issues.out_of_range = [(int(r), plain_value(values[r])) for r in outside]
     return array, issues
 
 
@@ -442,7 +330,7 @@ def _doubles(plan: InputPlan, values: list[Any]) -> tuple[np.ndarray, _Issues]:
         else:
             raise _value_error(plan, row, value)
         if low is not None and high is not None and not low <= number <= high:
-            issues.out_of_range.append((row, _python(value)))
+            issues.out_of_range.append((row, plain_value(value)))
         out.append(number)
     return np.array(out, dtype=np.float64), issues
 
@@ -565,7 +453,7 @@ def _value_error(plan: InputPlan, row: int, value: object, problem: str = "") ->
     else:
         expected, hint = "string", "Send text as a string; numbers are not converted."
     return SchemaError(
-        f"Column {plan.name!r}: row {row}: expected {expected}, got {_show(value)} "
+        f"Column {plan.name!r}: row {row}: expected {expected}, got {show_value(value)} "
         f"({type(value).__name__}). {hint}",
         column=plan.name,
         row=row,
