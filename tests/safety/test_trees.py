@@ -699,3 +699,105 @@ def test_gradient_boosting_zero_and_estimator_inits_pass() -> None:
     ).fit(X, y)
     assert validate_trees(roundtrip(zero)) == 3
     assert validate_trees(roundtrip(tree_init)) == 4
+
+
+# --- the fast proof agrees with the node-by-node diagnosis --------------------------------
+
+
+def _fitted_node_arrays() -> list[tuple[np.ndarray, int, int]]:
+    """(nodes, n_features, max_depth) of real trees: deep, shallow, regression, one node."""
+    X, y2, y3 = blobs()
+    Xn, yn = with_nans()
+    estimators = [
+        DecisionTreeClassifier(random_state=0).fit(X, y3),
+        DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y2),
+        DecisionTreeClassifier(max_leaf_nodes=9, random_state=0).fit(X, y3),  # best-first
+        DecisionTreeRegressor(random_state=0).fit(X, X[:, 3]),
+        DecisionTreeClassifier(random_state=0).fit(Xn, yn),  # missing-value splits
+        DecisionTreeClassifier().fit(X, np.zeros(len(X))),  # a single leaf
+        reference_tree(),
+    ]
+    return [
+        (est.tree_.__getstate__()["nodes"].copy(), est.n_features_in_, est.tree_.max_depth)
+        for est in estimators
+    ]
+
+
+def _mutate(nodes: np.ndarray, rng: np.random.Generator) -> None:
+    """One random change of the kind a crafted file makes."""
+    n = nodes.size
+    i, j = rng.integers(0, n, size=2)
+    kind = rng.integers(0, 8)
+    if kind == 0:
+        nodes["left_child"][i] = rng.integers(-3, n + 3)
+    elif kind == 1:
+        nodes["right_child"][i] = rng.integers(-3, n + 3)
+    elif kind == 2:  # a child shared by two parents, or a node made a leaf
+        nodes["left_child"][i] = nodes["right_child"][j]
+    elif kind == 3:
+        nodes["left_child"][i], nodes["right_child"][i] = -1, -1
+    elif kind == 4:
+        nodes["feature"][i] = rng.integers(-3, 8)
+    elif kind == 5:
+        nodes["threshold"][i] = rng.choice([np.nan, -np.inf, np.inf, 0.5])
+    elif kind == 6:  # a swap keeps every count right but may point backwards
+        nodes["left_child"][i], nodes["left_child"][j] = (
+            nodes["left_child"][j],
+            nodes["left_child"][i],
+        )
+    else:
+        nodes["right_child"][i], nodes["left_child"][j] = (
+            nodes["left_child"][j],
+            nodes["right_child"][i],
+        )
+
+
+def test_fast_proof_accepts_exactly_what_the_diagnosis_accepts() -> None:
+    from modelkeep.safety.trees import _diagnose_tree, _tree_is_sound
+
+    rng = np.random.default_rng(7)
+    verdicts = {True: 0, False: 0}
+    for nodes, n_features, max_depth in _fitted_node_arrays():
+        values = np.zeros((nodes.size, 1, 1))
+        for trial in range(400):
+            crafted = nodes.copy()
+            for _ in range(int(rng.integers(0, 3))):  # zero changes: the real tree
+                _mutate(crafted, rng)
+            depth_limit = max_depth + int(rng.integers(-2, 2))
+            try:
+                _diagnose_tree("t", crafted, values, n_features, depth_limit, values.shape)
+                diagnosed_sound = True
+            except UnsafeModelError:
+                diagnosed_sound = False
+            proven = _tree_is_sound(crafted, n_features, depth_limit)
+            assert proven == diagnosed_sound, (trial, n_features, depth_limit)
+            verdicts[proven] += 1
+    # Both outcomes are exercised many times over.
+    assert min(verdicts.values()) > 500, verdicts
+
+
+def test_fast_link_proof_accepts_exactly_what_the_structure_check_accepts() -> None:
+    """The same agreement for the links alone, as TreePredictors are checked."""
+    from modelkeep.safety.trees import _check_structure, _sound_links
+
+    rng = np.random.default_rng(11)
+    verdicts = {True: 0, False: 0}
+    for nodes, _, _ in _fitted_node_arrays():
+        for _ in range(300):
+            crafted = nodes.copy()
+            for _ in range(int(rng.integers(0, 3))):
+                _mutate(crafted, rng)
+            left = crafted["left_child"].astype(np.intp)
+            right = crafted["right_child"].astype(np.intp)
+            internal = left != -1
+            ids = np.flatnonzero(internal)
+            try:
+                expected = _check_structure("t", internal, left, right)
+            except UnsafeModelError:
+                expected = None
+            parent = _sound_links(ids, left[ids], right[ids], internal.size)
+            assert (parent is None) == (expected is None)
+            if parent is not None:
+                assert expected is not None and (parent == expected).all()
+            verdicts[parent is not None] += 1
+    assert min(verdicts.values()) > 300, verdicts

@@ -61,7 +61,11 @@ predictions for every column of ``estimators_``. The initial raw predictions it 
 come from ``init_``: once every tree is validated, the init step alone runs on one probe row
 and its output must have exactly that many columns.
 
-Checks run in the order above; each reports the lowest node id that fails it. Problems that
+Every tree is first put through a short proof made of whole-array aggregates (see
+:func:`_sound_links`): a tree it accepts satisfies every check above, and only a tree it does
+not accept is examined node by node, to report what is wrong and where. Real forests hold
+hundreds of trees, so the proof is what a load pays. Checks run in the order above; each
+reports the lowest node id that fails it. Problems that
 belong to the whole tree or estimator rather than to one node are reported at node 0, the root,
 where every traversal starts.
 """
@@ -104,6 +108,16 @@ _ATOMS = (
     types.FunctionType,
     types.BuiltinFunctionType,
 )
+
+
+# Exact types (not subclasses) of values an estimator's attributes mostly hold.
+_INERT_TYPES = frozenset({type(None), bool, int, float, str, bytes, np.float64, np.int64})
+
+
+def _inert(value: object) -> bool:
+    """Whether ``value`` can hold no tree, decided cheaply (the walk checks the rest)."""
+    kind = type(value)
+    return kind in _INERT_TYPES or (kind is np.ndarray and value.dtype != object)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -286,6 +300,8 @@ def _children(
             return
         own = replace(ctx, owner=item)
         for name, value in attrs.items():
+            if _inert(value):
+                continue  # most attributes of a fitted estimator: no path string is built
             child = own
             if name == "estimators_" and isinstance(item, sk.gradient_boosting):
                 width = _check_gradient_boosting(item, value, path)
@@ -379,6 +395,57 @@ def _check_hist_preprocessor(preprocessor: object, path: str, n_features: int) -
 
 def _first(mask: NDArray[np.bool_]) -> int:
     return int(np.flatnonzero(mask)[0])
+
+
+def _sound_links(
+    ids: NDArray[np.intp], lefts: NDArray[np.intp], rights: NDArray[np.intp], n: int
+) -> NDArray[np.intp] | None:
+    """Parent ids when the internal nodes ``ids`` and their children provably form one tree
+    rooted at node 0, else None (then :func:`_check_structure` names the first bad node).
+
+    The proof: ``n - 1`` links (two per internal node), every child numbered after its parent
+    and below ``n``, and no child linked twice. Distinct children in ``[1, n)`` that number
+    ``n - 1`` are every non-root node exactly once -- what ``_check_structure`` checks node by
+    node.
+    """
+    if 2 * ids.size != n - 1:
+        return None
+    parent = np.zeros(n, dtype=np.intp)
+    if ids.size == 0:
+        return parent
+    if not ((lefts > ids).all() and (rights > ids).all()):
+        return None
+    if max(int(lefts.max()), int(rights.max())) >= n:
+        return None
+    # Children are now at least 1, so bincount sees no negative id.
+    if int(np.bincount(np.concatenate((lefts, rights)), minlength=n).max()) != 1:
+        return None
+    parent[lefts] = ids
+    parent[rights] = ids
+    return parent
+
+
+def _within_depth(parent: NDArray[np.intp], internal_count: int, max_depth: int) -> bool:
+    """Whether no node lies deeper than ``max_depth``, on a proven tree.
+
+    With the root its own parent, ``max_depth`` parent steps from any node end at the root
+    exactly when the node is at most that deep; the ``max_depth``-th power of the parent map
+    is built by repeated squaring (about ``2 * log2(max_depth)`` gathers).
+    """
+    if max_depth >= internal_count:
+        return True  # a path from the root passes at most one internal node per level
+    if max_depth < 1:
+        return max_depth == 0 and parent.size == 1
+    power: NDArray[np.intp] | None = None
+    step, remaining = parent, max_depth
+    while True:
+        if remaining & 1:
+            power = step if power is None else step[power]
+        remaining >>= 1
+        if not remaining:
+            break
+        step = step[step]
+    return power is not None and not power.any()
 
 
 def _check_structure(
@@ -495,6 +562,49 @@ def _check_tree(tree: Any, path: str, ctx: _Context) -> None:
 
     state = tree.__getstate__()
     nodes, values = state["nodes"], state["values"]
+    expected_outputs = getattr(ctx.owner, "n_outputs_", n_outputs)
+    expected_shape = (node_count, expected_outputs, max_n_classes)
+    if values.shape == expected_shape and _tree_is_sound(nodes, n_features, int(tree.max_depth)):
+        return
+    _diagnose_tree(path, nodes, values, n_features, int(tree.max_depth), expected_shape)
+    # Reached only if the proof and the diagnosis disagree; refusing is the safe side.
+    raise UnsafeModelError(path, 0, "the tree's node arrays could not be proven well formed")
+
+
+def _tree_is_sound(nodes: Any, n_features: int, max_depth: int) -> bool:
+    """The node-array checks of :func:`_diagnose_tree` as a few whole-array aggregates."""
+    n = nodes.size
+    left = nodes["left_child"].astype(np.intp, copy=False)
+    right = nodes["right_child"].astype(np.intp, copy=False)
+    internal = left != _TREE_LEAF
+    ids = np.flatnonzero(internal)
+    # Internal nodes' right children are proven >= 1 below, so n - k right links of -1 can
+    # only be the leaves'.
+    if int(np.count_nonzero(right == _TREE_LEAF)) != n - ids.size:
+        return False
+    parent = _sound_links(ids, left[ids], right[ids], n)
+    if parent is None or not _within_depth(parent, ids.size, max_depth):
+        return False
+    if ids.size == 0:
+        return True
+    # A negative feature becomes a huge unsigned one.
+    feature = nodes["feature"][ids].astype(np.int64, copy=False).view(np.uint64)
+    if int(feature.max()) >= n_features:
+        return False
+    # NaN and -inf both fail ``> -inf``.
+    return bool((nodes["threshold"][ids] > -np.inf).all())
+
+
+def _diagnose_tree(
+    path: str,
+    nodes: Any,
+    values: Any,
+    n_features: int,
+    max_depth: int,
+    expected_shape: tuple[int, int, int],
+) -> None:
+    """Raise for the first node that fails a check, in the order of the module docstring;
+    return if none does (then the caller refuses the tree anyway)."""
     left = nodes["left_child"].astype(np.intp, copy=False)
     right = nodes["right_child"].astype(np.intp, copy=False)
     internal = left != _TREE_LEAF
@@ -510,13 +620,13 @@ def _check_tree(tree: Any, path: str, ctx: _Context) -> None:
     parent = _check_structure(path, internal, left, right)
 
     depth = _depths(parent)
-    too_deep = depth > int(tree.max_depth)
+    too_deep = depth > max_depth
     if too_deep.any():
         i = _first(too_deep)
         raise UnsafeModelError(
             path,
             i,
-            f"depth expected at most max_depth={int(tree.max_depth)}, got {int(depth[i])}; "
+            f"depth expected at most max_depth={max_depth}, got {int(depth[i])}; "
             "decision_path sizes its output from max_depth",
         )
 
@@ -535,8 +645,6 @@ def _check_tree(tree: Any, path: str, ctx: _Context) -> None:
             path, i, f"threshold expected a number or +inf, got {float(nodes['threshold'][i])}"
         )
 
-    expected_outputs = getattr(ctx.owner, "n_outputs_", n_outputs)
-    expected_shape = (node_count, expected_outputs, max_n_classes)
     if values.shape != expected_shape:
         raise UnsafeModelError(
             path, 0, f"value array shape expected {expected_shape}, got {values.shape}"
@@ -572,7 +680,10 @@ def _check_predictor(predictor: Any, path: str, ctx: _Context, record_dtype: np.
     internal = nodes["is_leaf"] == 0
     left = nodes["left"].astype(np.intp)
     right = nodes["right"].astype(np.intp)
-    _check_structure(path, internal, left, right)
+    ids = np.flatnonzero(internal)
+    if _sound_links(ids, left[ids], right[ids], internal.size) is None:
+        _check_structure(path, internal, left, right)
+        raise UnsafeModelError(path, 0, "the predictor's links could not be proven a tree")
 
     feature = nodes["feature_idx"]
     bad = internal & ((feature < 0) | (feature >= hist.n_features))
