@@ -533,6 +533,16 @@ def test_gradient_boosting_with_more_trees_per_stage_than_outputs_is_refused() -
         validate_trees(roundtrip(model))
 
 
+def test_gradient_boosting_whose_estimators_are_numbers_is_refused() -> None:
+    # Plain numeric attributes are skipped by the walk, but never estimators_ itself.
+    X, y, _ = blobs()
+    model = GradientBoostingClassifier(n_estimators=3, random_state=0).fit(X, y)
+    model.estimators_ = np.zeros(3)
+    reason = "expected a 2-D array of trees (stage, output), got (3,)"
+    with pytest.raises(UnsafeModelError, match=refused("model.estimators_", 0, reason)):
+        validate_trees(model)
+
+
 def test_gradient_boosting_tree_fitted_on_fewer_features_is_refused() -> None:
     # predict_stages hands every tree the ensemble's input without the tree's own check.
     X, y, _ = blobs()

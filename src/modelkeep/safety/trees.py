@@ -62,7 +62,7 @@ come from ``init_``: once every tree is validated, the init step alone runs on o
 and its output must have exactly that many columns.
 
 Every tree is first put through a short proof made of whole-array aggregates (see
-:func:`_sound_links`): a tree it accepts satisfies every check above, and only a tree it does
+:func:`_tree_is_sound`): a tree it accepts satisfies every check above, and only a tree it does
 not accept is examined node by node, to report what is wrong and where. Real forests hold
 hundreds of trees, so the proof is what a load pays. Checks run in the order above; each
 reports the lowest node id that fails it. Problems that
@@ -300,14 +300,14 @@ def _children(
             return
         own = replace(ctx, owner=item)
         for name, value in attrs.items():
-            if _inert(value):
-                continue  # most attributes of a fitted estimator: no path string is built
             child = own
             if name == "estimators_" and isinstance(item, sk.gradient_boosting):
                 width = _check_gradient_boosting(item, value, path)
                 child = replace(own, feed_width=width)
             elif name == "_predictors" and isinstance(item, sk.hist_gradient_boosting):
                 child = replace(own, hist=_hist_info(item, path))
+            elif _inert(value):
+                continue  # most attributes of a fitted estimator: no path string is built
             yield value, f"{path}.{name}", child
 
 
