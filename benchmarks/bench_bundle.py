@@ -16,11 +16,8 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import skops.io as sio
@@ -29,19 +26,9 @@ import modelkeep
 from modelkeep.safety.skops_trust import REVIEWED_TYPES, VALIDATED_TREE_TYPES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "churn"))
+from _timing import timed
 from data import FEATURES, generate
 from train import train
-
-
-def _timed(func: Callable[[], Any], repeat: int, number: int = 1) -> float:
-    """Median seconds per call over ``repeat`` rounds of ``number`` calls."""
-    rounds = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            func()
-        rounds.append((time.perf_counter() - start) / number)
-    return statistics.median(rounds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         load_mk: list[float] = []
         load_skops: list[float] = []
         for _ in range(args.repeat):
-            load_skops.append(_timed(lambda: sio.load(artifact, trusted=trusted), 1))
+            load_skops.append(timed(lambda: sio.load(artifact, trusted=trusted), 1))
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
-                load_mk.append(_timed(lambda: modelkeep.load(bundle), 1))
+                load_mk.append(timed(lambda: modelkeep.load(bundle), 1))
         t_skops, t_mk = statistics.median(load_skops), statistics.median(load_mk)
 
         model = modelkeep.load(bundle)
@@ -83,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         pred_raw: list[float] = []
         pred_mk: list[float] = []
         for _ in range(args.repeat):
-            pred_raw.append(_timed(lambda: pipeline.predict(one_row), 5, number=10))
-            pred_mk.append(_timed(lambda: model.predict(record), 5, number=10))
+            pred_raw.append(timed(lambda: pipeline.predict(one_row), 5, number=10))
+            pred_mk.append(timed(lambda: model.predict(record), 5, number=10))
         p_raw, p_mk = statistics.median(pred_raw), statistics.median(pred_mk)
 
     rows = [

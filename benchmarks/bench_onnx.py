@@ -20,7 +20,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -35,19 +34,9 @@ from modelkeep.onnx.model import OnnxModel
 from modelkeep.safety.skops_trust import REVIEWED_TYPES, VALIDATED_TREE_TYPES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "churn"))
+from _timing import timed
 from data import FEATURES, generate
 from train import train
-
-
-def _timed(func: Callable[[], Any], repeat: int, number: int = 1) -> float:
-    """Median seconds per call over ``repeat`` rounds of ``number`` calls."""
-    rounds = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            func()
-        rounds.append((time.perf_counter() - start) / number)
-    return statistics.median(rounds)
 
 
 def _alternate(
@@ -60,8 +49,8 @@ def _alternate(
     """
     times_a, times_b = [], []
     for _ in range(repeat):
-        times_a.append(_timed(a, 1, number))
-        times_b.append(_timed(b, 1, number_b or number))
+        times_a.append(timed(a, 1, number))
+        times_b.append(timed(b, 1, number_b or number))
     return statistics.median(times_a), statistics.median(times_b)
 
 
@@ -117,7 +106,7 @@ def _bench(classifier: str, args: argparse.Namespace, tmp: Path) -> list[tuple[s
         l_onnx, l_skops = _alternate(
             lambda: modelkeep.load(bundle, format="onnx"), lambda: modelkeep.load(bundle), 5, 1
         )
-    l_raw = _timed(lambda: sio.load(skops_file, trusted=trusted), 5)
+    l_raw = timed(lambda: sio.load(skops_file, trusted=trusted), 5)
 
     onnx_mb = (bundle / "artifacts" / "pipeline.onnx").stat().st_size / 1e6
     skops_mb = skops_file.stat().st_size / 1e6
