@@ -20,7 +20,10 @@ What LightGBM 4.7 follows without checking (read in ``src/io/tree.cpp``
   without stopping at the end of the string: every line must be a known key, once.
 * Arrays are read with the count ``num_leaves`` implies (``StringToArrayFast`` does not check
   the count): every field must hold exactly ``num_leaves - 1`` (internal) or ``num_leaves``
-  (leaf) numbers, each an integer or finite decimal as the field requires.
+  (leaf) numbers. Integer fields are parsed exactly; decimal fields are counted and limited
+  to the characters of a number (no index depends on their values, and LightGBM's decimal
+  parsers stop at a space or the end of the string), except categorical thresholds, which are
+  parsed.
 * ``predict`` walks ``node = left_child[node]`` / ``right_child[node]`` while ``node >= 0``
   and then reads ``leaf_value[~node]``: children must be internal nodes in
   ``[1, num_leaves - 1)`` or leaves ``~child`` in ``[0, num_leaves)``, every node but the root
@@ -93,6 +96,8 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 __all__ = ["booster_state_problem", "lightgbm_model_problem", "xgboost_raw_problem"]
 
 LIGHTGBM_BOOSTER = "lightgbm.basic.Booster"
@@ -125,9 +130,11 @@ def _show(value: object, limit: int = 60) -> str:
 
 _INT_LINE = re.compile(r"-?[0-9]{1,10}(?: -?[0-9]{1,10})*")
 _FINITE = r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?"
-_FINITE_LINE = re.compile(rf"{_FINITE}(?: {_FINITE})*")
-_STAT = rf"(?:{_FINITE}|-?inf|-?nan|-?infinity)"
-_STAT_LINE = re.compile(rf"{_STAT}(?: {_STAT})*", re.IGNORECASE)
+# Decimals are counted and limited to the characters of a number: no index depends on their
+# values, and LightGBM's own parsers stop at a space or the end of the string (a malformed
+# token is refused by LightGBM or read as a wrong number, never past the buffer).
+_FINITE_LINE = re.compile(r"[-+.0-9eE]+(?: [-+.0-9eE]+)*")
+_STAT_LINE = re.compile(r"[-+.0-9a-zA-Z]+(?: [-+.0-9a-zA-Z]+)*")
 _INT = re.compile(r"-?[0-9]{1,10}")
 _FLOAT = re.compile(_FINITE)
 
@@ -215,6 +222,9 @@ _TREE_REQUIRED_SPLIT = ("left_child", "right_child", "split_feature", "threshold
 
 _CATEGORICAL_MASK = 1
 _MISSING_NAN = 2
+# decision_type: bit 0 categorical, bit 1 default left, bits 2-3 missing type (0, 1 or 2).
+_DECISIONS = frozenset(v for v in range(16) if (v >> 2) & 3 <= _MISSING_NAN)
+_CATEGORICAL_DECISIONS = frozenset(v for v in _DECISIONS if v & _CATEGORICAL_MASK)
 # LightGBM caps num_leaves at 131072; the bound keeps the per-tree work linear in the text.
 _MAX_LEAVES = 131072
 
@@ -236,7 +246,7 @@ def lightgbm_model_problem(text: str) -> str | None:
 
     Example:
         >>> lightgbm_model_problem("tree\\n")
-        "LightGBM model text: header field 'version' expected, got no such line. ..."
+        "LightGBM model text: expected at least one 'Tree=' line, got none. ..."
     """
     if not isinstance(text, str):
         return f"LightGBM model text: expected a str, got {type(text).__name__}. {_LIGHTGBM_ADVICE}"
@@ -293,7 +303,9 @@ def _check_lightgbm(text: str) -> None:
             f"got {per_iteration}."
         )
 
-    trees, end_line, offsets, end_offset = _lgb_tree_blocks(lines, first_tree)
+    start = sum(len(line) + 1 for line in lines[:first_tree])
+    blocks = _lgb_tree_blocks_fast(text, start, first_tree)
+    trees, end_line, offsets, end_offset = blocks or _lgb_tree_blocks(lines, first_tree)
     if "tree_sizes" in header:
         sizes = _lgb_numbers(header["tree_sizes"], _I, len(trees)) if header["tree_sizes"] else []
         if sizes is None or len(sizes) != len(trees):
@@ -325,8 +337,12 @@ def _check_lightgbm(text: str) -> None:
             f"header field 'num_class' expected at most the number of trees "
             f"({len(trees)}), got {num_class}."
         )
+    links: list[tuple[int, list[int], list[int], int]] = []
     for index, fields in enumerate(trees):
-        _lgb_tree(index, fields, max_feature)
+        _lgb_tree(index, fields, max_feature, links)
+    if not _lgb_links_sound(links):
+        for tree, left, right, num_leaves in links:
+            _lgb_links(tree, left, right, num_leaves)
     _lgb_tail(lines, end_line)
 
 
@@ -401,6 +417,42 @@ def _lgb_objective(value: str, num_class: int) -> None:
         raise _Problem(f"objective {name} expected a num_class parameter, got none.")
 
 
+_TREE_SECTION = re.compile(r"(?:Tree=(?:0|[1-9][0-9]*)\n(?:[a-z_]+=[ -~]*\n)+\n+)*")
+_TREE_LINE = re.compile(r"^(Tree|[a-z_]+)=(.*)$", re.MULTILINE)
+
+
+def _lgb_tree_blocks_fast(
+    text: str, start: int, first: int
+) -> tuple[list[dict[str, str]], int, list[int], int] | None:
+    """:func:`_lgb_tree_blocks` with C-level scans; None sends the text to the slow reader."""
+    end = text.find("\nend of trees\n", start)
+    if end < 0:
+        return None
+    section = text[start : end + 1]
+    if not section.isascii() or not _TREE_SECTION.fullmatch(section):
+        return None
+    trees: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    for key, value in _TREE_LINE.findall(section):
+        if key == "Tree":
+            if value != str(len(trees)):
+                return None
+            fields = {}
+            trees.append(fields)
+        elif key in fields or key not in _TREE_KEYS:
+            return None
+        else:
+            fields[key] = value
+    offsets = [0]
+    at = section.find("\nTree=")
+    while at >= 0:
+        offsets.append(at + 1)
+        at = section.find("\nTree=", at + 1)
+    if len(offsets) != len(trees):
+        return None
+    return trees, first + section.count("\n"), offsets, len(section)
+
+
 def _lgb_tree_blocks(
     lines: list[str], first: int
 ) -> tuple[list[dict[str, str]], int, list[int], int]:
@@ -453,24 +505,28 @@ def _lgb_tree_blocks(
 
 
 def _lgb_numbers(value: str, kind: str, count: int) -> list[Any] | None:
-    """Parse ``count`` space-separated numbers of ``kind``; None when they do not parse."""
+    """Check ``count`` space-separated numbers of ``kind``; None when they do not parse.
+
+    Integers come back as a list; decimals are only checked (the syntax excludes inf and
+    nan), since no index depends on them, and come back as an empty list.
+    """
     if count == 0:
         return [] if value == "" else None
+    if value.count(" ") + 1 != count:
+        return None
     pattern = _INT_LINE if kind == _I else _FINITE_LINE if kind == _F else _STAT_LINE
     if not pattern.fullmatch(value):
         return None
-    tokens = value.split(" ")
-    if len(tokens) != count:
+    if kind != _I:
+        return []
+    numbers = list(map(int, value.split(" ")))
+    if min(numbers) < -(2**31) or max(numbers) > 2**32 - 1:
         return None
-    if kind == _I:
-        numbers: list[Any] = [int(token) for token in tokens]
-        if any(not -(2**31) <= n <= 2**32 - 1 for n in numbers):
-            return None
-        return numbers
-    floats = [float(token) for token in tokens]
-    if kind == _F and not all(math.isfinite(x) for x in floats):
-        return None
-    return floats
+    return numbers
+
+
+def _lgb_token(value: str, index: int) -> str:
+    return value.split(" ")[index]
 
 
 def _lgb_field(
@@ -489,7 +545,13 @@ def _lgb_field(
     return numbers
 
 
-def _lgb_tree(tree: int, fields: Mapping[str, str], max_feature: int) -> None:
+def _lgb_tree(
+    tree: int,
+    fields: Mapping[str, str],
+    max_feature: int,
+    links: list[tuple[int, list[int], list[int], int]],
+) -> None:
+    """Check one tree's fields; queue its links for the whole-model proof."""
     for key in ("num_leaves", "num_cat", "leaf_value"):
         if key not in fields:
             raise _Problem(f"Tree={tree}: field {key!r} expected, got no such line.")
@@ -517,25 +579,30 @@ def _lgb_tree(tree: int, fields: Mapping[str, str], max_feature: int) -> None:
         for key in _TREE_REQUIRED_SPLIT:
             if key not in arrays:
                 raise _Problem(f"Tree={tree}: field {key!r} expected, got no such line.")
-        _lgb_links(tree, arrays["left_child"], arrays["right_child"], num_leaves)
-        for node, feature in enumerate(arrays["split_feature"]):
-            if not 0 <= feature <= max_feature:
-                raise _Problem(
-                    f"Tree={tree}: split_feature[{node}] expected a feature in "
-                    f"[0, {max_feature}] (max_feature_idx), got {feature}."
-                )
-    decisions = arrays.get("decision_type", [0] * n_internal)
-    categorical = []
-    for node, decision in enumerate(decisions):
-        if not 0 <= decision <= 15 or (decision >> 2) & 3 > _MISSING_NAN:
-            raise _Problem(
-                f"Tree={tree}: decision_type[{node}] expected categorical, default-left and "
-                f"missing-type bits (0-11, missing type 0, 1 or 2), got {decision}."
+        links.append((tree, arrays["left_child"], arrays["right_child"], num_leaves))
+        features = arrays["split_feature"]
+        if min(features) < 0 or max(features) > max_feature:
+            node, feature = next(
+                (i, f) for i, f in enumerate(features) if not 0 <= f <= max_feature
             )
-        if decision & _CATEGORICAL_MASK:
-            categorical.append(node)
+            raise _Problem(
+                f"Tree={tree}: split_feature[{node}] expected a feature in "
+                f"[0, {max_feature}] (max_feature_idx), got {feature}."
+            )
+    decisions = arrays.get("decision_type", [0] * n_internal)
+    if not _DECISIONS.issuperset(decisions):
+        node, decision = next((i, d) for i, d in enumerate(decisions) if d not in _DECISIONS)
+        raise _Problem(
+            f"Tree={tree}: decision_type[{node}] expected categorical, default-left and "
+            f"missing-type bits (0-11, missing type 0, 1 or 2), got {decision}."
+        )
+    categorical = (
+        [i for i, d in enumerate(decisions) if d & _CATEGORICAL_MASK]
+        if _CATEGORICAL_DECISIONS.intersection(decisions)
+        else []
+    )
     if num_cat > 0 or categorical:
-        _lgb_categories(tree, fields, num_cat, categorical, arrays.get("threshold", []))
+        _lgb_categories(tree, fields, num_cat, categorical)
     elif "cat_boundaries" in fields or "cat_threshold" in fields:
         raise _Problem(f"Tree={tree}: cat_boundaries/cat_threshold expected only when num_cat > 0.")
     if is_linear:
@@ -554,6 +621,41 @@ def _lgb_scalar(tree: int, fields: Mapping[str, str], key: str, low: int, high: 
             f"got {_show(value)}."
         )
     return int(value)
+
+
+def _lgb_links_sound(links: list[tuple[int, list[int], list[int], int]]) -> bool:
+    """Whole-model proof that every tree's links form one tree rooted at node 0.
+
+    LightGBM numbers a split's new internal node after every existing one, so a parent's id
+    is below its internal children's. When every child is in range, every non-root node has
+    exactly one parent and internal children come after their parent, following parents
+    strictly lowers the id: no cycle, and every node reaches the root. A tree this proof does
+    not accept is examined by :func:`_lgb_links`, which also accepts other numberings.
+    """
+    if not links:
+        return True
+    n_internal = np.fromiter((n - 1 for _, _, _, n in links), np.int64, len(links))
+    children = np.fromiter(
+        itertools.chain.from_iterable(itertools.chain(left, right) for _, left, right, _ in links),
+        np.int64,
+    )
+    # Per child slot: its tree's internal count, and the id of the node it hangs from.
+    slot_tree = np.repeat(np.arange(len(links)), 2 * n_internal)
+    bound = n_internal[slot_tree]
+    starts = np.cumsum(2 * n_internal) - 2 * n_internal
+    slot = np.arange(children.size) - starts[slot_tree]
+    parent = np.where(slot < bound, slot, slot - bound)
+    internal = children >= 0
+    if not np.all(np.where(internal, (children > parent) & (children < bound), ~children <= bound)):
+        return False
+    base_internal = (np.cumsum(n_internal) - n_internal)[slot_tree]
+    base_leaf = (np.cumsum(n_internal + 1) - (n_internal + 1))[slot_tree]
+    total = int(n_internal.sum())
+    internal_hits = np.bincount((base_internal + children)[internal], minlength=total)
+    leaf_hits = np.bincount((base_leaf + ~children)[~internal], minlength=total + len(links))
+    roots = np.zeros(total, dtype=bool)
+    roots[np.cumsum(n_internal) - n_internal] = True
+    return bool(np.all(internal_hits == (~roots).astype(np.int64)) and np.all(leaf_hits == 1))
 
 
 def _lgb_links(tree: int, left: list[int], right: list[int], num_leaves: int) -> None:
@@ -619,7 +721,6 @@ def _lgb_categories(
     fields: Mapping[str, str],
     num_cat: int,
     categorical: list[int],
-    threshold: list[float],
 ) -> None:
     if num_cat == 0:
         raise _Problem(
@@ -646,8 +747,8 @@ def _lgb_categories(
     if words is None or any(w < 0 for w in words):
         raise _Problem(f"Tree={tree}: cat_threshold expected unsigned 32-bit words.")
     for node in categorical:
-        value = threshold[node]
-        if value != int(value) or not 0 <= value < num_cat:
+        value = float(_lgb_token(fields["threshold"], node))
+        if not math.isfinite(value) or value != int(value) or not 0 <= value < num_cat:
             raise _Problem(
                 f"Tree={tree}: threshold[{node}] of a categorical split expected a category "
                 f"set index in [0, {num_cat}) (num_cat), got {value!r}."
@@ -730,111 +831,109 @@ _SCALARS = {"i": ">b", "U": ">B", "I": ">h", "l": ">i", "L": ">q", "d": ">f"}
 _TYPED = {"i": "b", "U": "B", "l": "i", "L": "q", "d": "f"}
 
 
-class _UBJ:
-    """A strict UBJSON reader for the subset XGBoost writes; every count is bounded."""
+_OPEN_OBJECT, _CLOSE_OBJECT, _OPEN_ARRAY, _CLOSE_ARRAY = b"{}[]"
+_TYPE, _COUNT, _INT64, _STRING = b"$#LS"
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
 
-    def fail(self, expected: str, got: str) -> _Problem:
-        return _Problem(f"UBJSON at byte {self.pos}: expected {expected}, got {got}.")
+def _ubj_decode(data: bytes) -> Any:
+    """Decode the UBJSON subset XGBoost writes, strictly; every count is bounded.
 
-    def byte(self) -> str:
-        if self.pos >= len(self.data):
-            raise self.fail("more bytes", "the end of the data")
-        char = chr(self.data[self.pos])
-        self.pos += 1
-        return char
+    Only what XGBoost's ``UBJReader`` reads is accepted: ``L``-sized strings and keys,
+    objects closed by ``}``, arrays either counted (``[#L``), typed (``[$t#L``, with the element
+    types XGBoost writes) or closed by ``]``, and the scalar markers it writes. Every length is
+    checked against the bytes left before anything is read, nesting stops at
+    ``_MAX_DEPTH`` and a key may appear once per object (XGBoost keeps the first, Python the
+    last: a duplicate would let the two readings differ).
+    """
+    end = len(data)
+    unpack = struct.unpack_from
 
-    def unpack(self, fmt: str) -> Any:
-        size = struct.calcsize(fmt)
-        if self.pos + size > len(self.data):
-            raise self.fail(f"{size} more bytes", "the end of the data")
-        (value,) = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += size
-        return value
+    def fail(pos: int, expected: str, got: str) -> _Problem:
+        return _Problem(f"UBJSON at byte {pos}: expected {expected}, got {got}.")
 
-    def length(self, what: str, unit: int) -> int:
-        if self.byte() != "L":
-            self.pos -= 1
-            raise self.fail(f"'L' (an int64 {what})", repr(chr(self.data[self.pos])))
-        count: int = self.unpack(">q")
-        left = len(self.data) - self.pos
-        if count < 0 or count * unit > left:
-            raise self.fail(f"a {what} within the {left} bytes left", str(count))
-        return count
+    def length(pos: int, what: str, unit: int) -> tuple[int, int]:
+        if pos + 9 > end or data[pos] != _INT64:
+            got = "the end of the data" if pos + 9 > end else repr(chr(data[pos]))
+            raise fail(pos, f"'L' and an int64 {what}", got)
+        (count,) = unpack(">q", data, pos + 1)
+        pos += 9
+        if count < 0 or count * unit > end - pos:
+            raise fail(pos, f"a {what} within the {end - pos} bytes left", str(count))
+        return count, pos
 
-    def string(self) -> str:
-        size = self.length("string length", 1)
-        raw = self.data[self.pos : self.pos + size]
-        self.pos += size
-        return raw.decode("utf-8", errors="surrogateescape")
-
-    def value(self, depth: int) -> Any:
+    def value(pos: int, depth: int) -> tuple[Any, int]:
         if depth > _MAX_DEPTH:
-            raise self.fail(f"nesting at most {_MAX_DEPTH} deep", "deeper nesting")
-        marker = self.byte()
-        if marker == "{":
+            raise fail(pos, f"nesting at most {_MAX_DEPTH} deep", "deeper nesting")
+        if pos >= end:
+            raise fail(pos, "a value", "the end of the data")
+        marker = data[pos]
+        pos += 1
+        if marker == _OPEN_OBJECT:
             result: dict[str, Any] = {}
             while True:
-                if self.pos < len(self.data) and self.data[self.pos] == ord("}"):
-                    self.pos += 1
-                    return result
-                key = self.string()
+                if pos >= end:
+                    raise fail(pos, "'}' or a key", "the end of the data")
+                if data[pos] == _CLOSE_OBJECT:
+                    return result, pos + 1
+                size, pos = length(pos, "key length", 1)
+                key = data[pos : pos + size].decode("utf-8", errors="surrogateescape")
                 if key in result:
-                    raise self.fail("unique object keys", f"{key!r} twice")
-                result[key] = self.value(depth + 1)
-        if marker == "[":
-            return self.array(depth)
-        if marker in _SCALARS:
-            return self.unpack(_SCALARS[marker])
-        if marker == "S":
-            return self.string()
-        if marker in "TF":
-            return marker == "T"
-        if marker == "Z":
-            return None
-        self.pos -= 1
-        raise self.fail("a UBJSON value marker XGBoost writes", repr(marker))
+                    raise fail(pos, "unique object keys", f"{key!r} twice")
+                result[key], pos = value(pos + size, depth + 1)
+        if marker == _OPEN_ARRAY:
+            if pos < end and data[pos] == _TYPE:
+                kind = chr(data[pos + 1]) if pos + 1 < end else ""
+                if kind not in _TYPED:
+                    raise fail(pos + 1, "a typed-array element type XGBoost writes", repr(kind))
+                if pos + 2 >= end or data[pos + 2] != _COUNT:
+                    raise fail(pos + 2, "'#' after a typed array's type", "something else")
+                code = _TYPED[kind]
+                width = struct.calcsize(code)
+                count, pos = length(pos + 3, "element count", width)
+                if kind == "d":
+                    # No index is a float: keep the values as an array, not Python floats.
+                    floats = np.frombuffer(data, dtype=">f4", count=count, offset=pos)
+                    return floats, pos + count * width
+                return unpack(f">{count}{code}", data, pos), pos + count * width
+            items: list[Any] = []
+            if pos < end and data[pos] == _COUNT:
+                count, pos = length(pos + 1, "element count", 1)
+                for _ in range(count):
+                    item, pos = value(pos, depth + 1)
+                    items.append(item)
+                return items, pos
+            while True:
+                if pos >= end:
+                    raise fail(pos, "']' or a value", "the end of the data")
+                if data[pos] == _CLOSE_ARRAY:
+                    return items, pos + 1
+                item, pos = value(pos, depth + 1)
+                items.append(item)
+        scalar = _SCALARS.get(chr(marker))
+        if scalar is not None:
+            width = struct.calcsize(scalar)
+            if pos + width > end:
+                raise fail(pos, f"{width} more bytes", "the end of the data")
+            return unpack(scalar, data, pos)[0], pos + width
+        if marker == _STRING:
+            size, pos = length(pos, "string length", 1)
+            return data[pos : pos + size].decode("utf-8", errors="surrogateescape"), pos + size
+        if chr(marker) in "TF":
+            return marker == ord("T"), pos
+        if marker == ord("Z"):
+            return None, pos
+        raise fail(pos - 1, "a UBJSON value marker XGBoost writes", repr(chr(marker)))
 
-    def array(self, depth: int) -> Any:
-        if self.pos < len(self.data) and self.data[self.pos] == ord("$"):
-            self.pos += 1
-            kind = self.byte()
-            if kind not in _TYPED:
-                raise self.fail("a typed-array element type XGBoost writes", repr(kind))
-            if self.byte() != "#":
-                raise self.fail("'#' after a typed array's type", "something else")
-            code = _TYPED[kind]
-            size = struct.calcsize(code)
-            count = self.length("element count", size)
-            values = struct.unpack_from(f">{count}{code}", self.data, self.pos)
-            self.pos += count * size
-            return values  # a tuple marks a typed array
-        if self.pos < len(self.data) and self.data[self.pos] == ord("#"):
-            self.pos += 1
-            count = self.length("element count", 1)
-            return [self.value(depth + 1) for _ in range(count)]
-        items: list[Any] = []
-        while True:
-            if self.pos < len(self.data) and self.data[self.pos] == ord("]"):
-                self.pos += 1
-                return items
-            items.append(self.value(depth + 1))
+    document, stop = value(0, 0)
+    if stop != end:
+        raise _Problem(f"UBJSON expected to end at byte {stop}, got {end - stop} trailing bytes.")
+    return document
 
 
 def _decode_xgboost(raw: bytes) -> Any:
     if raw[:2] == b'{"' or raw[:1] in (b" ", b"\n"):
         return _decode_json(raw)
-    reader = _UBJ(raw)
-    document = reader.value(0)
-    if reader.pos != len(raw):
-        raise _Problem(
-            f"UBJSON expected to end at byte {reader.pos}, got {len(raw) - reader.pos} "
-            "trailing bytes."
-        )
-    return document
+    return _ubj_decode(raw)
 
 
 def _decode_json(raw: bytes) -> Any:
@@ -939,6 +1038,10 @@ def _obj(parent: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, A
 
 def _seq(parent: Mapping[str, Any], key: str, where: str, kind: type = int) -> Sequence[Any]:
     value = parent.get(key)
+    if isinstance(value, np.ndarray):
+        if kind is int:
+            raise _Problem(f"{where}{key!r} expected an array of ints, got floats.")
+        return value  # type: ignore[return-value]  # indexed and sized like a sequence
     if not isinstance(value, (list, tuple)):
         got = "nothing" if value is None else type(value).__name__
         raise _Problem(f"{where}{key!r} expected an array, got {got}.")
