@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import modelkeep
 from conftest import make_frame, preprocessor
 from modelkeep import (
     BundleExistsError,
+    BundleLayoutError,
     BundleNotFoundError,
     EnvironmentMismatchError,
     EnvironmentMismatchWarning,
@@ -561,3 +563,105 @@ def test_format_version_1_bundle_still_loads() -> None:
     )
     record = {"tenure": 3, "charges": 99.5, "contract": "month-to-month"}
     assert model.predict(record).tolist() == ["Churn"]
+
+
+# ------------------------------------------------------------ no symlink anywhere in a bundle
+
+
+def _layout_message(bundle: Path, entry: str, kind: str = "a symbolic link") -> str:
+    return re.escape(
+        f"Bundle {str(bundle)!r}: expected only regular files and directories, got {entry!r}, "
+        f"{kind}. A bundle never holds links or special files (a link could point outside "
+        "it); replace it with a copy of what it stands for or remove it, or get an intact "
+        "copy of the bundle."
+    )
+
+
+def _link_in_place(bundle: Path, relative: str, outside: Path) -> None:
+    """Move ``relative`` out of the bundle and leave a symlink to it: same bytes, elsewhere."""
+    (bundle / relative).rename(outside)
+    (bundle / relative).symlink_to(outside)
+
+
+def _link_extra(bundle: Path, relative: str, outside: Path) -> None:
+    outside.write_text("not part of the bundle")
+    (bundle / relative).symlink_to(outside)
+
+
+# Each layout keeps every byte the manifest records, so only the link itself is wrong.
+LINKS = {
+    "artifacts-folder": (_link_in_place, "artifacts"),
+    "artifact-file": (_link_in_place, "artifacts/pipeline.skops"),
+    "manifest": (_link_in_place, MANIFEST_NAME),
+    "extra-root-entry": (_link_extra, "notes.txt"),
+    "inside-artifacts": (_link_extra, "artifacts/extra.txt"),
+}
+
+
+def _convert(path: Path) -> object:
+    return modelkeep.convert(path, to="onnx")
+
+
+def _read_manifest(path: Path) -> object:
+    from modelkeep.manifest import read_manifest
+
+    return read_manifest(path)
+
+
+READERS: dict[str, Callable[[Path], object]] = {
+    "load": modelkeep.load,
+    "scan": modelkeep.scan,
+    "read_manifest": _read_manifest,
+    "convert": _convert,
+}
+
+
+@pytest.mark.parametrize("reader", list(READERS), ids=list(READERS))
+@pytest.mark.parametrize("layout", list(LINKS), ids=list(LINKS))
+def test_a_symlink_anywhere_is_refused_by_every_reader(
+    saved: Path, tmp_path: Path, layout: str, reader: str
+) -> None:
+    make, relative = LINKS[layout]
+    make(saved, relative, tmp_path / "outside")
+    with pytest.raises(BundleLayoutError, match=_layout_message(saved, relative)):
+        READERS[reader](saved)
+
+
+def test_verify_reports_a_symlinked_artifacts_folder(saved: Path, tmp_path: Path) -> None:
+    _link_in_place(saved, "artifacts", tmp_path / "outside")
+    (check,) = modelkeep.verify(saved)
+    assert (check.name, check.passed) == ("bundle", False)
+    assert re.fullmatch(_layout_message(saved, "artifacts"), check.detail)
+
+
+def test_a_special_file_in_a_bundle_is_refused(saved: Path) -> None:
+    os.mkfifo(saved / "artifacts" / "pipe")
+    with pytest.raises(BundleLayoutError, match=_layout_message(saved, "artifacts/pipe", "a FIFO")):
+        modelkeep.load(saved)
+
+
+def test_a_link_planted_after_the_walk_is_not_followed(saved: Path, tmp_path: Path) -> None:
+    from modelkeep._reader import BundleReader
+
+    reader = BundleReader(saved)
+    try:
+        _link_in_place(saved, "artifacts", tmp_path / "outside")
+        with pytest.raises(BundleLayoutError, match=_layout_message(saved, "artifacts")):
+            reader.read("artifacts/pipeline.skops")
+    finally:
+        reader.close()
+
+
+def test_the_bundle_path_itself_may_be_a_link(saved: Path, tmp_path: Path) -> None:
+    # The caller chose that path; only what is inside the bundle must be plain.
+    (tmp_path / "alias").symlink_to(saved)
+    assert modelkeep.load(tmp_path / "alias").manifest.name == "churn"
+
+
+def test_saving_over_a_bundle_holding_a_link_replaces_it(
+    saved: Path, tmp_path: Path, fitted: Callable[[str], Pipeline], data: Any
+) -> None:
+    _link_in_place(saved, "artifacts", tmp_path / "outside")
+    modelkeep.save(fitted("logistic"), saved, sample=data[0], name="churn", overwrite=True)
+    assert not (saved / "artifacts").is_symlink()
+    modelkeep.load(saved)

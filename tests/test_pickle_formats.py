@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import modelkeep
-from modelkeep.errors import InvalidChoiceError, UntrustedTypesError
+from modelkeep.errors import ArtifactFormatError, InvalidChoiceError, UntrustedTypesError
+from modelkeep.safety import ScanIssue
 
 
 class _Run:
@@ -153,3 +154,120 @@ def test_scan_of_a_bundle_covers_every_artifact(
         "artifacts/pipeline.joblib",
         "artifacts/pipeline.pkl",
     }
+
+
+# ------------------------------------------------ an artifact is judged by its content
+
+
+def _onnx_model() -> bytes:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    return bytes(helper.make_model(graph).SerializeToString())
+
+
+def _relabel(bundle: Path, data: bytes, path: str, fmt: str) -> None:
+    """Make the bundle's one artifact ``data`` at ``path``, recorded as format ``fmt``, with
+    a correct hash: what an attacker writing an unsigned bundle can do."""
+    manifest_path = bundle / "modelkeep.json"
+    manifest = json.loads(manifest_path.read_text())
+    (entry,) = manifest["artifacts"]
+    (bundle / entry["path"]).unlink()
+    (bundle / path).write_bytes(data)
+    entry.update(
+        path=path, format=fmt, sha256=hashlib.sha256(data).hexdigest(), size=len(data), details={}
+    )
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def _hostile_pickle(marker: Path) -> bytes:
+    return pickle.dumps(_Run(os.system, f"touch {marker}"), protocol=4)
+
+
+MISLABELLED = {
+    "pickle-as-onnx": ("onnx", "artifacts/pipeline.onnx", "pickle", "pickle"),
+    "pickle-as-skops": ("skops", "artifacts/pipeline.skops", "pickle", "pickle"),
+    "zlib-joblib-as-onnx": ("onnx", "artifacts/pipeline.onnx", "joblib", "joblib (zlib)"),
+    "skops-as-pickle": ("pickle", "artifacts/pipeline.pkl", "skops", "skops"),
+    "onnx-as-joblib": ("joblib", "artifacts/pipeline.joblib", "onnx", "onnx"),
+}
+
+
+def _content(kind: str, bundle: Path, marker: Path) -> bytes:
+    if kind == "pickle":
+        return _hostile_pickle(marker)
+    if kind == "joblib":
+        import io
+
+        import joblib
+
+        buffer = io.BytesIO()
+        joblib.dump(_Run(os.system, f"touch {marker}"), buffer, compress=3)
+        return buffer.getvalue()
+    if kind == "onnx":
+        return _onnx_model()
+    return (bundle / "artifacts" / "pipeline.skops").read_bytes()
+
+
+@pytest.mark.parametrize("case", list(MISLABELLED), ids=list(MISLABELLED))
+def test_an_artifact_whose_content_is_not_its_recorded_format(
+    case: str, tmp_path: Path, fitted: Callable[[str], Any], data: Any
+) -> None:
+    claimed, path, kind, scanned_as = MISLABELLED[case]
+    frame, _ = data
+    bundle = tmp_path / "bundle"
+    modelkeep.save(fitted("logistic"), bundle, sample=frame, name="m")
+    marker = tmp_path / "marker"
+    _relabel(bundle, _content(kind, bundle, marker), path, claimed)
+
+    report = modelkeep.scan(bundle)
+    assert not report.safe
+    problem = (
+        f"the manifest records format {claimed!r}, but the content is {scanned_as}: the "
+        "manifest misdescribes the file, and load() refuses it"
+    )
+    assert report.issues[0] == ScanIssue(path, "", None, problem)
+    if kind in ("pickle", "joblib"):  # scanned as the pickle it is, not skipped as ONNX
+        assert report.untrusted == ("posix.system",)
+
+    found = "skops" if kind == "skops" else "onnx" if kind == "onnx" else "pickle"
+    message = (
+        f"Artifact {path!r}: expected {claimed} content, as the manifest records, got {found} "
+        "content. The manifest misdescribes the file (it was crafted or mislabelled) and "
+        "modelkeep did not load it; save the model again or get an intact copy of the bundle."
+    )
+    with pytest.raises(ArtifactFormatError, match=re.escape(message)):
+        modelkeep.load(bundle, env="ignore")
+    checks = modelkeep.verify(bundle, env="ignore")
+    assert (checks[-1].name, checks[-1].passed, checks[-1].detail) == ("artifact", False, message)
+    assert not marker.exists()
+
+
+def test_an_onnx_file_is_scanned_as_onnx(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"  # the name says nothing: the bytes decide
+    path.write_bytes(_onnx_model())
+    report = modelkeep.scan(path)
+    assert (report.kind, report.safe, report.references) == ("onnx", True, ())
+
+
+@pytest.mark.parametrize("onnx_installed", [True, False], ids=["onnx", "no-onnx"])
+def test_sniffing_tells_onnx_from_pickle_with_or_without_onnx(
+    onnx_installed: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from modelkeep.safety.sniff import sniff
+
+    model, hostile = _onnx_model(), _hostile_pickle(tmp_path / "marker")
+    if not onnx_installed:
+        monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
+    assert sniff(model) == "onnx"
+    assert sniff(model, parse_onnx=False) == "onnx"
+    assert sniff(hostile) == "pickle"
+    assert sniff(model[:-3]) == "pickle"  # truncated: not a whole protobuf message
+    assert sniff(b"PK\x03\x04rest") == "skops"

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 import modelkeep
 from modelkeep.errors import (
+    BundleLayoutError,
     BundleNotFoundError,
     IntegrityError,
     ManifestError,
@@ -70,6 +71,15 @@ def changed(name: str, signed_digest: str, found: str) -> str:
 
 def message(bundle: Path, reason: str, advice: str = MISMATCH_ADVICE) -> str:
     return re.escape(f"Signature of bundle {str(bundle)!r}: {reason}. {advice}")
+
+
+def layout_message(bundle: Path, entry: str) -> str:
+    return re.escape(
+        f"Bundle {str(bundle)!r}: expected only regular files and directories, got {entry!r}, "
+        "a symbolic link. A bundle never holds links or special files (a link could point "
+        "outside it); replace it with a copy of what it stands for or remove it, or get an "
+        "intact copy of the bundle."
+    )
 
 
 def write_key(path: Path, key: Any, password: bytes | None = None) -> Path:
@@ -291,9 +301,20 @@ def test_a_removed_file_fails(signed: Path, owner: tuple[Path, Path]) -> None:
 def test_a_symlink_fails(signed: Path, owner: tuple[Path, Path], tmp_path: Path) -> None:
     (tmp_path / "elsewhere").write_text("x")
     (signed / "link").symlink_to(tmp_path / "elsewhere")
-    reason = "expected only regular files, got 'link'"
-    with pytest.raises(SignatureError, match=message(signed, reason)):
+    with pytest.raises(BundleLayoutError, match=layout_message(signed, "link")):
         verify_signature(signed, owner[1])
+
+
+def test_a_symlinked_artifacts_folder_fails_even_with_the_same_files(
+    signed: Path, owner: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # The same bytes outside the bundle: by hashes alone the signature would still hold.
+    (signed / "artifacts").rename(tmp_path / "outside")
+    (signed / "artifacts").symlink_to(tmp_path / "outside")
+    with pytest.raises(BundleLayoutError, match=layout_message(signed, "artifacts")):
+        verify_signature(signed, owner[1])
+    with pytest.raises(BundleLayoutError, match=layout_message(signed, "artifacts")):
+        modelkeep.load(signed, public_key=owner[1])
 
 
 def test_a_signature_leaving_out_the_artifact_is_refused(
@@ -348,11 +369,7 @@ def test_a_symlinked_signature_is_refused_by_load(
 ) -> None:
     (signed / "model.sig").rename(tmp_path / "real.sig")
     (signed / "model.sig").symlink_to(tmp_path / "real.sig")
-    advice = (
-        "Get a copy signed with `modelkeep sign` or `model_signing sign key` from its publisher."
-    )
-    reason = "expected model.sig to be a regular file, got Too many levels of symbolic links"
-    with pytest.raises(SignatureError, match=message(signed, reason, advice)):
+    with pytest.raises(BundleLayoutError, match=layout_message(signed, "model.sig")):
         modelkeep.load(signed, public_key=owner[1])
 
 
@@ -466,13 +483,19 @@ def test_sign_refuses_a_tampered_bundle(saved: Path, owner: tuple[Path, Path]) -
 
 def test_sign_refuses_a_symlink(saved: Path, owner: tuple[Path, Path], tmp_path: Path) -> None:
     (saved / "artifacts" / "link").symlink_to(tmp_path)
-    expected = message(
-        saved,
-        "expected only regular files, got 'artifacts/link'",
-        "A bundle holds only regular files; remove the others and sign again.",
-    )
-    with pytest.raises(SignatureError, match=expected):
+    with pytest.raises(BundleLayoutError, match=layout_message(saved, "artifacts/link")):
         sign(saved, owner[0])
+    assert not (saved / "model.sig").exists()
+
+
+def test_sign_refuses_a_symlinked_artifacts_folder(
+    saved: Path, owner: tuple[Path, Path], tmp_path: Path
+) -> None:
+    (saved / "artifacts").rename(tmp_path / "outside")
+    (saved / "artifacts").symlink_to(tmp_path / "outside")
+    with pytest.raises(BundleLayoutError, match=layout_message(saved, "artifacts")):
+        sign(saved, owner[0])
+    assert not (saved / "model.sig").exists()
 
 
 def _unsupported_keys(tmp_path: Path, owner: tuple[Path, Path]) -> list[tuple[Path, str]]:

@@ -17,8 +17,10 @@ from modelkeep.bundle import Check, save, verify
 from modelkeep.conversion import convert
 from modelkeep.errors import (
     ArtifactError,
+    ArtifactFormatError,
     ArtifactSkippedWarning,
     BundleExistsError,
+    BundleLayoutError,
     BundleNotFoundError,
     BundleRejectedError,
     ConversionError,
@@ -64,8 +66,10 @@ from modelkeep.signing import VerifiedSignature, keygen, sign, verify_signature
 
 __all__ = [
     "ArtifactError",
+    "ArtifactFormatError",
     "ArtifactSkippedWarning",
     "BundleExistsError",
+    "BundleLayoutError",
     "BundleNotFoundError",
     "BundleRejectedError",
     "Check",

@@ -23,15 +23,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from modelkeep._reader import BundleReader as _BundleReader
+from modelkeep._reader import Replaced as _Replaced
+from modelkeep._reader import open_bundle
 from modelkeep._version import __version__
 from modelkeep.environment import capture_environment, compare_environment
 from modelkeep.errors import (
+    ArtifactFormatError,
     ArtifactSkippedWarning,
     BundleExistsError,
+    BundleLayoutError,
     BundleNotFoundError,
     ConversionError,
     EnvironmentMismatchError,
@@ -47,7 +52,7 @@ from modelkeep.errors import (
 )
 from modelkeep.formats import available_formats, get_format
 from modelkeep.formats.base import DumpContext, ServingFormat
-from modelkeep.integrity import check_artifact, fingerprint_frame, sha256_stream
+from modelkeep.integrity import fingerprint_frame, sha256_stream
 from modelkeep.manifest import (
     MANIFEST_NAME,
     Artifact,
@@ -58,9 +63,9 @@ from modelkeep.manifest import (
     Target,
     Task,
     dump_manifest,
-    parse_manifest,
 )
 from modelkeep.model import Model
+from modelkeep.safety.sniff import content_of, sniff
 from modelkeep.signing import SIGNATURE_NAME, VerifiedSignature, check_signature
 
 if TYPE_CHECKING:
@@ -146,6 +151,8 @@ def save(
     if isinstance(golden_rows, bool) or not isinstance(golden_rows, int) or golden_rows < 0:
         raise InvalidChoiceError(repr(golden_rows), ["an integer >= 0"], "golden_rows")
     previous = _existing_bundle(target, overwrite)
+    # Replaced even when its manifest is unreadable or it holds a link (previous is None).
+    replace = target.exists()
 
     from modelkeep.golden import record_golden
     from modelkeep.schema import infer_schema
@@ -192,7 +199,7 @@ def save(
         parity=parity,
         force=force,
     )
-    with _atomic_directory(target, replace=previous is not None) as staging:
+    with _atomic_directory(target, replace=replace) as staging:
         (staging / _ARTIFACTS).mkdir()
         artifacts = _write_artifacts(model, staging, fmt_names, context)
         manifest = build(artifacts)
@@ -359,8 +366,8 @@ def _existing_bundle(target: Path, overwrite: bool) -> Manifest | None:
         raise BundleExistsError(str(target) + " (and it is not a modelkeep bundle)")
     try:
         return _read_manifest_at(target)
-    except ManifestError:
-        return None
+    except (ManifestError, BundleLayoutError):
+        return None  # only its version is wanted; the whole directory is replaced anyway
 
 
 def _resolve_version(version: str | int | None, previous: Manifest | None) -> str:
@@ -494,109 +501,14 @@ def _rename_exchange(a: Path, b: Path) -> bool:
 # --------------------------------------------------------------------------------- load
 
 
-class _Replaced(Exception):
-    """The bundle being read was replaced by a concurrent save(overwrite=True)."""
-
-
 # A reader retries when a concurrent overwrite removed the files it was reading; each
 # attempt reads one whole bundle, old or new.
 _ATTEMPTS = 3
 
 
-class _BundleReader:
-    """Reads files of one bundle directory through a directory descriptor.
-
-    Holding the directory open pins the bundle being read: if ``save(overwrite=True)``
-    swaps a new bundle into the path meanwhile, this reader still sees the old files,
-    never a mix of the two.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.manifest_bytes: bytes | None = None  # as read, once manifest() has read them
-        try:
-            self._fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        except FileNotFoundError as exc:
-            raise BundleNotFoundError(str(path)) from exc
-        except NotADirectoryError as exc:
-            raise BundleNotFoundError(str(path), "it is a file, not a directory") from exc
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-    def replaced(self) -> bool:
-        """Whether the path now names another directory than the one being read."""
-        try:
-            return os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
-        except OSError:
-            return True
-
-    def open(self, relative: str) -> BinaryIO:
-        fd = os.open(relative, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=self._fd)
-        return os.fdopen(fd, "rb")
-
-    def manifest(self) -> Manifest:
-        source = str(self.path / MANIFEST_NAME)
-        try:
-            with self.open(MANIFEST_NAME) as stream:
-                data = stream.read()
-            # Kept: a signature check binds the signature to these exact bytes.
-            self.manifest_bytes = data
-            text = data.decode("utf-8")
-        except FileNotFoundError as exc:
-            if self.replaced():
-                raise _Replaced from exc
-            raise BundleNotFoundError(str(self.path), f"{MANIFEST_NAME} is missing") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ManifestError(source, f"cannot be read ({exc})") from exc
-        return parse_manifest(text, source)
-
-    def signature(self) -> bytes | None:
-        """The bytes of ``model.sig``, or None when the bundle has none."""
-        try:
-            with self.open(SIGNATURE_NAME) as stream:
-                return stream.read()
-        except FileNotFoundError:
-            if self.replaced():
-                raise _Replaced from None
-            return None
-        except OSError as exc:  # e.g. ELOOP: a symlink planted as model.sig
-            raise SignatureError(
-                str(self.path),
-                f"expected {SIGNATURE_NAME} to be a regular file, got {exc.strerror}",
-                kind="malformed",
-            ) from exc
-
-    def read_artifact(self, artifact: Artifact) -> bytes:
-        """The artifact's bytes, after checking them against the manifest."""
-        with self._open_artifact(artifact) as stream:
-            data = stream.read()
-        check_artifact(artifact, io.BytesIO(data))
-        return data
-
-    def check_artifact(self, artifact: Artifact) -> None:
-        with self._open_artifact(artifact) as stream:
-            check_artifact(artifact, stream)
-
-    def _open_artifact(self, artifact: Artifact) -> BinaryIO:
-        from modelkeep.errors import IntegrityError
-
-        try:
-            return self.open(artifact.path)
-        except FileNotFoundError as exc:
-            if self.replaced():
-                raise _Replaced from exc
-            raise IntegrityError(artifact.path, "file", "present", "missing") from exc
-        except OSError as exc:  # e.g. ELOOP: a symlink planted where the file should be
-            raise IntegrityError(artifact.path, "file", "a regular file", str(exc)) from exc
-
-
 def _read_manifest_at(path: Path) -> Manifest:
-    reader = _BundleReader(path)
-    try:
+    with open_bundle(path) as reader:
         return reader.manifest()
-    finally:
-        reader.close()
 
 
 def load(
@@ -613,12 +525,14 @@ def load(
 
     The steps, in this order:
 
-    1. parse and validate the manifest;
+    1. refuse a bundle holding a symlink (or special file) anywhere, then parse and
+       validate the manifest;
     2. with ``public_key``: check the signature (``model.sig``) covers these manifest bytes
        and every artifact and was made with that key's private key;
     3. check every artifact's size and SHA-256;
     4. compare the recorded environment with this one (``env``);
-    5. deserialize the chosen artifact safely, validating every tree in it;
+    5. check the chosen artifact's content is the format the manifest records, then
+       deserialize it safely, validating every tree in it;
     6. replay the golden samples.
 
     The order is the point: nothing is deserialized before its bytes are known to be the
@@ -649,9 +563,9 @@ def load(
     (``force=True``) warns with ``ParityWarning`` on every load.
 
     Raises:
-        BundleNotFoundError, ManifestError, SignatureError, SigningKeyError, IntegrityError,
-        EnvironmentMismatchError, UntrustedTypesError, UnsafeModelError,
-        GoldenMismatchError; all ModelkeepError.
+        BundleNotFoundError, BundleLayoutError, ManifestError, SignatureError,
+        SigningKeyError, IntegrityError, EnvironmentMismatchError, ArtifactFormatError,
+        UntrustedTypesError, UnsafeModelError, GoldenMismatchError; all ModelkeepError.
 
     Example:
         >>> model = modelkeep.load("churn")
@@ -804,6 +718,12 @@ class _Checks:
     def deserialize(self, manifest: Manifest) -> Any:
         if self._data is None:
             self._data = self.reader.read_artifact(self.chosen)
+        # The hash proves these are the bytes saved, not that they are what the manifest
+        # says they are: a crafted manifest could hand a pickle to a loader of another
+        # format. Judge the content before any loader sees it.
+        found = sniff(self._data, parse_onnx=False)
+        if found != content_of(self.chosen.format):
+            raise ArtifactFormatError(self.chosen.path, self.chosen.format, found)
         fmt = get_format(self.chosen.format)
         if isinstance(fmt, ServingFormat):
             options = {} if self.session_options is None else {"session": self.session_options}

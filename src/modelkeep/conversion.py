@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelkeep._reader import open_bundle
 from modelkeep.bundle import (
     _ARTIFACTS,
     EnvMode,
     _atomic_directory,
-    _BundleReader,
     _write_artifact,
     _write_file,
     load,
@@ -85,8 +85,7 @@ def convert(
         parity=parity,
         force=force,
     )
-    reader = _BundleReader(target)
-    try:
+    with open_bundle(target) as reader:
         if reader.manifest() != manifest:
             raise ManifestError(
                 str(target / MANIFEST_NAME), "changed while the model was being converted"
@@ -96,25 +95,19 @@ def convert(
             for artifact in manifest.artifacts:
                 # read_artifact checks size and hash: the copy is the recorded bytes.
                 _write_file(staging / artifact.path, reader.read_artifact(artifact))
-            for name in sorted(os.listdir(target)):
-                entry = target / name
-                if name not in _NOT_CARRIED and entry.is_file() and not entry.is_symlink():
-                    _write_file(staging / name, entry.read_bytes())
+            for name in reader.files:
+                if "/" not in name and name not in _NOT_CARRIED:
+                    _write_file(staging / name, reader.read(name))
             added = _write_artifact(original.estimator, staging, to, context)
             updated = manifest.model_copy(update={"artifacts": [*manifest.artifacts, added]})
             _write_file(staging / MANIFEST_NAME, dump_manifest(updated).encode("utf-8"))
-    finally:
-        reader.close()
     return updated
 
 
 def _source_format(target: Path, to: str) -> str:
     """The first artifact that is the model itself (not a conversion) to convert from."""
-    reader = _BundleReader(target)
-    try:
+    with open_bundle(target) as reader:
         manifest = reader.manifest()
-    finally:
-        reader.close()
     formats = [a.format for a in manifest.artifacts]
     if to in formats:
         raise InvalidChoiceError(

@@ -11,12 +11,14 @@ Hierarchy::
     │   └── UnsupportedFormatVersionError       written by a newer/unknown modelkeep
     ├── BundleExistsError(FileExistsError)      save() target exists and overwrite=False
     ├── BundleNotFoundError(FileNotFoundError)  no bundle at the path given
+    ├── BundleLayoutError(ValueError)           a symlink or special file inside a bundle
     ├── IntegrityError(ValueError)              an artifact's size or SHA-256 changed
     ├── SignatureError(ValueError)              model.sig missing, by another key, or files differ
     ├── SigningKeyError(ValueError)             a key file that cannot be used to sign or verify
     ├── SigningKeyExistsError(FileExistsError)  keygen() would overwrite a key file
     ├── ArtifactError(ValueError)               an artifact cannot be deserialized
-    │   └── CorruptPickleError                  a pickle stream truncated, malformed or too big
+    │   ├── CorruptPickleError                  a pickle stream truncated, malformed or too big
+    │   └── ArtifactFormatError                 an artifact's content is not its recorded format
     ├── EnvironmentMismatchError(RuntimeError)  env="strict" and versions differ
     ├── UntrustedTypesError(TypeError)          the artifact references types nobody trusted
     ├── UnsafePickleError(ValueError)           a pickle stream does what no saved model does
@@ -54,8 +56,10 @@ from typing import Any
 
 __all__ = [
     "ArtifactError",
+    "ArtifactFormatError",
     "ArtifactSkippedWarning",
     "BundleExistsError",
+    "BundleLayoutError",
     "BundleNotFoundError",
     "BundleRejectedError",
     "ConversionError",
@@ -156,6 +160,26 @@ class BundleNotFoundError(ModelkeepError, FileNotFoundError):
         super().__init__(
             f"No modelkeep bundle at {path!r}: {detail}. Expected a directory holding "
             "modelkeep.json, as written by modelkeep.save()."
+        )
+
+
+class BundleLayoutError(ModelkeepError, ValueError):
+    """A bundle holds something other than regular files and directories (a symlink ...).
+
+    ``entry`` is its path relative to the bundle, ``kind`` what it is (``"a symbolic
+    link"``, ``"a FIFO"`` ...). A link could make a reader read, hash, sign or copy a file
+    outside the bundle, so every reader refuses it before reading anything.
+    """
+
+    def __init__(self, bundle: str, entry: str, kind: str) -> None:
+        self.bundle = bundle
+        self.entry = entry
+        self.kind = kind
+        super().__init__(
+            f"Bundle {bundle!r}: expected only regular files and directories, got {entry!r}, "
+            f"{kind}. A bundle never holds links or special files (a link could point outside "
+            "it); replace it with a copy of what it stands for or remove it, or get an intact "
+            "copy of the bundle."
         )
 
 
@@ -273,6 +297,27 @@ class CorruptPickleError(ArtifactError):
             f"Artifact {artifact!r}: {where}{problem}. Expected a complete, well-formed "
             f"{format} stream; the file is truncated, corrupt or crafted, and modelkeep did not "
             f"load it.{also} Restore the file from a copy or save the model again.",
+        )
+
+
+class ArtifactFormatError(ArtifactError):
+    """An artifact whose bytes are not in the format its manifest records.
+
+    ``format`` is the recorded format, ``found`` what the content is (``"skops"``,
+    ``"onnx"`` or ``"pickle"``). Checked before deserializing, so no loader ever reads a
+    file of another format than its own.
+    """
+
+    def __init__(self, artifact: str, format: str, found: str) -> None:
+        self.artifact = artifact
+        self.format = format
+        self.found = found
+        ModelkeepError.__init__(
+            self,
+            f"Artifact {artifact!r}: expected {format} content, as the manifest records, got "
+            f"{found} content. The manifest misdescribes the file (it was crafted or "
+            "mislabelled) and modelkeep did not load it; save the model again or get an "
+            "intact copy of the bundle.",
         )
 
 

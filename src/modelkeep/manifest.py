@@ -213,12 +213,14 @@ def parse_manifest(text: str, source: str) -> Manifest:
 
 
 def read_manifest(bundle: Path) -> Manifest:
-    """Read ``bundle/modelkeep.json``."""
-    path = bundle / MANIFEST_NAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ManifestError(str(path), "file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(str(path), f"cannot be read ({exc})") from exc
-    return parse_manifest(text, str(path))
+    """Read ``bundle/modelkeep.json``, as every reader of a bundle does.
+
+    Raises:
+        BundleNotFoundError: no bundle directory, or no manifest in it.
+        BundleLayoutError: the bundle holds a symlink or special file anywhere.
+        ManifestError: the manifest cannot be read or is invalid.
+    """
+    from modelkeep._reader import open_bundle  # it reads manifests with this module
+
+    with open_bundle(bundle) as reader:
+        return reader.manifest()

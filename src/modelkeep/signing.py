@@ -31,22 +31,20 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelkeep._reader import SIGNATURE_NAME, BundleReader, open_bundle
 from modelkeep.errors import (
-    BundleNotFoundError,
-    IntegrityError,
     ManifestError,
     MissingDependencyError,
     SignatureError,
     SigningKeyError,
     SigningKeyExistsError,
 )
-from modelkeep.integrity import check_artifact
-from modelkeep.manifest import MANIFEST_NAME, Artifact, Manifest, parse_manifest
+from modelkeep.manifest import MANIFEST_NAME, Artifact, Manifest
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import (
@@ -65,7 +63,6 @@ __all__ = [
     "verify_signature",
 ]
 
-SIGNATURE_NAME = "model.sig"
 PUBLIC_KEY_SUFFIX = ".pub"
 
 # The curves model-signing 1.1.1 accepts (it refuses Ed25519 and RSA keys).
@@ -259,9 +256,10 @@ def sign(bundle: str | os.PathLike[str], key: str | os.PathLike[str]) -> Verifie
 
     Raises:
         BundleNotFoundError, ManifestError, IntegrityError: the bundle is not a sound bundle.
+        BundleLayoutError: a symlink or special file anywhere in the bundle.
         SigningKeyError: the key cannot be used.
-        SignatureError: a symlink or special file in the bundle (kind ``"unsignable"``), or
-            the bundle changed while it was being signed (kind ``"mismatch"``).
+        SignatureError: model_signing could not sign it (kind ``"unsignable"``), or the
+            bundle changed while it was being signed (kind ``"mismatch"``).
         MissingDependencyError: the ``[sign]`` extra is not installed.
 
     Example:
@@ -273,17 +271,12 @@ def sign(bundle: str | os.PathLike[str], key: str | os.PathLike[str]) -> Verifie
     directory = Path(bundle)
     key_path = Path(key)
     private_key = _load_private_key(key_path)
-    manifest_bytes = _read_manifest_bytes(directory)
-    manifest = _parse_manifest(directory, manifest_bytes)
-    for artifact in manifest.artifacts:
-        _check_artifact_file(directory, artifact)
-    files, others = _walk(directory)
-    if others:
-        raise SignatureError(
-            str(directory),
-            f"expected only regular files, got {_names(others)}",
-            kind="unsignable",
-        )
+    with open_bundle(directory) as reader:
+        manifest = reader.manifest()
+        manifest_bytes = _read_bytes(reader)
+        for artifact in manifest.artifacts:
+            reader.check_artifact(artifact)
+        files = _signable(reader)
 
     with tempfile.TemporaryDirectory(prefix="modelkeep-sign-") as scratch:
         written = Path(scratch) / SIGNATURE_NAME
@@ -346,27 +339,26 @@ def verify_signature(
         '163f43596ed13bc3...'
     """
     directory = Path(bundle)
-    manifest_bytes = _read_manifest_bytes(directory)
-    try:
-        signature: bytes | None = _read_plain(directory / SIGNATURE_NAME)
-    except FileNotFoundError:
-        signature = None
-
-    def check(manifest: Manifest | None) -> VerifiedSignature:
-        return check_signature(
-            directory,
-            signature=signature,
-            manifest_bytes=manifest_bytes,
-            manifest=manifest,
-            public_key=public_key,
-        )
-
-    try:
-        manifest = _parse_manifest(directory, manifest_bytes)
-    except ManifestError:
-        check(None)  # a changed byte is a signature failure before it is a parse error
-        raise
-    return check(manifest)
+    with open_bundle(directory) as reader:
+        signature = reader.signature()
+        try:
+            manifest: Manifest | None = reader.manifest()
+            error: ManifestError | None = None
+        except ManifestError as exc:
+            if reader.manifest_bytes is None:
+                raise  # not read at all: nothing for the signature to judge
+            manifest, error = None, exc
+        manifest_bytes = _read_bytes(reader)
+    verified = check_signature(
+        directory,
+        signature=signature,
+        manifest_bytes=manifest_bytes,
+        manifest=manifest,
+        public_key=public_key,
+    )
+    if error is not None:
+        raise error  # a changed byte is a signature failure before it is a parse error
+    return verified
 
 
 def check_signature(
@@ -404,15 +396,13 @@ def check_signature(
             f"{ours[:16]}), got one by another key (key id {signed.key_hint[:16]})",
             kind="wrong_key",
         )
-    files, others = _walk(directory)
-    if others:
-        raise SignatureError(
-            bundle, f"expected only regular files, got {_names(others)}", kind="mismatch"
-        )
-    reported = _reference_verify(bundle, directory, signature, key_path)
-    expected = _expected(manifest_bytes, manifest.artifacts if manifest is not None else [])
-    _check_left_out(bundle, signed.resources, expected)
-    problems = _differences(directory, signed.resources, files, hashed=bool(reported))
+    # Opened before the reference verifier reads by path: a symlink anywhere is refused.
+    with open_bundle(directory) as reader:
+        files = _signable(reader)
+        reported = _reference_verify(bundle, directory, signature, key_path)
+        expected = _expected(manifest_bytes, manifest.artifacts if manifest is not None else [])
+        _check_left_out(bundle, signed.resources, expected)
+        problems = _differences(reader, signed.resources, files, hashed=bool(reported))
     if problems or reported:
         detail = "; ".join(problems) if problems else reported
         raise SignatureError(
@@ -565,72 +555,24 @@ def _object(value: object, what: str) -> dict[str, Any]:
 # --------------------------------------------------------------------- the bundle's files
 
 
-def _read_manifest_bytes(directory: Path) -> bytes:
-    if not directory.is_dir():
-        raise BundleNotFoundError(str(directory))
-    source = directory / MANIFEST_NAME
-    try:
-        return _read_plain(source)
-    except FileNotFoundError as exc:
-        raise BundleNotFoundError(str(directory), f"{MANIFEST_NAME} is missing") from exc
-    except OSError as exc:
-        raise ManifestError(str(source), f"cannot be read ({exc})") from exc
+def _read_bytes(reader: BundleReader) -> bytes:
+    """The manifest bytes ``reader.manifest()`` read (it raises when it reads none)."""
+    if reader.manifest_bytes is None:  # pragma: no cover - manifest() raised already
+        raise RuntimeError("the manifest is read before its bytes are used")
+    return reader.manifest_bytes
 
 
-def _parse_manifest(directory: Path, data: bytes) -> Manifest:
-    source = str(directory / MANIFEST_NAME)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(source, f"cannot be read ({exc})") from exc
-    return parse_manifest(text, source)
+def _signable(reader: BundleReader) -> list[str]:
+    """Every file of the bundle but the signature, as sorted POSIX paths relative to it.
 
-
-def _read_plain(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as stream:
-        return stream.read()
-
-
-def _check_artifact_file(directory: Path, artifact: Artifact) -> None:
-    try:
-        fd = os.open(directory / artifact.path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError as exc:
-        raise IntegrityError(artifact.path, "file", "present", "missing") from exc
-    except OSError as exc:
-        raise IntegrityError(artifact.path, "file", "a regular file", str(exc)) from exc
-    with os.fdopen(fd, "rb") as stream:
-        check_artifact(artifact, stream)
-
-
-def _walk(directory: Path) -> tuple[list[str], list[str]]:
-    """Every regular file under ``directory`` but the signature, and everything else found
-    (symlinks, sockets ...), as sorted POSIX paths relative to it. Links are not followed."""
-    files: list[str] = []
-    others: list[str] = []
-    for relative, entry in _entries(directory, ""):
-        if entry.is_dir(follow_symlinks=False):
-            continue
-        if entry.is_file(follow_symlinks=False):
-            if relative != SIGNATURE_NAME:
-                files.append(relative)
-        else:
-            others.append(relative)
-    return sorted(files), sorted(others)
-
-
-def _entries(directory: Path, prefix: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    with os.scandir(directory) as listing:
-        entries = list(listing)
-    for entry in entries:
-        relative = f"{prefix}{entry.name}"
-        yield relative, entry
-        if entry.is_dir(follow_symlinks=False):
-            yield from _entries(Path(entry.path), relative + "/")
+    The reader has refused the bundle already if it holds anything but regular files and
+    directories (a link could make the signature vouch for a file outside the bundle).
+    """
+    return [name for name in reader.files if name != SIGNATURE_NAME]
 
 
 def _differences(
-    directory: Path,
+    reader: BundleReader,
     signed: Mapping[str, str],
     files: list[str],
     *,
@@ -650,7 +592,7 @@ def _differences(
         problems.append(f"signed but missing: {_names(missing)}")
     if hashed:
         for name in sorted(set(files) & set(signed)):
-            digest = _sha256_file(directory / name)
+            digest = _sha256_file(reader, name)
             if digest != signed[name]:
                 problems.append(
                     f"changed: {name!r} (sha256 signed {signed[name][:_SHOWN_DIGEST]}..., "
@@ -702,9 +644,9 @@ def _check_digests(bundle: str, signed: Mapping[str, str], expected: Mapping[str
             )
 
 
-def _sha256_file(path: Path) -> str:
+def _sha256_file(reader: BundleReader, name: str) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
+    with reader.open(name) as stream:
         while chunk := stream.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()

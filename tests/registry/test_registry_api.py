@@ -16,6 +16,7 @@ import pytest
 
 import modelkeep
 from modelkeep.errors import (
+    BundleLayoutError,
     BundleNotFoundError,
     BundleRejectedError,
     EnvironmentMismatchError,
@@ -279,6 +280,49 @@ def test_other_bad_input_writes_nothing(
         registry.register(odd)
     assert _stored_state(registry) == before
     assert registry.register(odd, "churn").ref == "churn:1"
+
+
+@pytest.mark.parametrize(
+    "relative", ["artifacts", "artifacts/pipeline.skops", "notes.txt"], ids=str
+)
+def test_a_bundle_holding_a_symlink_is_refused_and_nothing_is_written(
+    registry: Registry, tiny_bundle: Path, tmp_path: Path, relative: str
+) -> None:
+    registry.register(tiny_bundle)
+    before = _stored_state(registry)
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_bundle, bad)
+    outside = tmp_path / "outside"
+    if (bad / relative).exists():  # the same bytes, moved out of the bundle
+        (bad / relative).rename(outside)
+    else:
+        outside.write_text("not part of the bundle")
+    (bad / relative).symlink_to(outside)
+    message = (
+        f"Bundle {str(bad)!r}: expected only regular files and directories, got {relative!r}, "
+        "a symbolic link. A bundle never holds links or special files (a link could point "
+        "outside it); replace it with a copy of what it stands for or remove it, or get an "
+        "intact copy of the bundle."
+    )
+    with pytest.raises(BundleLayoutError, match=re.escape(message)):
+        registry.register(bad)
+    assert _stored_state(registry) == before
+
+
+def test_check_reports_a_symlink_planted_in_a_stored_bundle(
+    registry: Registry, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    version = registry.register(tiny_bundle)
+    _writable(version.path)
+    (version.path / "artifacts").rename(tmp_path / "outside")
+    shutil.copytree(tiny_bundle / "artifacts", tmp_path / "intact")
+    (version.path / "artifacts").symlink_to(tmp_path / "intact")  # hashes would all match
+    (problem,) = registry.check()
+    assert (problem.kind, problem.subject) == ("artifact_changed", "tiny:1")
+    assert problem.detail.startswith(
+        f"Bundle {str(version.path)!r}: expected only regular files and directories, got "
+        "'artifacts', a symbolic link."
+    )
 
 
 def test_environment_differences_warn_by_default_and_strict_refuses(

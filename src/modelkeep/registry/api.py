@@ -26,7 +26,9 @@ from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelkeep._reader import SIGNATURE_NAME, open_bundle
 from modelkeep.errors import (
+    BundleLayoutError,
     BundleRejectedError,
     IntegrityError,
     InvalidChoiceError,
@@ -38,7 +40,7 @@ from modelkeep.errors import (
 )
 from modelkeep.manifest import MANIFEST_NAME, Manifest, parse_manifest
 from modelkeep.registry import locks
-from modelkeep.registry.artifacts import BundleFolders, remove_tree
+from modelkeep.registry.artifacts import BundleFolders, copy_bundle, remove_tree
 from modelkeep.registry.diff import diff_manifests
 from modelkeep.registry.records import AliasEvent, ModelVersion, Problem
 from modelkeep.registry.refs import check_alias, check_name, parse_reference
@@ -163,6 +165,7 @@ class Registry:
 
         Raises:
             BundleNotFoundError: no bundle at ``bundle_path``.
+            BundleLayoutError: the bundle holds a symlink or special file anywhere.
             BundleRejectedError: the bundle fails verification (hashes, trust, golden
                 samples ...); nothing is added.
             InvalidReferenceError: an invalid name (pass ``name=``).
@@ -448,30 +451,24 @@ class Registry:
         return problems
 
     def _check_folder(self, folder: str, ref: str, expected: str) -> Problem | None:
-        from modelkeep.integrity import check_artifact
-
         path = self._folders.path(folder)
         if not path.is_dir():
             return Problem("missing_folder", ref, f"bundles/{folder} does not exist")
         try:
-            data = (path / MANIFEST_NAME).read_bytes()
-        except OSError as exc:
-            return Problem("manifest_changed", ref, f"{MANIFEST_NAME} cannot be read: {exc}")
-        if hashlib.sha256(data).hexdigest() != expected:
-            return Problem(
-                "manifest_changed", ref, f"{MANIFEST_NAME} sha256 differs from the index"
-            )
-        try:
-            manifest = _parse(data, path)
-            for artifact in manifest.artifacts:
-                flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+            with open_bundle(path) as reader:
                 try:
-                    fd = os.open(path / artifact.path, flags)
+                    data = reader.read(MANIFEST_NAME)
                 except OSError as exc:
-                    raise IntegrityError(artifact.path, "file", "present", str(exc)) from exc
-                with os.fdopen(fd, "rb") as stream:
-                    check_artifact(artifact, stream)
-        except (BundleRejectedError, IntegrityError) as exc:
+                    return Problem(
+                        "manifest_changed", ref, f"{MANIFEST_NAME} cannot be read: {exc}"
+                    )
+                if hashlib.sha256(data).hexdigest() != expected:
+                    return Problem(
+                        "manifest_changed", ref, f"{MANIFEST_NAME} sha256 differs from the index"
+                    )
+                for artifact in _parse(data, path).artifacts:
+                    reader.check_artifact(artifact)
+        except (BundleRejectedError, IntegrityError, BundleLayoutError) as exc:
             return Problem("artifact_changed", ref, str(exc))
         return None
 
@@ -591,13 +588,6 @@ def _copy_bundle(source: Path, target: Path) -> None:
 
     The copy is about to change, so a signature over the original could not hold for it.
     """
-    for path in sorted(source.rglob("*")):
-        relative = path.relative_to(source)
-        if relative.as_posix() == "model.sig" or path.is_symlink():
-            continue
-        destination = target / relative
-        if path.is_dir():
-            destination.mkdir(parents=True, exist_ok=True)
-        else:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes(path.read_bytes())
+    with open_bundle(source) as reader:
+        target.mkdir(parents=True)
+        copy_bundle(reader, target, leave_out={SIGNATURE_NAME})

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import uuid
+from collections.abc import Container
 from pathlib import Path
 
-from modelkeep.errors import BundleNotFoundError, InvalidChoiceError
+from modelkeep._reader import BundleReader, open_bundle
+from modelkeep.errors import BundleNotFoundError
 from modelkeep.manifest import MANIFEST_NAME
 
-__all__ = ["BundleFolders"]
+__all__ = ["BundleFolders", "copy_bundle"]
 
 _READ_ONLY_FILE = 0o444
 _READ_ONLY_DIR = 0o555
@@ -43,21 +44,21 @@ class BundleFolders:
     def stage(self, source: Path) -> Path:
         """Copy the bundle at ``source`` into a new staging folder; fsync everything.
 
-        Only regular files and directories are copied; a symlink or special file in the
-        bundle is refused, so the stored copy cannot point outside the store.
+        The copy is read through :func:`modelkeep._reader.open_bundle`: a bundle holding a
+        symlink or special file anywhere is refused (``BundleLayoutError``) before anything
+        is copied, so the stored copy cannot hold or point to anything outside the bundle.
         """
-        if not source.is_dir():
-            raise BundleNotFoundError(str(source))
-        if not (source / MANIFEST_NAME).is_file():
-            raise BundleNotFoundError(str(source), f"{MANIFEST_NAME} is missing")
-        self.staging.mkdir(parents=True, exist_ok=True)
-        staged = self.staging / uuid.uuid4().hex
-        staged.mkdir()
-        try:
-            _copy_tree(source, staged)
-        except BaseException:
-            remove_tree(staged)
-            raise
+        with open_bundle(source) as reader:
+            if MANIFEST_NAME not in reader.files:
+                raise BundleNotFoundError(str(source), f"{MANIFEST_NAME} is missing")
+            self.staging.mkdir(parents=True, exist_ok=True)
+            staged = self.staging / uuid.uuid4().hex
+            staged.mkdir()
+            try:
+                copy_bundle(reader, staged)
+            except BaseException:
+                remove_tree(staged)
+                raise
         return staged
 
     def publish(self, staged: Path) -> str:
@@ -91,34 +92,23 @@ def _entries(directory: Path) -> list[str]:
         return []
 
 
-def _copy_tree(source: Path, target: Path) -> None:
-    for entry in sorted(os.scandir(source), key=lambda e: e.name):
-        destination = target / entry.name
-        mode = entry.stat(follow_symlinks=False).st_mode
-        if stat.S_ISDIR(mode):
-            destination.mkdir()
-            _copy_tree(Path(entry.path), destination)
-        elif stat.S_ISREG(mode):
-            _copy_file(Path(entry.path), destination)
-        else:
-            raise InvalidChoiceError(
-                entry.path,
-                ["regular files and directories only (no symlinks or devices)"],
-                "bundle contents",
-            )
-    _fsync_dir(target)
+def copy_bundle(reader: BundleReader, target: Path, *, leave_out: Container[str] = ()) -> None:
+    """Copy every directory and file ``reader`` lists into ``target`` (which exists).
 
-
-def _copy_file(source: Path, destination: Path) -> None:
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    src = os.open(source, flags)
-    try:
-        with os.fdopen(src, "rb", closefd=False) as reader, destination.open("xb") as writer:
-            shutil.copyfileobj(reader, writer, 1 << 20)
+    Files named in ``leave_out`` are not copied. Each file and directory is fsynced.
+    """
+    for directory in reader.directories:
+        (target / directory).mkdir()
+    for name in reader.files:
+        if name in leave_out:
+            continue
+        with reader.open(name) as source, (target / name).open("xb") as writer:
+            shutil.copyfileobj(source, writer, 1 << 20)
             writer.flush()
             os.fsync(writer.fileno())
-    finally:
-        os.close(src)
+    for directory in reversed(reader.directories):
+        _fsync_dir(target / directory)
+    _fsync_dir(target)
 
 
 def _make_read_only(root: Path) -> None:

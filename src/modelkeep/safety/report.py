@@ -14,10 +14,9 @@ from typing import Any
 from modelkeep.safety.joblib_layout import LayoutError, decompress, detect_compression
 from modelkeep.safety.pickle_scan import scan_pickle
 from modelkeep.safety.policy import TrustPolicy, is_never
+from modelkeep.safety.sniff import content_of, sniff
 
 __all__ = ["GlobalReference", "ScanIssue", "ScanReport", "scan"]
-
-_ZIP_MAGIC = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
@@ -95,12 +94,18 @@ def scan(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) 
     Each name is judged against the allowlist plus ``trusted``; whatever cannot be resolved
     without running the file is an issue, hence untrusted.
 
+    A file is scanned as what its bytes are, never as what its name or a manifest says: a
+    zip archive as skops, an ONNX model (which references no code) as ONNX, anything else
+    as a pickle. In a bundle, an artifact whose content is not the format its manifest
+    records is an issue too.
+
     Args:
         path: a file, or a bundle directory (each artifact in its manifest is scanned).
         trusted: exact names to count as trusted, as ``load(..., trusted=...)`` would.
 
     Raises:
         OSError: the path cannot be read. ManifestError: a bundle's manifest is invalid.
+        BundleLayoutError: a bundle holds a symlink (or a special file) anywhere.
 
     Example:
         >>> report = modelkeep.scan("legacy/churn.joblib")
@@ -122,35 +127,52 @@ _Found = tuple[str, list[GlobalReference], list[ScanIssue], list[ScanIssue]]
 
 
 def _scan_bundle(bundle: Path, policy: TrustPolicy) -> ScanReport:
-    from modelkeep.manifest import read_manifest
+    from modelkeep._reader import open_bundle
 
-    manifest = read_manifest(bundle)
     references: list[GlobalReference] = []
     issues: list[ScanIssue] = []
     errors: list[ScanIssue] = []
-    for artifact in manifest.artifacts:
-        try:
-            fd = os.open(bundle / artifact.path, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as stream:
-                data = stream.read()
-        except OSError as exc:
-            errors.append(ScanIssue(artifact.path, "", None, f"cannot be read ({exc})"))
-            continue
-        _, refs, found, failed = _scan_bytes(data, artifact.path, policy, format=artifact.format)
-        references += refs
-        issues += found
-        errors += failed
+    # The reader refuses a bundle holding a symlink anywhere before anything is read.
+    with open_bundle(bundle) as reader:
+        manifest = reader.manifest()
+        for artifact in manifest.artifacts:
+            try:
+                data = reader.read(artifact.path)
+            except OSError as exc:
+                errors.append(ScanIssue(artifact.path, "", None, f"cannot be read ({exc})"))
+                continue
+            _, refs, found, failed = _scan_bytes(
+                data, artifact.path, policy, format=artifact.format
+            )
+            references += refs
+            issues += found
+            errors += failed
     return ScanReport(str(bundle), "bundle", tuple(references), tuple(issues), tuple(errors))
 
 
 def _scan_bytes(
     data: bytes | memoryview, source: str, policy: TrustPolicy, *, format: str | None
 ) -> _Found:
-    if format in (None, "skops") and bytes(data[:4]) == _ZIP_MAGIC:
-        return _scan_skops(data, source, policy)
-    if format not in (None, "pickle", "joblib"):
-        return format, [], [], []  # a format without code references (ONNX)
-    return _scan_pickle(data, source, policy)
+    """Scan ``data`` as what its bytes are; ``format`` is only what a manifest claims.
+
+    A claim the content contradicts (a pickle recorded as ``"onnx"``) is an issue, so the
+    report is not safe, and the content is scanned as what it is.
+    """
+    content = sniff(data)
+    if content == "skops":
+        found = _scan_skops(data, source, policy)
+    elif content == "onnx":
+        found = "onnx", [], [], []  # a format without code references
+    else:
+        found = _scan_pickle(data, source, policy)
+    if format is not None and content_of(format) != content:
+        kind, references, issues, errors = found
+        problem = (
+            f"the manifest records format {format!r}, but the content is {kind}: the "
+            "manifest misdescribes the file, and load() refuses it"
+        )
+        found = kind, references, [ScanIssue(source, "", None, problem), *issues], errors
+    return found
 
 
 def _scan_pickle(data: bytes | memoryview, source: str, policy: TrustPolicy) -> _Found:
