@@ -24,6 +24,8 @@ Hierarchy::
     ├── UnsafePickleError(ValueError)           a pickle stream does what no saved model does
     ├── NeverTrustedError(ValueError)           trusted= names something that can never be trusted
     ├── UnsafeModelError(ValueError)            a deserialized tree is malformed
+    ├── UnsafeStateError(ValueError)            a deserialized object's state is not one a fit makes
+    ├── UnprovenTypeError(TypeError)            an allowed class modelkeep cannot prove the state of
     ├── GoldenMismatchError(ValueError)         the loaded model disagrees with its golden samples
     ├── NotFittedModelError(ValueError)         save() was given an unfitted estimator
     ├── SampleMismatchError(ValueError)         save()'s sample disagrees with the model
@@ -90,8 +92,10 @@ __all__ = [
     "UnconvertibleModelError",
     "UnknownFormatError",
     "UnknownReferenceError",
+    "UnprovenTypeError",
     "UnsafeModelError",
     "UnsafePickleError",
+    "UnsafeStateError",
     "UnsupportedFormatVersionError",
     "UntrustedTypesError",
     "VersionInUseError",
@@ -414,6 +418,38 @@ class UnsafeModelError(ModelkeepError, ValueError):
             f"Refusing {estimator_path}: node {node}: {reason}. A well-formed tree never has "
             "this; the file was crafted or corrupted. Do not use it; save the model again "
             "from its source."
+        )
+
+
+class UnsafeStateError(ModelkeepError, ValueError):
+    """A deserialized object's state is not one that fitting could have produced, and the
+    library would trust it (an index out of range, a method name, a stored callable ...)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"Refusing {path}: {reason}. A fitted model never has this; the file was crafted "
+            "or corrupted, and nothing in it was run. Do not use it; save the model again "
+            "from its source."
+        )
+
+
+class UnprovenTypeError(ModelkeepError, TypeError):
+    """The artifact holds instances of allowed classes whose state modelkeep has no proof for.
+
+    An allowed class may be *constructed* safely, but its library trusts the state a file
+    gives it; modelkeep admits an instance in-process only when it can prove that state.
+    """
+
+    def __init__(self, path: str, types: Iterable[str]) -> None:
+        self.path = path
+        self.types = tuple(sorted(set(types)))
+        super().__init__(
+            f"Refusing {path}: modelkeep has no state proof for {format_names(self.types)}, "
+            "so it cannot check what the file set before the library uses it. If you know "
+            "where this file came from, pass these exact names as trusted=[...] to load "
+            "them unproven."
         )
 
 

@@ -17,7 +17,7 @@ import pytest
 import scipy.sparse
 
 import modelkeep
-from modelkeep.errors import CorruptPickleError, UnsafePickleError
+from modelkeep.errors import CorruptPickleError, UnprovenTypeError, UnsafePickleError
 
 
 def _arrays() -> dict[str, Any]:
@@ -86,7 +86,10 @@ def test_every_protocol_and_compression(protocol: int, how: str, tmp_path: Path)
         expected = joblib.load(path)
     report = modelkeep.scan(path)
     assert (report.kind, report.safe, report.errors, report.issues) == (kind, True, (), ())
-    _equal(expected, modelkeep.safe_load(path))
+    # pandas objects have no state proof: the frame loads only when its class is trusted.
+    with pytest.raises(UnprovenTypeError, match=re.escape("Refusing model['frame']")):
+        modelkeep.safe_load(path)
+    _equal(expected, modelkeep.safe_load(path, trusted=["pandas.DataFrame"]))
 
 
 def test_joblib_without_alignment_padding(tmp_path: Path) -> None:

@@ -695,7 +695,8 @@ def test_gradient_boosting_init_narrower_than_the_stages_is_refused() -> None:
     model = GradientBoostingClassifier(n_estimators=3, max_depth=2, random_state=0).fit(X, y3)
     model.init_.class_prior_ = model.init_.class_prior_[:2]
     reason = (
-        "initial raw predictions expected 3 column(s) (one per tree of a stage), got shape (1, 2)"
+        "initial raw predictions expected 3 column(s) (one per tree of a stage), got an init "
+        "classifier of 2 class(es) under a multiclass loss"
     )
     with pytest.raises(UnsafeModelError, match=refused("model.init_", 0, reason)):
         validate_trees(roundtrip(model))

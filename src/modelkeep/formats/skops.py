@@ -13,7 +13,7 @@ from skops.io.exceptions import UntrustedTypesFoundException
 from modelkeep.errors import ArtifactError, UntrustedTypesError
 from modelkeep.formats.base import DumpContext
 from modelkeep.safety.skops_trust import REVIEWED_TYPES, VALIDATED_TREE_TYPES
-from modelkeep.safety.trees import validate_trees
+from modelkeep.safety.state import prove_state
 
 __all__ = ["SkopsFormat"]
 
@@ -41,8 +41,9 @@ class SkopsFormat:
             raise UntrustedTypesError(artifact, untrusted) from exc
         except (zipfile.BadZipFile, KeyError, ValueError, TypeError, EOFError) as exc:
             raise ArtifactError(artifact, "skops", exc) from exc
-        # Trees are trusted above only on this condition: validated before any use.
-        validate_trees(model)
+        # The types trusted above are admitted only on this condition: their whole state
+        # proven before any use, exactly as for a pickle (skops trusts the same classes).
+        prove_state(model, trusted=trusted)
         return model
 
 

@@ -128,10 +128,11 @@ def load_pickle_bytes(
     if file.tell() != len(payload):
         raise UnsafePickleError(artifact, [f"byte {file.tell()}: data after the stream's STOP"])
 
-    from modelkeep.safety.trees import validate_trees
+    from modelkeep.safety.state import prove_state
 
-    # Trees are trusted only on this condition: validated before anything calls the model.
-    validate_trees(obj)
+    # Allowed classes are trusted only on this condition: their whole state proven, on the
+    # final object graph, before anything calls the model.
+    prove_state(obj, trusted=policy.trusted)
     return obj
 
 

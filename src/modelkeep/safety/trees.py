@@ -58,8 +58,8 @@ For a ``TreePredictor`` (read in ``sklearn/ensemble/_hist_gradient_boosting/_pre
 For the ``estimators_`` of ``GradientBoosting*``, the second dimension must equal
 ``n_trees_per_iteration_``, because ``predict_stages`` writes column ``k`` of the raw
 predictions for every column of ``estimators_``. The initial raw predictions it writes into
-come from ``init_``: once every tree is validated, the init step alone runs on one probe row
-and its output must have exactly that many columns.
+come from ``init_``: its width is derived from its stored state (never by running it) and must
+be exactly that many columns.
 
 Every tree is first put through a short proof made of whole-array aggregates (see
 :func:`_tree_is_sound`): a tree it accepts satisfies every check above, and only a tree it does
@@ -247,29 +247,38 @@ def _check_initial_predictions(estimator: Any, path: str) -> None:
     ``predict_stages`` adds tree ``k`` of every stage into column ``k`` of the array the init
     estimator produced, without bounds checks; a crafted ``init_`` (a DummyClassifier whose
     ``class_prior_`` is too short, a loss that is not multiclass ...) would make it write past
-    that array. The width is found by running only the init step on one probe row, the way
-    ``predict`` does; the init estimator's own code is plain bounds-checked numpy.
+    that array. The width is derived from the stored state alone, never by running ``init_``
+    (whose own state the state proofs have checked): a regressor of one output gives one
+    column; a classifier gives one column per class under a multiclass loss, and the positive
+    class's column otherwise (a pipeline answers as its last step).
     """
     columns = int(estimator.estimators_.shape[1])
     init = getattr(estimator, "init_", None)
     if isinstance(init, str) and init == "zero":
         return  # predict then allocates n_trees_per_iteration_ columns, checked above
-    probe = np.zeros((1, int(estimator.n_features_in_)), dtype=np.float32)
-    try:
-        raw = np.asarray(estimator._raw_predict_init(probe))
-    except Exception as exc:  # any failure means the width cannot be established
-        raise UnsafeModelError(
-            f"{path}.init_",
-            0,
-            f"the initial raw predictions could not be computed on a probe row "
-            f"({type(exc).__name__}: {exc})",
-        ) from exc
-    if raw.ndim != 2 or raw.shape[1] != columns:
+    final = init
+    while type(final).__name__ == "Pipeline":
+        steps = getattr(final, "steps", None)
+        final = steps[-1][1] if isinstance(steps, list) and steps else None  # it predicts
+    loss = getattr(estimator, "_loss", None)
+    multiclass = bool(getattr(loss, "is_multiclass", False))
+    # A DummyClassifier's probabilities are its class_prior_; other classifiers' its classes_.
+    classes = getattr(final, "class_prior_", getattr(final, "classes_", None))
+    if classes is not None:
+        count = int(np.asarray(classes).size) if np.ndim(classes) == 1 else -1
+        width = count if multiclass else (1 if count >= 2 else -1)
+        kind = "multiclass" if multiclass else "binary"
+        what = f"an init classifier of {count} class(es) under a {kind} loss"
+    else:
+        outputs = getattr(final, "n_outputs_", 1)
+        width = 1 if outputs == 1 else -1
+        what = f"an init regressor of {outputs!r} output(s)"
+    if width != columns:
         raise UnsafeModelError(
             f"{path}.init_",
             0,
             f"initial raw predictions expected {columns} column(s) (one per tree of a stage), "
-            f"got shape {raw.shape}",
+            f"got {what}",
         )
 
 

@@ -1,0 +1,44 @@
+"""Prove the state of a deserialized model before anything uses it.
+
+The allowlist decides which classes a file may *name*; this package decides which objects
+a model may *hold*, and in what state. :func:`prove_state` walks the final object graph
+once (after the last BUILD, SETITEM or ``__setstate__``, so no later mutation escapes it),
+admits every value by its type and position (:mod:`.walk`), checks each admitted class's
+state (:mod:`.proofs`, :mod:`.relations`), and then proves every decision tree
+(:mod:`modelkeep.safety.trees`). Nothing here calls a method of the model: golden replay
+and ``predict`` run only on a graph this has proven.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from modelkeep.safety.state.proofs import ESTIMATORS, PROOFS
+from modelkeep.safety.state.walk import Walk
+
+__all__ = ["ESTIMATORS", "prove_state"]
+
+
+def prove_state(obj: object, *, trusted: Iterable[str] = (), root: str = "model") -> int:
+    """Prove every object reachable from ``obj``; return the number of trees proven.
+
+    Args:
+        obj: a freshly deserialized model, before anything has called it.
+        trusted: exact class names the caller admits without a proof (``trusted=``).
+        root: the name error paths start with.
+
+    Raises:
+        UnprovenTypeError: an instance of a class modelkeep has no proof for.
+        UnsafeStateError: state no fit produces (a stray callable, an unknown attribute, an
+            index out of range, a method name outside its legal values ...).
+        UnsafeModelError: a malformed decision tree.
+
+    Example:
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> prove_state(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
+        0
+    """
+    Walk(PROOFS, trusted).run(obj, root)
+    from modelkeep.safety.trees import validate_trees
+
+    return validate_trees(obj, root=root)

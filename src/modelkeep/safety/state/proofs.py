@@ -1,0 +1,438 @@
+"""Which classes modelkeep admits in-process, and the proof each one gets.
+
+Three kinds of proof, all run on the final object graph (after the last BUILD or SETITEM):
+
+* **estimators** (``ESTIMATORS``): every attribute name is a constructor parameter, a name
+  a fit of the class produces (:mod:`.attributes`, generated) or one every estimator may
+  carry; no dunder names; the parameters satisfy scikit-learn's own
+  ``_parameter_constraints`` (so a string that names a method or option holds one of its
+  legal values); iteration limits are at most :data:`MAX_ITERATIONS` and tolerances finite
+  and non-negative; ``n_jobs`` is set to 1; then the class's hand-written relation
+  (:mod:`.relations`), if it has one, and the walk goes on into every attribute;
+* **records** (``RECORDS``): helper objects a fitted model holds (losses, links, splines,
+  bunches): the same attribute-name check, the relation, and the walk into the attributes;
+* **opaque** objects (``OPAQUE``): C-level objects whose state is proven by a relation
+  alone (a KD-tree, a random state), or trees that :mod:`modelkeep.safety.trees` proves
+  after the walk; most are admitted only in the position their owner keeps them.
+
+A class in none of these is refused (:class:`~modelkeep.errors.UnprovenTypeError`) unless
+the caller names it in ``trusted=``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from modelkeep.safety.state import relations
+from modelkeep.safety.state.attributes import ATTRIBUTES
+from modelkeep.safety.state.checks import describe
+from modelkeep.safety.state.walk import Proof, Slot, Walk
+
+__all__ = ["ESTIMATORS", "MAX_ITERATIONS", "OPAQUE", "PROOFS", "RECORDS"]
+
+#: The most iterations a stored parameter may ask ``transform`` or ``predict`` for.
+MAX_ITERATIONS = 100_000
+
+#: Attributes any scikit-learn estimator may carry besides its parameters and fitted state.
+_COMMON = frozenset(
+    {
+        "feature_names_in_",
+        "n_features_in_",
+        "_sklearn_version",
+        "_sklearn_output_config",
+        "_sklearn_auto_wrap_output_keys",
+        "_metadata_request",
+    }
+)
+
+Relation = Callable[[Walk, Any, int], None]
+
+_SK = "sklearn"
+
+
+def _names(module: str, *classes: str) -> dict[str, Relation | None]:
+    return {f"{_SK}.{module}.{name}": None for name in classes}
+
+
+#: Estimators with a proof, by family; the value is the hand-written relation, if any.
+ESTIMATORS: dict[str, Relation | None] = {
+    **_names("linear_model._base", "LinearRegression"),
+    **_names("linear_model._bayes", "ARDRegression", "BayesianRidge"),
+    **_names(
+        "linear_model._coordinate_descent",
+        "ElasticNet",
+        "ElasticNetCV",
+        "Lasso",
+        "LassoCV",
+        "MultiTaskElasticNet",
+        "MultiTaskElasticNetCV",
+        "MultiTaskLasso",
+        "MultiTaskLassoCV",
+    ),
+    **_names("linear_model._glm.glm", "GammaRegressor", "PoissonRegressor", "TweedieRegressor"),
+    **_names("linear_model._huber", "HuberRegressor"),
+    **_names(
+        "linear_model._least_angle", "Lars", "LarsCV", "LassoLars", "LassoLarsCV", "LassoLarsIC"
+    ),
+    **_names("linear_model._logistic", "LogisticRegression", "LogisticRegressionCV"),
+    **_names("linear_model._omp", "OrthogonalMatchingPursuit", "OrthogonalMatchingPursuitCV"),
+    **_names(
+        "linear_model._passive_aggressive",
+        "PassiveAggressiveClassifier",
+        "PassiveAggressiveRegressor",
+    ),
+    **_names("linear_model._perceptron", "Perceptron"),
+    **_names("linear_model._quantile", "QuantileRegressor"),
+    **_names("linear_model._ransac", "RANSACRegressor"),
+    **_names("linear_model._ridge", "Ridge", "RidgeCV", "RidgeClassifier", "RidgeClassifierCV"),
+    **_names(
+        "linear_model._stochastic_gradient", "SGDClassifier", "SGDOneClassSVM", "SGDRegressor"
+    ),
+    **_names("linear_model._theil_sen", "TheilSenRegressor"),
+    **_names("svm._classes", "LinearSVC", "LinearSVR"),
+    **{
+        f"{_SK}.svm._classes.{name}": relations.libsvm
+        for name in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")
+    },
+    **{
+        f"{_SK}.neighbors.{module}.{name}": relations.neighbors
+        for module, name in (
+            ("_classification", "KNeighborsClassifier"),
+            ("_classification", "RadiusNeighborsClassifier"),
+            ("_regression", "KNeighborsRegressor"),
+            ("_regression", "RadiusNeighborsRegressor"),
+            ("_unsupervised", "NearestNeighbors"),
+            ("_graph", "KNeighborsTransformer"),
+            ("_graph", "RadiusNeighborsTransformer"),
+            ("_lof", "LocalOutlierFactor"),
+        )
+    },
+    **_names("neighbors._nearest_centroid", "NearestCentroid"),
+    **_names(
+        "naive_bayes", "BernoulliNB", "CategoricalNB", "ComplementNB", "GaussianNB", "MultinomialNB"
+    ),
+    **_names(
+        "tree._classes",
+        "DecisionTreeClassifier",
+        "DecisionTreeRegressor",
+        "ExtraTreeClassifier",
+        "ExtraTreeRegressor",
+    ),
+    **_names(
+        "ensemble._forest",
+        "ExtraTreesClassifier",
+        "ExtraTreesRegressor",
+        "RandomForestClassifier",
+        "RandomForestRegressor",
+        "RandomTreesEmbedding",
+    ),
+    **_names("ensemble._gb", "GradientBoostingClassifier", "GradientBoostingRegressor"),
+    **_names(
+        "ensemble._hist_gradient_boosting.gradient_boosting",
+        "HistGradientBoostingClassifier",
+        "HistGradientBoostingRegressor",
+    ),
+    **_names("ensemble._iforest", "IsolationForest"),
+    **_names("ensemble._weight_boosting", "AdaBoostClassifier", "AdaBoostRegressor"),
+    **_names("ensemble._bagging", "BaggingClassifier", "BaggingRegressor"),
+    **{
+        f"{_SK}.ensemble._stacking.{name}": relations.stacking
+        for name in ("StackingClassifier", "StackingRegressor")
+    },
+    **_names("ensemble._voting", "VotingClassifier", "VotingRegressor"),
+    **{
+        f"{_SK}.neural_network._multilayer_perceptron.{name}": relations.mlp
+        for name in ("MLPClassifier", "MLPRegressor")
+    },
+    **_names(
+        "preprocessing._data",
+        "Binarizer",
+        "KernelCenterer",
+        "MaxAbsScaler",
+        "MinMaxScaler",
+        "Normalizer",
+        "PowerTransformer",
+        "QuantileTransformer",
+        "RobustScaler",
+        "StandardScaler",
+    ),
+    **_names("preprocessing._discretization", "KBinsDiscretizer"),
+    **_names("preprocessing._encoders", "OneHotEncoder", "OrdinalEncoder"),
+    **_names("preprocessing._function_transformer", "FunctionTransformer"),
+    **_names("preprocessing._label", "LabelBinarizer", "LabelEncoder", "MultiLabelBinarizer"),
+    **_names("preprocessing._polynomial", "PolynomialFeatures"),
+    f"{_SK}.preprocessing._polynomial.SplineTransformer": relations.spline_transformer,
+    **_names("preprocessing._target_encoder", "TargetEncoder"),
+    **_names("impute._base", "MissingIndicator", "SimpleImputer"),
+    **_names("impute._knn", "KNNImputer"),
+    **_names("impute._iterative", "IterativeImputer"),
+    **_names("compose._column_transformer", "ColumnTransformer"),
+    **_names("compose._target", "TransformedTargetRegressor"),
+    **_names(
+        "feature_selection._univariate_selection",
+        "GenericUnivariateSelect",
+        "SelectFdr",
+        "SelectFpr",
+        "SelectFwe",
+        "SelectKBest",
+        "SelectPercentile",
+    ),
+    **_names("feature_selection._from_model", "SelectFromModel"),
+    **_names("feature_selection._rfe", "RFE", "RFECV"),
+    **_names("feature_selection._sequential", "SequentialFeatureSelector"),
+    **_names("feature_selection._variance_threshold", "VarianceThreshold"),
+    **_names("decomposition._pca", "PCA"),
+    **_names("decomposition._incremental_pca", "IncrementalPCA"),
+    **_names("decomposition._truncated_svd", "TruncatedSVD"),
+    **_names("pipeline", "FeatureUnion", "Pipeline"),
+    **_names("dummy", "DummyClassifier", "DummyRegressor"),
+}
+
+_HGB = f"{_SK}.ensemble._hist_gradient_boosting.gradient_boosting"
+_LOSS_OWNERS = (
+    *(f"{_HGB}.{n}" for n in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")),
+    *(
+        f"{_SK}.ensemble._gb.{n}"
+        for n in ("GradientBoostingClassifier", "GradientBoostingRegressor")
+    ),
+    *(
+        f"{_SK}.linear_model._glm.glm.{n}"
+        for n in ("GammaRegressor", "PoissonRegressor", "TweedieRegressor")
+    ),
+)
+_LOSS_SLOTS = frozenset((owner, attr) for owner in _LOSS_OWNERS for attr in ("_loss", "_base_loss"))
+_LOSSES = (
+    "AbsoluteError",
+    "ExponentialLoss",
+    "HalfBinomialLoss",
+    "HalfGammaLoss",
+    "HalfMultinomialLoss",
+    "HalfPoissonLoss",
+    "HalfSquaredError",
+    "HalfTweedieLoss",
+    "HalfTweedieLossIdentity",
+    "HuberLoss",
+    "PinballLoss",
+)
+
+#: Helper objects fitted models hold, with a relation and the positions they may occupy.
+RECORDS: dict[str, tuple[Relation | None, frozenset[Slot] | None]] = {
+    **{f"{_SK}._loss.loss.{name}": (None, _LOSS_SLOTS) for name in _LOSSES},
+    **{
+        f"{_SK}._loss.link.{name}": (None, None)
+        for name in (
+            "HalfLogitLink",
+            "IdentityLink",
+            "Interval",
+            "LogLink",
+            "LogitLink",
+            "MultinomialLogit",
+        )
+    },
+    f"{_SK}.ensemble._hist_gradient_boosting.binning._BinMapper": (
+        None,
+        frozenset(
+            (f"{_HGB}.{n}", "_bin_mapper")
+            for n in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
+        ),
+    ),
+    f"{_SK}.ensemble._hist_gradient_boosting.predictor.TreePredictor": (
+        None,
+        frozenset(
+            (f"{_HGB}.{n}", "_predictors")
+            for n in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
+        ),
+    ),
+    f"{_SK}.neural_network._stochastic_optimizers.AdamOptimizer": (None, None),
+    f"{_SK}.neural_network._stochastic_optimizers.SGDOptimizer": (None, None),
+    f"{_SK}.utils._metadata_requests.MetadataRequest": (None, None),
+    f"{_SK}.utils._metadata_requests.MethodMetadataRequest": (None, None),
+    "scipy.interpolate._bsplines.BSpline": (
+        relations.bspline,
+        frozenset({(f"{_SK}.preprocessing._polynomial.SplineTransformer", "bsplines_")}),
+    ),
+    **{
+        f"scipy.sparse.{module}.{name}": (relations.sparse_matrix, None)
+        for module, names in (
+            ("_csr", ("csr_matrix", "csr_array")),
+            ("_csc", ("csc_matrix", "csc_array")),
+            ("_coo", ("coo_matrix", "coo_array")),
+        )
+        for name in names
+    },
+}
+
+_TREE_OWNERS = frozenset(
+    (f"{_SK}.tree._classes.{name}", "tree_")
+    for name in (
+        "DecisionTreeClassifier",
+        "DecisionTreeRegressor",
+        "ExtraTreeClassifier",
+        "ExtraTreeRegressor",
+    )
+)
+_NEIGHBOR_OWNERS = frozenset(
+    (name, "_tree") for name, relation in ESTIMATORS.items() if relation is relations.neighbors
+)
+_SGD_OWNERS = frozenset(
+    (name, attribute)
+    for attribute in ("loss_function_", "_loss_function_")
+    for name in ESTIMATORS
+    if ".linear_model._stochastic_gradient." in name
+    or ".linear_model._passive_aggressive." in name
+    or ".linear_model._perceptron." in name
+)
+
+
+def _nothing(walk: Walk, obj: Any, node: int) -> None:
+    """Cython objects holding only numbers (losses): their type is the whole proof."""
+
+
+#: C-level objects: proven by a relation alone; their attributes are not walked.
+OPAQUE: dict[str, tuple[Relation, frozenset[Slot] | None]] = {
+    f"{_SK}.tree._tree.Tree": (_nothing, _TREE_OWNERS),  # proven by safety.trees after the walk
+    f"{_SK}.neighbors._kd_tree.KDTree": (relations.binary_tree, _NEIGHBOR_OWNERS),
+    f"{_SK}.neighbors._ball_tree.BallTree": (relations.binary_tree, _NEIGHBOR_OWNERS),
+    **{f"{_SK}._loss._loss.Cy{name}": (_nothing, None) for name in _LOSSES},
+    **{
+        f"{_SK}.linear_model._sgd_fast.{name}": (_nothing, _SGD_OWNERS)
+        for name in (
+            "EpsilonInsensitive",
+            "Hinge",
+            "ModifiedHuber",
+            "SquaredEpsilonInsensitive",
+            "SquaredHinge",
+        )
+    },
+    "numpy.random.mtrand.RandomState": (relations.random_state, None),
+    "numpy.random._generator.Generator": (
+        lambda walk, rng, node: relations.bit_generator(walk, rng.bit_generator, node),
+        None,
+    ),
+    "numpy.random._mt19937.MT19937": (relations.bit_generator, None),
+    "numpy.random._pcg64.PCG64": (relations.bit_generator, None),
+    "numpy.random.bit_generator.SeedSequence": (relations.seed_sequence, None),
+}
+
+
+# -- the generic proofs
+
+
+_PARAMETERS: dict[type, frozenset[str]] = {}
+
+
+def _parameters(cls: type) -> frozenset[str]:
+    """The constructor's parameter names, as scikit-learn's ``get_params`` knows them."""
+    names = _PARAMETERS.get(cls)
+    if names is None:
+        getter = getattr(cls, "_get_param_names", None)
+        names = _PARAMETERS[cls] = frozenset(getter()) if getter is not None else frozenset()
+    return names
+
+
+def _check_names(walk: Walk, obj: Any, node: int, allowed: frozenset[str]) -> dict[str, Any]:
+    state = getattr(obj, "__dict__", None)
+    if not isinstance(state, dict):
+        raise walk.refuse(node, "an instance without its attribute dictionary")
+    for key in state:
+        if not isinstance(key, str) or not key.isidentifier() or key.startswith("__"):
+            raise walk.refuse(
+                node,
+                f"attribute {key!r}: expected a plain attribute name, got a dunder or non-name",
+            )
+        if key not in allowed:
+            raise walk.refuse(
+                node,
+                f"attribute {key!r}: expected only the parameters and fitted attributes of "
+                f"{type(obj).__qualname__}, got one no fit of it sets",
+            )
+    return state
+
+
+def _check_parameters(walk: Walk, obj: Any, node: int, state: dict[str, Any]) -> None:
+    cls = type(obj)
+    names = _parameters(cls)
+    constraints = getattr(cls, "_parameter_constraints", None)
+    if isinstance(constraints, dict):
+        from sklearn.utils._param_validation import (
+            InvalidParameterError,
+            validate_parameter_constraints,
+        )
+
+        given = {k: state[k] for k in names & constraints.keys() if k in state}
+        try:
+            validate_parameter_constraints(constraints, given, caller_name=cls.__name__)
+        except InvalidParameterError as exc:
+            raise walk.refuse(node, str(exc).rstrip(".")) from None
+    for name in names & state.keys():
+        value = state[name]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and "iter" in name and not value <= MAX_ITERATIONS:
+            raise walk.refuse(
+                node,
+                f"{name}: expected at most {MAX_ITERATIONS:,} iterations, got {describe(value)}",
+            )
+        tolerance = name == "tol" or name.endswith("_tol")
+        if number and tolerance and not (math.isfinite(value) and value >= 0):
+            raise walk.refuse(
+                node, f"{name}: expected a finite tolerance >= 0, got {describe(value)}"
+            )
+    if state.get("n_jobs") not in (None, 1):
+        state["n_jobs"] = 1  # predict never starts worker processes or threads for a file
+
+
+def _children(name: str, state: dict[str, Any]) -> Iterator[tuple[object, str, Slot | None]]:
+    for key, value in state.items():
+        yield value, f".{key}", (name, key)
+
+
+def _estimator_proof(name: str, relation: Relation | None) -> Proof:
+    allowed = ATTRIBUTES.get(name, frozenset()) | _COMMON
+
+    def check(walk: Walk, obj: Any, node: int) -> Iterable[tuple[object, str, Slot | None]]:
+        state = _check_names(walk, obj, node, allowed | _parameters(type(obj)))
+        _check_parameters(walk, obj, node, state)
+        if relation is not None:
+            relation(walk, obj, node)
+        return list(_children(name, state))
+
+    return Proof(check)
+
+
+def _record_proof(name: str, relation: Relation | None, where: frozenset[Slot] | None) -> Proof:
+    allowed = ATTRIBUTES.get(name, frozenset())
+
+    def check(walk: Walk, obj: Any, node: int) -> Iterable[tuple[object, str, Slot | None]]:
+        state = _check_names(walk, obj, node, allowed)
+        if relation is not None:
+            relation(walk, obj, node)
+        return list(_children(name, state))
+
+    return Proof(check, where)
+
+
+def _opaque_proof(relation: Relation, where: frozenset[Slot] | None) -> Proof:
+    def check(walk: Walk, obj: Any, node: int) -> Iterable[tuple[object, str, Slot | None]]:
+        relation(walk, obj, node)
+        return ()
+
+    return Proof(check, where)
+
+
+def _bunch(walk: Walk, obj: Any, node: int) -> Iterable[tuple[object, str, Slot | None]]:
+    state = _check_names(walk, obj, node, frozenset({"_deprecated_key_to_warnings"}))
+    children: list[tuple[object, str, Slot | None]] = [
+        (value, f"[{key!r}]", None) for key, value in obj.items()
+    ]
+    children.extend((value, f".{key}", None) for key, value in state.items())
+    return children
+
+
+PROOFS: dict[str, Proof] = {
+    **{name: _estimator_proof(name, relation) for name, relation in ESTIMATORS.items()},
+    **{name: _record_proof(name, rel, where) for name, (rel, where) in RECORDS.items()},
+    **{name: _opaque_proof(rel, where) for name, (rel, where) in OPAQUE.items()},
+    f"{_SK}.utils._bunch.Bunch": Proof(_bunch),
+}
