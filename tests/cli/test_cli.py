@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+import modelkeep
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -97,3 +103,112 @@ def test_verify_strict_environment(saved: Path) -> None:
 def test_misuse_exits_2(args: tuple[str, ...]) -> None:
     result = run(*args)
     assert result.returncode == 2, result.stdout + result.stderr
+
+
+# ------------------------------------------------ no control character reaches a terminal
+
+# An OSC title change (ended by BEL), a clear-screen CSI, and a C1 one-byte CSI.
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
+SHOWN = "\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m"
+# Every C0/C1 control but the newline that ends each printed line.
+CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def run_wide(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelkeep", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+
+
+@pytest.fixture
+def hostile(tmp_path: Path, fitted: Callable[[str], Any], data: Any) -> Path:
+    """A bundle whose manifest text carries terminal escape sequences everywhere it can."""
+    frame, _ = data
+    path = tmp_path / "hostile"
+    modelkeep.save(
+        fitted("logistic"),
+        path,
+        sample=frame,
+        name="churn" + HOSTILE,
+        labels={0: "Stay" + HOSTILE, 1: "Leave"},
+        metrics={"f1" + HOSTILE: 0.7},
+        data_version="d1" + HOSTILE,
+        description="about" + HOSTILE,
+        tags=["tag" + HOSTILE],
+    )
+    manifest = path / "modelkeep.json"
+    recorded = json.loads(manifest.read_text())  # what save() does not take from the caller
+    recorded["features"][0]["name"] += HOSTILE
+    recorded["model_type"] += HOSTILE
+    recorded["environment"]["platform"] += HOSTILE
+    recorded["environment"]["packages"]["numpy"] = "0.0" + HOSTILE
+    manifest.write_text(json.dumps(recorded, ensure_ascii=False))
+    return path
+
+
+def test_printable_renders_every_control_character_visibly() -> None:
+    from modelkeep._text import json_text, printable
+
+    assert printable(HOSTILE) == SHOWN
+    assert printable("a\tb\nc\x00\x7f\x85") == "a\\x09b\\x0ac\\x00\\x7f\\x85"
+    assert printable("line\nnext\x1b", keep="\n") == "line\nnext\\x1b"
+    assert printable("é — ✓") == "é — ✓"  # printable text is left alone
+    text = json.dumps({"k": HOSTILE + "é"}, ensure_ascii=False)
+    assert CONTROL.search(json_text(text)) is None
+    assert json.loads(json_text(text)) == {"k": HOSTILE + "é"}
+
+
+def test_inspect_shows_manifest_text_without_control_characters(hostile: Path) -> None:
+    result = run_wide("inspect", str(hostile))
+    assert result.returncode == 0, result.stderr
+    assert CONTROL.search(result.stdout) is None, repr(result.stdout)
+    for shown in (
+        f"churn{SHOWN} version 1",
+        f"about{SHOWN}",
+        f"tags: tag{SHOWN}",
+        f"f1{SHOWN}: 0.7",
+        f"data version: d1{SHOWN}",
+        f"numpy: 0.0{SHOWN}",
+    ):
+        assert shown in result.stdout, f"{shown!r} missing from:\n{result.stdout}"
+
+
+def test_inspect_json_stays_the_manifest_without_raw_controls(hostile: Path) -> None:
+    result = run_wide("inspect", str(hostile), "--json")
+    assert result.returncode == 0, result.stderr
+    assert CONTROL.search(result.stdout) is None, repr(result.stdout)
+    assert json.loads(result.stdout) == json.loads((hostile / "modelkeep.json").read_text())
+
+
+def test_verify_shows_environment_differences_without_control_characters(
+    hostile: Path,
+) -> None:
+    result = run_wide("verify", str(hostile))
+    assert CONTROL.search(result.stdout + result.stderr) is None, repr(result.stdout)
+    assert f"numpy: recorded 0.0{SHOWN}" in result.stdout
+
+
+def test_an_error_quoting_manifest_text_has_no_control_characters(saved: Path) -> None:
+    manifest = saved / "modelkeep.json"
+    recorded = json.loads(manifest.read_text())
+    recorded["metrics"] = {"f1" + HOSTILE: "high"}
+    manifest.write_text(json.dumps(recorded))
+    result = run_wide("inspect", str(saved))
+    assert result.returncode == 1
+    assert CONTROL.search(result.stderr) is None, repr(result.stderr)
+    assert result.stderr.startswith("Error: Manifest ")
+    assert f"field 'metrics.f1{SHOWN}'" in result.stderr
+
+
+def test_scan_shows_names_from_a_pickle_without_control_characters(tmp_path: Path) -> None:
+    path = tmp_path / "names.pkl"
+    # A GLOBAL opcode naming a module and a name that carry escape sequences.
+    path.write_bytes(b"c" + f"os{HOSTILE}\nsystem{HOSTILE}\n".encode() + b".")
+    result = run_wide("scan", str(path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert CONTROL.search(result.stdout) is None, repr(result.stdout)
+    assert f"os{SHOWN}.system{SHOWN}" in result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,56 @@ def test_card_markdown_html_and_bare_bundle(tmp_path: Path, tiny_bundle: Path) -
     assert page.read_text().startswith("<!DOCTYPE html>")
     bare = run(home, "card", str(tiny_bundle))
     assert "- **registry version**: not registered" in bare.stdout
+
+
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
+SHOWN = "\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m"
+CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def test_manifest_and_registry_text_reach_no_terminal_raw(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    home = tmp_path / "home"
+    hostile = save_tiny(
+        tmp_path / "hostile",
+        description="about" + HOSTILE,
+        tags=["tag" + HOSTILE],
+        labels={0: "No" + HOSTILE, 1: "Yes"},
+        metrics={"f1" + HOSTILE: 0.5},
+        data_version="d2" + HOSTILE,
+    )
+    outputs = [
+        run(home, "registry", "register", str(tiny_bundle)),
+        run(home, "registry", "register", str(hostile), "--by", "eve" + HOSTILE),
+        run(home, "registry", "alias", "set", "tiny", "production", "2", "--reason", HOSTILE),
+    ]
+    for command in (
+        ["registry", "list"],
+        ["registry", "list", "tiny"],
+        ["registry", "show", "tiny:2"],
+        ["registry", "history", "tiny"],
+        ["registry", "diff", "tiny:1", "tiny:2"],
+        ["card", "tiny:2"],
+        ["card", "tiny:2", "--html"],
+        ["card", str(hostile)],
+    ):
+        result = run(home, *command)
+        assert result.returncode == 0, (command, result.stderr)
+        outputs.append(result)
+        if command[0] == "registry":  # --json: the same values, valid JSON, no raw control
+            as_json = run(home, *command, "--json")
+            assert CONTROL.search(as_json.stdout) is None, (command, as_json.stdout)
+            json.loads(as_json.stdout)
+    for result in outputs:
+        assert CONTROL.search(result.stdout + result.stderr) is None, (
+            result.args,
+            result.stdout,
+        )
+    shown = {" ".join(r.args[3:]): r.stdout for r in outputs}
+    assert f"~ data data_version: d1 -> d2{SHOWN}" in shown["registry diff tiny:1 tiny:2"]
+    assert f"about{SHOWN}" in shown["card tiny:2"]
+    assert f"about{SHOWN}" in shown["card tiny:2 --html"]
+    assert json.loads(run(home, "registry", "show", "tiny:2", "--json").stdout)[
+        "registered_by"
+    ] == ("eve" + HOSTILE)

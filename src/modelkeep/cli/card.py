@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from modelkeep.cli._common import errors_exit
+from modelkeep.cli._common import errors_exit, printable
 
 
 def card_command(
@@ -36,4 +36,5 @@ def card_command(
     if output is not None:
         output.write_text(text, encoding="utf-8")
     else:
-        print(text, end="" if text.endswith("\n") else "\n")
+        # The card escapes manifest text itself; lines are the document's structure.
+        print(printable(text, keep="\n"), end="" if text.endswith("\n") else "\n")

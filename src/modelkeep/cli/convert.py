@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modelkeep.cli._common import errors_exit, stdout
+from modelkeep.cli._common import errors_exit, printable, stdout
 
 
 def convert_command(
@@ -68,12 +68,15 @@ def convert_command(
             manifest = convert(path, to=to, validation=rows, force=force, trusted=trusted)
     added = manifest.artifacts[-1]
     report = ParityReport.model_validate(added.details["parity"])
-    stdout.print(render_report(report), markup=False)
+    stdout.print(printable(render_report(report), keep="\n"), markup=False)
     verdict = "" if report.passed else " (marked FAILED: it did not pass its parity check)"
     if registered is not None:
         stdout.print(
-            f"Registered {registered.ref} (parent {registered.parent}) with {added.path}{verdict}",
+            printable(
+                f"Registered {registered.ref} (parent {registered.parent}) with "
+                f"{added.path}{verdict}"
+            ),
             markup=False,
         )
     else:
-        stdout.print(f"Added {added.path} to {path}{verdict}", markup=False)
+        stdout.print(printable(f"Added {added.path} to {path}{verdict}"), markup=False)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from modelkeep.cli._common import errors_exit, stdout
+from modelkeep.cli._common import errors_exit, printable, stdout
 
 
 def import_command(
@@ -62,8 +62,10 @@ def import_command(
         )
     artifacts = ", ".join(f"{a.path} ({a.format})" for a in manifest.artifacts)
     stdout.print(
-        f"Imported {str(model_file)!r} as bundle {str(target)!r}: {manifest.name} version "
-        f"{manifest.version}, {manifest.task}, {len(manifest.features)} features, "
-        f"{len(manifest.golden.rows)} golden samples; {artifacts}",
+        printable(
+            f"Imported {str(model_file)!r} as bundle {str(target)!r}: {manifest.name} version "
+            f"{manifest.version}, {manifest.task}, {len(manifest.features)} features, "
+            f"{len(manifest.golden.rows)} golden samples; {artifacts}"
+        ),
         markup=False,
     )

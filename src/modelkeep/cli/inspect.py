@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from modelkeep.cli._common import errors_exit, stdout
+from modelkeep.cli._common import cell, errors_exit, json_text, markup_safe, printable, stdout
 from modelkeep.errors import BundleNotFoundError
 from modelkeep.manifest import Manifest, dump_manifest, read_manifest
 
@@ -24,18 +23,25 @@ def inspect_command(
             raise BundleNotFoundError(str(path))
         manifest = read_manifest(path)
     if as_json:
-        print(dump_manifest(manifest), end="")
+        print(json_text(dump_manifest(manifest)), end="")
         return
     _print(manifest)
 
 
 def _print(m: Manifest) -> None:
-    stdout.print(f"[bold]{m.name}[/bold] version {m.version}  ({m.task}, {m.model_type})")
-    stdout.print(f"created {m.created_at.isoformat()} with modelkeep {m.modelkeep_version}")
+    # Every value comes from the manifest: shown through printable(), never raw.
+    stdout.print(
+        f"[bold]{markup_safe(m.name)}[/bold] version {markup_safe(m.version)}  "
+        f"({markup_safe(m.task)}, {markup_safe(m.model_type)})"
+    )
+    stdout.print(
+        f"created {m.created_at.isoformat()} with modelkeep {printable(m.modelkeep_version)}",
+        markup=False,
+    )
     if m.description:
-        stdout.print(m.description, markup=False)
+        stdout.print(printable(m.description), markup=False)
     if m.tags:
-        stdout.print("tags: " + ", ".join(m.tags), markup=False)
+        stdout.print(printable("tags: " + ", ".join(m.tags)), markup=False)
 
     schema = Table(title="Features", title_justify="left")
     for column in ("#", "name", "dtype", "nullable", "categories / range"):
@@ -49,7 +55,9 @@ def _print(m: Manifest) -> None:
             values = f"{f.min:g} .. {f.max:g}"
         else:
             values = ""
-        schema.add_row(str(i), f.name, f.dtype, "yes" if f.nullable else "no", values)
+        schema.add_row(
+            str(i), cell(f.name), cell(f.dtype), "yes" if f.nullable else "no", cell(values)
+        )
     stdout.print(schema)
 
     if m.target.labels:
@@ -57,27 +65,35 @@ def _print(m: Manifest) -> None:
         labels.add_column("output")
         labels.add_column("label")
         for entry in m.target.labels:
-            labels.add_row(repr(entry.value), entry.label)
+            labels.add_row(cell(repr(entry.value)), cell(entry.label))
         stdout.print(labels)
 
     stdout.print("[bold]Metrics[/bold]")
     for key, value in m.metrics.items() or [("(none)", None)]:
-        stdout.print(f"  {key}: {'' if value is None else f'{value:g}'}", markup=False)
+        shown = "" if value is None else f"{value:g}"
+        stdout.print(f"  {printable(key)}: {shown}", markup=False)
     stdout.print("[bold]Data[/bold]")
-    stdout.print(f"  data version: {m.data.data_version or '(not given)'}", markup=False)
-    stdout.print(f"  rows in sample: {m.data.n_rows}  fingerprint: {m.data.fingerprint}")
+    stdout.print(f"  data version: {printable(m.data.data_version or '(not given)')}", markup=False)
+    stdout.print(
+        f"  rows in sample: {m.data.n_rows}  fingerprint: {printable(m.data.fingerprint)}",
+        markup=False,
+    )
     stdout.print(f"  golden samples: {len(m.golden.rows)} rows")
     env = m.environment
     stdout.print("[bold]Environment[/bold]")
-    stdout.print(f"  {env.python_implementation} {env.python_version} on {env.platform}")
-    stdout.print("  " + json.dumps(env.packages)[1:-1].replace('"', ""), markup=False)
+    stdout.print(
+        printable(f"  {env.python_implementation} {env.python_version} on {env.platform}"),
+        markup=False,
+    )
+    packages = ", ".join(f"{name}: {version}" for name, version in env.packages.items())
+    stdout.print("  " + printable(packages), markup=False)
 
     artifacts = Table(title="Artifacts", title_justify="left")
     for column in ("path", "format", "size"):
         artifacts.add_column(column)
     artifacts.add_column("sha256", overflow="fold")  # whole, so it can be compared
     for a in m.artifacts:
-        artifacts.add_row(a.path, a.format, f"{a.size:,}", a.sha256)
+        artifacts.add_row(cell(a.path), cell(a.format), f"{a.size:,}", cell(a.sha256))
     stdout.print(artifacts)
     _print_conversions(m)
 
@@ -90,16 +106,19 @@ def _print_conversions(m: Manifest) -> None:
         parity, conversion = a.details.get("parity"), a.details.get("conversion")
         if not isinstance(parity, dict):
             continue
-        stdout.print(f"[bold]Conversion[/bold] {a.path}", highlight=False)
+        stdout.print(f"[bold]Conversion[/bold] {markup_safe(a.path)}", highlight=False)
         if isinstance(conversion, dict):
             packages = ", ".join(f"{k} {v}" for k, v in conversion.get("packages", {}).items())
             stdout.print(
-                f"  opset {conversion.get('opset')}, ai.onnx.ml {conversion.get('ml_opset')}; "
-                f"{packages}",
+                printable(
+                    f"  opset {conversion.get('opset')}, ai.onnx.ml "
+                    f"{conversion.get('ml_opset')}; {packages}"
+                ),
                 markup=False,
             )
         try:
             text = render_report(ParityReport.model_validate(parity))
         except ValueError as exc:
             text = f"Parity report unreadable: {exc}"
-        stdout.print("  " + text.replace("\n", "\n  "), markup=False)
+        lines = [printable(line) for line in text.split("\n")]
+        stdout.print("  " + "\n  ".join(lines), markup=False)

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelkeep.cli._common import errors_exit, stderr, stdout
+from modelkeep.cli._common import cell, errors_exit, json_text, printable, stderr, stdout
 from modelkeep.errors import InvalidChoiceError, ModelkeepWarning
 from modelkeep.registry import ModelVersion, Registry
 
@@ -40,7 +40,7 @@ def _registry() -> Iterator[Registry]:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
+    print(json_text(json.dumps(data, indent=2, ensure_ascii=False)))
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:
@@ -55,12 +55,12 @@ def _versions_table(rows: list[ModelVersion]) -> None:
         table.add_column(column)
     for v in rows:
         table.add_row(
-            v.name,
+            cell(v.name),
             str(v.version),
-            ", ".join(v.aliases),
-            v.created_at[:19].replace("T", " "),
-            v.registered_by,
-            _metrics_text(v.metrics),
+            cell(", ".join(v.aliases)),
+            cell(v.created_at[:19].replace("T", " ")),
+            cell(v.registered_by),
+            cell(_metrics_text(v.metrics)),
         )
     stdout.print(table)
 
@@ -79,7 +79,8 @@ def list_command(
     if as_json:
         _print_json([v.to_dict() for v in rows])
     elif not rows:
-        stdout.print("No versions registered." if name is None else f"No versions of {name!r}.")
+        shown = "No versions registered." if name is None else f"No versions of {name!r}."
+        stdout.print(printable(shown), markup=False)
     else:
         _versions_table(rows)
 
@@ -97,12 +98,12 @@ def show_command(
         return
     from rich.table import Table
 
-    table = Table(show_header=False, title=version.ref, title_justify="left")
+    table = Table(show_header=False, title=cell(version.ref), title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in version.to_dict().items():
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        table.add_row(key, shown)
+        table.add_row(cell(key), cell(shown))
     stdout.print(table)
 
 
@@ -134,11 +135,11 @@ def register_command(
             path, name, registered_by=by, parent=parent, env=env, trusted=trusted
         )
     for warning in caught:
-        stderr.print(f"Warning: {warning.message}", markup=False)
+        stderr.print(f"Warning: {printable(warning.message)}", markup=False)
     if as_json:
         _print_json(version.to_dict())
     else:
-        stdout.print(f"Registered {version.ref}", markup=False)
+        stdout.print(f"Registered {printable(version.ref)}", markup=False)
 
 
 @alias_app.command("set")
@@ -156,10 +157,10 @@ def alias_set_command(
     if as_json:
         _print_json(event.to_dict() if event is not None else None)
     elif event is None:
-        stdout.print(f"{name}@{alias} already points to {version}", markup=False)
+        stdout.print(printable(f"{name}@{alias} already points to {version}"), markup=False)
     else:
         before = "nothing" if event.from_version is None else str(event.from_version)
-        stdout.print(f"{name}@{alias}: {before} -> {version}", markup=False)
+        stdout.print(printable(f"{name}@{alias}: {before} -> {version}"), markup=False)
 
 
 @alias_app.command("rm")
@@ -176,7 +177,7 @@ def alias_rm_command(
     if as_json:
         _print_json(event.to_dict())
     else:
-        stdout.print(f"{name}@{alias}: {event.from_version} -> removed", markup=False)
+        stdout.print(printable(f"{name}@{alias}: {event.from_version} -> removed"), markup=False)
 
 
 @app.command("history")
@@ -192,7 +193,7 @@ def history_command(
         _print_json([e.to_dict() for e in events])
         return
     if not events:
-        stdout.print(f"No alias of {name!r} was ever set.", markup=False)
+        stdout.print(printable(f"No alias of {name!r} was ever set."), markup=False)
         return
     from rich.table import Table
 
@@ -201,12 +202,12 @@ def history_command(
         table.add_column(column)
     for e in events:
         table.add_row(
-            e.at,
-            e.alias,
+            cell(e.at),
+            cell(e.alias),
             "-" if e.from_version is None else str(e.from_version),
             "removed" if e.to_version is None else str(e.to_version),
-            e.by,
-            e.reason or "",
+            cell(e.by),
+            cell(e.reason or ""),
         )
     stdout.print(table)
 
@@ -227,8 +228,10 @@ def diff_command(
 
 
 def _print_diff(d: dict[str, Any]) -> None:
+    from rich.text import Text
+
     out = stdout
-    out.print(f"[bold]{d['a']} -> {d['b']}[/bold]")
+    out.print(Text(printable(f"{d['a']} -> {d['b']}"), style="bold"))
     if not d["changes"]:
         out.print("No differences.")
     lines: list[str] = []
@@ -267,8 +270,8 @@ def _print_diff(d: dict[str, Any]) -> None:
     lines += [f"+ format {x}" for x in fm["added"]]
     lines += [f"- format {x}" for x in fm["removed"]]
     lines += [f"~ parity {x}: {c['from']} -> {c['to']}" for x, c in fm["parity"].items()]
-    for line in lines:
-        out.print(line, markup=False)
+    for line in lines:  # every value in them comes from the two manifests
+        out.print(printable(line), markup=False)
 
 
 @app.command("delete")
@@ -282,7 +285,7 @@ def delete_command(
     if as_json:
         _print_json(version.to_dict())
     else:
-        stdout.print(f"Deleted {version.ref}", markup=False)
+        stdout.print(f"Deleted {printable(version.ref)}", markup=False)
 
 
 @app.command("check")
@@ -294,10 +297,10 @@ def check_command(as_json: JsonOption = False) -> None:
     if as_json:
         _print_json([p.to_dict() for p in problems])
     elif not problems:
-        stdout.print(f"Registry at {root}: no problems found.", markup=False)
+        stdout.print(printable(f"Registry at {root}: no problems found."), markup=False)
     else:
         for problem in problems:
-            stdout.print(f"PROBLEM {problem}", markup=False)
+            stdout.print(f"PROBLEM {printable(problem)}", markup=False)
     if problems:
         raise typer.Exit(1)
 
@@ -312,4 +315,4 @@ def gc_command(as_json: JsonOption = False) -> None:
     else:
         stdout.print(f"Removed {len(removed)} unreferenced folder(s).")
         for path in removed:
-            stdout.print(f"  {path}", markup=False)
+            stdout.print(f"  {printable(path)}", markup=False)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelkeep.cli._common import stderr, stdout
+from modelkeep.cli._common import markup_safe, printable, stderr, stdout
 from modelkeep.errors import ModelkeepError
 
 # Exit statuses, worst wins.
@@ -38,7 +38,7 @@ def scan_command(
     try:
         TrustPolicy(trusted)
     except ModelkeepError as exc:
-        stderr.print(f"Error: {exc}", markup=False)
+        stderr.print(f"Error: {printable(exc)}", markup=False)
         raise typer.Exit(UNREADABLE) from exc
     results: list[dict[str, Any]] = []
     worst = TRUSTED
@@ -68,15 +68,19 @@ def scan_command(
 def _print(path: Path, status: int, report: Any, error: str | None) -> None:
     colour = {TRUSTED: "green", UNTRUSTED: "red", UNREADABLE: "yellow"}[status]
     kind = f" ({report.kind})" if report is not None else ""
-    stdout.print(f"[bold]{path}[/bold]{kind}: [{colour}]{_STATUS[status]}[/{colour}]")
+    # Names, sources and problems come from the file scanned: shown through printable().
+    stdout.print(
+        f"[bold]{markup_safe(path)}[/bold]{markup_safe(kind)}: "
+        f"[{colour}]{_STATUS[status]}[/{colour}]"
+    )
     if error is not None:
-        stdout.print(f"  cannot be read: {error}", markup=False)
+        stdout.print(f"  cannot be read: {printable(error)}", markup=False)
         return
     if not report.references:
         stdout.print("  no globals referenced")
     # Plain aligned lines, never truncated: a name cut short would hide what matters.
     width = max((len(r.verdict) for r in report.references), default=0)
-    name_width = max((len(r.name) for r in report.references), default=0)
+    name_width = max((len(printable(r.name)) for r in report.references), default=0)
     bundle = report.kind == "bundle"
     for ref in report.references:
         verdict = ref.verdict.ljust(width)
@@ -86,9 +90,9 @@ def _print(path: Path, status: int, report: Any, error: str | None) -> None:
             where += f" ({ref.stream})"
         source = f"  [{ref.source}]" if bundle else ""
         stdout.print(f"  {shown}  ", end="")
+        name = printable(ref.name).ljust(name_width)
         stdout.print(
-            f"{ref.name.ljust(name_width)}  {ref.opcode}{where}, {ref.count}x{source}",
-            markup=False,
+            f"{name}  {printable(f'{ref.opcode}{where}, {ref.count}x{source}')}", markup=False
         )
     for label, entries in (
         ("[red]unsafe[/red]", report.issues),
@@ -99,4 +103,4 @@ def _print(path: Path, status: int, report: Any, error: str | None) -> None:
             if entry.offset is not None:
                 where += f"byte {entry.offset}: "
             stdout.print(f"  {label}  ", end="")
-            stdout.print(f"{where}{entry.problem}", markup=False)
+            stdout.print(printable(f"{where}{entry.problem}"), markup=False)

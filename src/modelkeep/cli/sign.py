@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modelkeep.cli._common import errors_exit, stdout
+from modelkeep.cli._common import errors_exit, printable, stdout
 
 
 def sign_command(
@@ -21,8 +21,10 @@ def sign_command(
 
     with errors_exit():
         signed = sign(bundle, key)
-    stdout.print(
-        f"Signed {str(bundle)!r}: {signed.signature} covers {len(signed.files)} file(s) "
-        f"({', '.join(signed.files)}); key id {signed.key_id[:16]}",
+    stdout.print(  # the file names are the bundle's, whoever made it
+        printable(
+            f"Signed {str(bundle)!r}: {signed.signature} covers {len(signed.files)} file(s) "
+            f"({', '.join(signed.files)}); key id {signed.key_id[:16]}"
+        ),
         markup=False,
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from modelkeep.cli._common import stdout
+from modelkeep.cli._common import printable, stdout
 
 
 def verify_command(
@@ -42,6 +42,6 @@ def verify_command(
     for check in results:
         mark = "[green]PASS[/green]" if check.passed else "[red]FAIL[/red]"
         stdout.print(f"{mark} {check.name}: ", end="")
-        stdout.print(check.detail, markup=False)
+        stdout.print(printable(check.detail), markup=False)
     if not all(c.passed for c in results):
         raise typer.Exit(1)

@@ -2,7 +2,8 @@
 
 The card is built once as neutral sections, then rendered as Markdown or as a standalone
 HTML page, so both say the same. Everything taken from the manifest or the index is
-escaped for the output format: a description cannot inject markup into either.
+escaped for the output format: a description cannot inject markup into either, nor a
+control character (an escape sequence for the terminal showing the card).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import html
 import json
 from dataclasses import dataclass, field
 
+from modelkeep._text import printable
 from modelkeep.manifest import FeatureSpec, Manifest
 from modelkeep.registry.records import AliasEvent, ModelVersion
 
@@ -193,7 +195,12 @@ def _version_text(version: int | None) -> str:
 
 
 def _md(text: str) -> str:
-    return html.escape(text, quote=False).replace("\r", " ").replace("\n", " ")
+    flat = text.replace("\r", " ").replace("\n", " ")
+    return printable(html.escape(flat, quote=False))
+
+
+def _html(text: str) -> str:
+    return printable(html.escape(text))
 
 
 def _md_cell(text: str) -> str:
@@ -233,7 +240,7 @@ dd { margin-left: 12rem; }
 
 def to_html(title: str, sections: list[Section]) -> str:
     """The card as one standalone HTML page (inline style, no scripts, all text escaped)."""
-    e = html.escape
+    e = _html
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
