@@ -1,8 +1,8 @@
 """Derive the attribute table of the state proofs from what fitted benign models hold.
 
 Fits the benign models of ``scripts/benign_models.py`` (every estimator of
-``all_estimators()`` that fits on small data, XGBoost, LightGBM, a pandas-fed pipeline), a
-second time on a DataFrame where they accept one, and the churn example's pipelines; walks
+``all_estimators()`` that fits on small data, XGBoost, LightGBM, a pandas-fed pipeline),
+each used once for every output method (some attributes appear then), a second time on a DataFrame where they accept one, and the churn example's pipelines; walks
 each fitted object graph and records, for every class with instance attributes, the names
 those attributes had. The result is written to ``src/modelkeep/safety/state/attributes.py``
 as data: an attribute a file sets that no fit of the class produced is refused at load time
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "examples" / "churn"))
 
-from benign_models import fitted_models  # noqa: E402
+from benign_models import fitted_models, outputs  # noqa: E402
 
 TARGET = ROOT / "src" / "modelkeep" / "safety" / "state" / "attributes.py"
 
@@ -107,6 +107,8 @@ def build() -> dict[str, frozenset[str]]:
         warnings.simplefilter("ignore")
         fitted, _ = fitted_models()
         for model in fitted:
+            # Used once first: some attributes appear at predict or transform time.
+            outputs(model.estimator, model.X)
             record(model.estimator, table)
             twin = _refit_on_frame(model.estimator, model.X)
             if twin is not None:

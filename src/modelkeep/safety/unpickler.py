@@ -99,6 +99,10 @@ def _numpy_pickle() -> Any:
     return importlib.import_module("numpy.random._pickle")
 
 
+# Modules whose Booster BUILD states are proven by modelkeep.safety.boosters first.
+_BOOSTER_MODULES = frozenset({"lightgbm.basic", "xgboost.core"})
+
+
 def _checked_bit_generator_ctor(bit_generator: Any = "MT19937") -> Any:
     """numpy's ``__bit_generator_ctor``: a class given must be one of numpy's bit generators
     (it is called without arguments)."""
@@ -501,6 +505,15 @@ def _built_kind(cls: type) -> int:
     if kind is None:
         if (cls.__module__, cls.__qualname__) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
             kind = _WRAPPER  # joblib's array data follows
+        # A booster's __setstate__ hands its saved model to the library's C++ parser, which
+        # follows the model's indices unchecked: the bytes are proven before it sees them.
+        if type(inst).__module__ in _BOOSTER_MODULES:
+            from modelkeep.safety.boosters import booster_state_problem
+
+            cls = type(inst)
+            problem = booster_state_problem(f"{cls.__module__}.{cls.__qualname__}", state)
+            if problem is not None:
+                raise self._unsafe(problem)
         elif cls.__module__.startswith("scipy.sparse"):
             kind = _SPARSE  # its index arrays are checked
         else:

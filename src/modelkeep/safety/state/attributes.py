@@ -1876,6 +1876,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     ),
     "sklearn.feature_extraction.text.HashingVectorizer": frozenset(
         {
+            "_stop_words_id",
             "alternate_sign",
             "analyzer",
             "binary",

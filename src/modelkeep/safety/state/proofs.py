@@ -188,6 +188,82 @@ ESTIMATORS: dict[str, Relation | None] = {
     **_names("decomposition._truncated_svd", "TruncatedSVD"),
     **_names("pipeline", "FeatureUnion", "Pipeline"),
     **_names("dummy", "DummyClassifier", "DummyRegressor"),
+    **_names(
+        "discriminant_analysis", "LinearDiscriminantAnalysis", "QuadraticDiscriminantAnalysis"
+    ),
+    **_names(
+        "multiclass",
+        "OneVsOneClassifier",
+        "OneVsRestClassifier",
+        "OutputCodeClassifier",
+        "_ConstantPredictor",
+    ),
+    **_names(
+        "multioutput",
+        "ClassifierChain",
+        "MultiOutputClassifier",
+        "MultiOutputRegressor",
+        "RegressorChain",
+    ),
+    **_names("random_projection", "GaussianRandomProjection", "SparseRandomProjection"),
+    **_names(
+        "kernel_approximation", "AdditiveChi2Sampler", "Nystroem", "RBFSampler", "SkewedChi2Sampler"
+    ),
+    **_names("kernel_ridge", "KernelRidge"),
+    f"{_SK}.neighbors._kde.KernelDensity": relations.kernel_density,
+    **_names("neighbors._nca", "NeighborhoodComponentsAnalysis"),
+    **_names("mixture._gaussian_mixture", "GaussianMixture"),
+    **_names("mixture._bayesian_mixture", "BayesianGaussianMixture"),
+    **{f"{_SK}.cluster._kmeans.{n}": relations.kmeans for n in ("KMeans", "MiniBatchKMeans")},
+    **_names("cluster._mean_shift", "MeanShift"),
+    **_names("cluster._affinity_propagation", "AffinityPropagation"),
+    **_names("cluster._dbscan", "DBSCAN"),
+    **_names("cluster._optics", "OPTICS"),
+    **_names("cluster._spectral", "SpectralClustering"),
+    **_names("cluster._agglomerative", "AgglomerativeClustering", "FeatureAgglomeration"),
+    **_names("cross_decomposition._pls", "CCA", "PLSCanonical", "PLSRegression", "PLSSVD"),
+    **_names("decomposition._factor_analysis", "FactorAnalysis"),
+    **_names("decomposition._fastica", "FastICA"),
+    **_names("decomposition._kernel_pca", "KernelPCA"),
+    **_names("decomposition._sparse_pca", "MiniBatchSparsePCA", "SparsePCA"),
+    **_names(
+        "decomposition._dict_learning",
+        "DictionaryLearning",
+        "MiniBatchDictionaryLearning",
+        "SparseCoder",
+    ),
+    **_names("decomposition._nmf", "MiniBatchNMF", "NMF"),
+    **_names("covariance._empirical_covariance", "EmpiricalCovariance"),
+    **_names("covariance._shrunk_covariance", "LedoitWolf", "OAS", "ShrunkCovariance"),
+    **_names("covariance._robust_covariance", "MinCovDet"),
+    **_names("covariance._elliptic_envelope", "EllipticEnvelope"),
+    **_names("covariance._graph_lasso", "GraphicalLasso", "GraphicalLassoCV"),
+    **_names("manifold._isomap", "Isomap"),
+    **_names("manifold._locally_linear", "LocallyLinearEmbedding"),
+    **_names("manifold._spectral_embedding", "SpectralEmbedding"),
+    **_names("manifold._t_sne", "TSNE"),
+    **_names("manifold._mds", "MDS"),
+    **_names("manifold._classical_mds", "ClassicalMDS"),
+    **_names("neural_network._rbm", "BernoulliRBM"),
+    **_names("semi_supervised._self_training", "SelfTrainingClassifier"),
+    **_names("semi_supervised._label_propagation", "LabelPropagation", "LabelSpreading"),
+    **_names("feature_extraction._dict_vectorizer", "DictVectorizer"),
+    **_names("feature_extraction.text", "TfidfTransformer"),
+    **{
+        f"{_SK}.feature_extraction.text.{n}": relations.vectorizer
+        for n in ("CountVectorizer", "HashingVectorizer", "TfidfVectorizer")
+    },
+    **_names("feature_extraction.image", "PatchExtractor"),
+    **_names("model_selection._classification_threshold", "FixedThresholdClassifier"),
+    **_names("frozen._frozen", "FrozenEstimator"),
+    **_names("calibration", "CalibratedClassifierCV", "_SigmoidCalibration"),
+    f"{_SK}.isotonic.IsotonicRegression": relations.isotonic,
+    # The boosters' model bytes are proven before their parsers run (safety.boosters, called
+    # by the unpickler right before BUILD); the estimators around them are proven here.
+    "lightgbm.sklearn.LGBMClassifier": None,
+    "lightgbm.sklearn.LGBMRegressor": None,
+    "xgboost.sklearn.XGBClassifier": None,
+    "xgboost.sklearn.XGBRegressor": None,
 }
 
 _HGB = f"{_SK}.ensemble._hist_gradient_boosting.gradient_boosting"
@@ -245,6 +321,21 @@ RECORDS: dict[str, tuple[Relation | None, frozenset[Slot] | None]] = {
             for n in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
         ),
     ),
+    "lightgbm.basic.Booster": (
+        None,
+        frozenset(
+            (f"lightgbm.sklearn.{n}", "_Booster") for n in ("LGBMClassifier", "LGBMRegressor")
+        ),
+    ),
+    "xgboost.core.Booster": (
+        None,
+        frozenset((f"xgboost.sklearn.{n}", "_Booster") for n in ("XGBClassifier", "XGBRegressor")),
+    ),
+    f"{_SK}.calibration._CalibratedClassifier": (None, None),
+    "scipy.interpolate._interpolate.interp1d": (
+        relations.interpolation,
+        frozenset({(f"{_SK}.isotonic.IsotonicRegression", "f_")}),
+    ),
     f"{_SK}.neural_network._stochastic_optimizers.AdamOptimizer": (None, None),
     f"{_SK}.neural_network._stochastic_optimizers.SGDOptimizer": (None, None),
     f"{_SK}.utils._metadata_requests.MetadataRequest": (None, None),
@@ -264,6 +355,33 @@ RECORDS: dict[str, tuple[Relation | None, frozenset[Slot] | None]] = {
     },
 }
 
+_KERNELS = (
+    "CompoundKernel",
+    "ConstantKernel",
+    "DotProduct",
+    "ExpSineSquared",
+    "Exponentiation",
+    "Hyperparameter",
+    "Matern",
+    "PairwiseKernel",
+    "Product",
+    "RBF",
+    "RationalQuadratic",
+    "Sum",
+    "WhiteKernel",
+)
+RECORDS.update({f"{_SK}.gaussian_process.kernels.{name}": (None, None) for name in _KERNELS})
+ESTIMATORS.update(
+    {
+        **_names("gaussian_process._gpr", "GaussianProcessRegressor"),
+        **_names(
+            "gaussian_process._gpc",
+            "GaussianProcessClassifier",
+            "_BinaryGaussianProcessClassifierLaplace",
+        ),
+    }
+)
+
 _TREE_OWNERS = frozenset(
     (f"{_SK}.tree._classes.{name}", "tree_")
     for name in (
@@ -275,7 +393,7 @@ _TREE_OWNERS = frozenset(
 )
 _NEIGHBOR_OWNERS = frozenset(
     (name, "_tree") for name, relation in ESTIMATORS.items() if relation is relations.neighbors
-)
+) | {(f"{_SK}.neighbors._kde.KernelDensity", "tree_")}
 _SGD_OWNERS = frozenset(
     (name, attribute)
     for attribute in ("loss_function_", "_loss_function_")
@@ -306,6 +424,11 @@ OPAQUE: dict[str, tuple[Relation, frozenset[Slot] | None]] = {
             "SquaredHinge",
         )
     },
+    # The native handle a booster's __setstate__ made from its proven model bytes.
+    "ctypes.c_void_p": (
+        _nothing,
+        frozenset({("lightgbm.basic.Booster", "_handle"), ("xgboost.core.Booster", "handle")}),
+    ),
     "numpy.random.mtrand.RandomState": (relations.random_state, None),
     "numpy.random._generator.Generator": (
         lambda walk, rng, node: relations.bit_generator(walk, rng.bit_generator, node),

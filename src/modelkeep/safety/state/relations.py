@@ -22,6 +22,10 @@ __all__ = [
     "bit_generator",
     "bspline",
     "distance_metric",
+    "interpolation",
+    "isotonic",
+    "kernel_density",
+    "kmeans",
     "libsvm",
     "mlp",
     "neighbors",
@@ -30,6 +34,7 @@ __all__ = [
     "sparse_matrix",
     "spline_transformer",
     "stacking",
+    "vectorizer",
 ]
 
 _MT_WORDS = 624
@@ -275,7 +280,12 @@ def neighbors(walk: Walk, estimator: Any, node: int) -> None:
             f"effective_metric_params_: expected at most a finite p >= 1, got {describe(params)}",
         )
     fit_x = state.get("_fit_X")
-    _require(walk, node, "_fit_X", array_problem(fit_x, kinds="f", ndim=2))
+    _require(
+        walk,
+        node,
+        "_fit_X",
+        array_problem(fit_x, kinds="f", shape=(None, state.get("n_features_in_"))),
+    )
     if state.get("n_samples_fit_") != fit_x.shape[0]:
         raise walk.refuse(
             node,
@@ -462,3 +472,74 @@ def sparse_matrix(walk: Walk, matrix: Any, node: int) -> None:
         ) from None
     if matrix.dtype.hasobject:
         raise walk.refuse(node, "a sparse matrix holding Python objects")
+
+
+def kernel_density(walk: Walk, estimator: Any, node: int) -> None:
+    """score_samples walks ``tree_`` with rows as wide as n_features_in_."""
+    tree = vars(estimator).get("tree_")
+    if tree is None:
+        return
+    width = tree.__getstate__()[0].shape[1]
+    if width != vars(estimator).get("n_features_in_"):
+        raise walk.refuse(
+            node, f"tree_: expected an index over n_features_in_ columns, got {width}"
+        )
+
+
+def kmeans(walk: Walk, estimator: Any, node: int) -> None:
+    """predict hands cluster_centers_ to Cython loops that read n_features_in_ columns."""
+    state = vars(estimator)
+    centers = state.get("cluster_centers_")
+    if centers is None:
+        return
+    _require(
+        walk,
+        node,
+        "cluster_centers_",
+        array_problem(centers, kinds="f", shape=(None, state.get("n_features_in_"))),
+    )
+    if state.get("_n_threads") not in (None, 1):
+        state["_n_threads"] = 1  # predict never starts threads a file asked for
+
+
+_DEFAULT_TOKENS = r"(?u)\b\w\w+\b"
+
+
+def vectorizer(walk: Walk, estimator: Any, node: int) -> None:
+    """A token pattern runs on every input text: only scikit-learn's own is admitted (a
+    file's pattern could backtrack catastrophically, a hang)."""
+    pattern = vars(estimator).get("token_pattern")
+    if pattern not in (None, _DEFAULT_TOKENS):
+        raise walk.refuse(
+            node,
+            f"token_pattern: expected scikit-learn's default {_DEFAULT_TOKENS!r}, got "
+            f"{describe(pattern)}; load a custom pattern with trusted=[...]",
+        )
+
+
+def isotonic(walk: Walk, estimator: Any, node: int) -> None:
+    state = vars(estimator)
+    for name in ("X_thresholds_", "y_thresholds_"):
+        if name in state:
+            _require(walk, node, name, array_problem(state[name], kinds="f", ndim=1))
+
+
+_INTERPOLATORS = frozenset({"_call_linear", "_call_linear_np", "_call_nearest"})
+
+
+def interpolation(walk: Walk, interpolator: Any, node: int) -> None:
+    """IsotonicRegression's ``f_``: linear interpolation over sorted, finite points."""
+    state = vars(interpolator)
+    call = state.get("_call")
+    if (
+        getattr(call, "__qualname__", "").rsplit(".", 1)[-1] not in _INTERPOLATORS
+        or getattr(call, "__module__", "") != "scipy.interpolate._interpolate"
+    ):
+        raise walk.refuse(
+            node, f"_call: expected scipy's linear interpolation, got {describe(call)}"
+        )
+    x = state.get("x")
+    _require(walk, node, "x", array_problem(x, kinds="f", ndim=1, finite=True))
+    if (np.diff(x) < 0).any():
+        raise walk.refuse(node, "x: expected sorted points")
+    _require(walk, node, "_y", array_problem(state.get("_y"), kinds="f", shape=(x.shape[0], None)))

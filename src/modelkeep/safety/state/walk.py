@@ -82,7 +82,9 @@ VALUE_TYPES = frozenset(
 )
 
 #: Factories a ``defaultdict`` may have: they make an empty value and call nothing else.
-_FACTORIES = frozenset({None, list, dict, set, int, float, str, tuple, frozenset})
+_FACTORIES = frozenset(
+    {None, list, dict, set, int, float, str, tuple, frozenset, collections.OrderedDict}
+)
 
 #: Where fitted models keep functions: ``class -> attributes``. A callable anywhere else is
 #: refused. The function itself was already audited against the allowlist when the file
@@ -105,6 +107,7 @@ CALLABLE_SLOTS: dict[str, frozenset[str]] = {
     },
     "sklearn.cluster._agglomerative.FeatureAgglomeration": frozenset({"pooling_func"}),
     "scipy.interpolate._bsplines.BSpline": frozenset({"_asarray"}),
+    "scipy.interpolate._interpolate.interp1d": frozenset({"_call"}),
 }
 
 #: Functions a ``functools.partial`` may wrap (HistGradientBoosting's categorical
