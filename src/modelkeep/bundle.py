@@ -718,13 +718,13 @@ class _Checks:
     def deserialize(self, manifest: Manifest) -> Any:
         if self._data is None:
             self._data = self.reader.read_artifact(self.chosen)
+        fmt = get_format(self.chosen.format)
         # The hash proves these are the bytes saved, not that they are what the manifest
         # says they are: a crafted manifest could hand a pickle to a loader of another
         # format. Judge the content before any loader sees it.
         found = sniff(self._data, parse_onnx=False)
         if found != content_of(self.chosen.format):
             raise ArtifactFormatError(self.chosen.path, self.chosen.format, found)
-        fmt = get_format(self.chosen.format)
         if isinstance(fmt, ServingFormat):
             options = {} if self.session_options is None else {"session": self.session_options}
             estimator = fmt.open(
