@@ -1,0 +1,277 @@
+"""The state proofs: hostile state given to allowed classes is refused before anything runs.
+
+Each case fits a real model, then gives it the state an attacker who reads our allowlist
+would write (every class involved is allowed), and checks the refusal: through
+``prove_state`` directly, and end to end through ``safe_load`` and ``scan`` for a pickle and
+``modelkeep.load`` for a bundle. Nothing here calls the mutated model.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import pickle
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    RandomForestClassifier,
+    StackingClassifier,
+)
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import SplineTransformer, StandardScaler
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
+
+import modelkeep
+from modelkeep.errors import UnprovenTypeError, UnsafeStateError
+from modelkeep.safety.state import prove_state
+
+X = np.random.default_rng(0).normal(size=(60, 3))
+Y = (X[:, 0] + X[:, 1] > 0).astype(int)
+
+
+def refusal(path: str, reason: str) -> str:
+    return re.escape(f"Refusing {path}: {reason}. A fitted model never has this")
+
+
+def _stacking() -> StackingClassifier:
+    return StackingClassifier(
+        [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier(max_depth=2))]
+    ).fit(X, Y)
+
+
+def _set(obj: Any, **attributes: Any) -> Any:
+    vars(obj).update(attributes)
+    return obj
+
+
+def _knn_with_bad_index() -> KNeighborsClassifier:
+    model = KNeighborsClassifier(algorithm="kd_tree").fit(X, Y)
+    data, idx, *rest = model._tree.__getstate__()
+    idx = idx.copy()
+    idx[0] = 10**6  # a sample id far past the data
+    model._tree.__setstate__((data, idx, *rest))
+    return model
+
+
+def _svc_with_bad_counts() -> SVC:
+    model = SVC().fit(X, Y)
+    model._n_support = np.array([1, 1], dtype=np.int32)
+    return model
+
+
+def _spline_with_bad_knots() -> SplineTransformer:
+    model = SplineTransformer(n_knots=4, degree=3).fit(X)
+    spline = model.bsplines_[0]
+    spline.t = spline.t[:3].copy()
+    return model
+
+
+def _random_state_past_its_key() -> Pipeline:
+    model = Pipeline([("scale", StandardScaler()), ("lr", LogisticRegression())]).fit(X, Y)
+    rng = np.random.RandomState(0)
+    state = rng.get_state(legacy=False)
+    state["state"]["pos"] = 5000
+    rng.set_state(state)  # numpy does not check the position; a draw would read past it
+    model.steps[1][1].random_state = rng
+    return model
+
+
+CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
+    (
+        "stack-method-names-a-writing-method",
+        lambda: _set(_stacking(), stack_method_=["tofile", "predict_proba"]),
+        UnsafeStateError,
+        refusal(
+            "model",
+            "stack_method_: expected one of 'predict_proba', 'decision_function', 'predict' per "
+            "estimator, got list",
+        ),
+    ),
+    (
+        "dunder-in-build-state",
+        lambda: _set(LogisticRegression().fit(X, Y), __sklearn_tags__=print),
+        UnsafeStateError,
+        refusal(
+            "model",
+            "attribute '__sklearn_tags__': expected a plain attribute name, got a dunder or "
+            "non-name",
+        ),
+    ),
+    (
+        "unknown-attribute",
+        lambda: _set(LogisticRegression().fit(X, Y), surprise_=1),
+        UnsafeStateError,
+        refusal(
+            "model",
+            "attribute 'surprise_': expected only the parameters and fitted attributes of "
+            "LogisticRegression, got one no fit of it sets",
+        ),
+    ),
+    (
+        "defaultdict-factory-is-a-partial",
+        lambda: _set(
+            LogisticRegression().fit(X, Y),
+            class_weight=collections.defaultdict(functools.partial(np.save, "x.npy"), {}),
+        ),
+        UnsafeStateError,
+        "a defaultdict whose factory is functools.partial",
+    ),
+    (
+        "callable-outside-its-slot",
+        lambda: _set(LogisticRegression().fit(X, Y), solver=np.save),
+        UnsafeStateError,
+        "The 'solver' parameter of LogisticRegression must be",
+    ),
+    (
+        "huge-iteration-limit",
+        lambda: _set(LogisticRegression().fit(X, Y), max_iter=10**9),
+        UnsafeStateError,
+        refusal("model", "max_iter: expected at most 100,000 iterations, got 1000000000"),
+    ),
+    (
+        "kd-tree-index-out-of-range",
+        _knn_with_bad_index,
+        UnsafeStateError,
+        refusal("model._tree", "idx_array: expected a permutation of the 60 sample ids"),
+    ),
+    (
+        "svc-support-counts-disagree",
+        _svc_with_bad_counts,
+        UnsafeStateError,
+        "_n_support: expected counts adding up to the",
+    ),
+    (
+        "spline-knots-too-few",
+        _spline_with_bad_knots,
+        UnsafeStateError,
+        refusal(
+            "model.bsplines_[0]",
+            "t: expected at least 8 non-decreasing knots, got float64 array of shape (3,)",
+        ),
+    ),
+    (
+        "random-state-position-past-the-key",
+        _random_state_past_its_key,
+        UnsafeStateError,
+        refusal(
+            "model.steps[1][1].random_state",
+            "MT19937 position: expected an integer in [0, 624], got 5000",
+        ),
+    ),
+    (
+        "tree-hidden-in-a-dict",
+        lambda: _set(
+            LogisticRegression().fit(X, Y),
+            class_weight={"t": DecisionTreeClassifier().fit(X, Y).tree_},
+        ),
+        UnsafeStateError,
+        "it is trusted only where its owner keeps it",
+    ),
+    (
+        "unproven-class",
+        lambda: Pipeline([("p", LogisticRegression())]).fit(X, Y).set_params(p=_Unproven()),
+        UnprovenTypeError,
+        re.escape("Refusing model.steps[0][1]: modelkeep has no state proof for"),
+    ),
+]
+
+
+class _Unproven:
+    """Stands for any class of an allowed module that has no proof."""
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_hostile_state_is_refused(
+    make: Callable[[], Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        prove_state(make())
+
+
+def test_n_jobs_is_forced_to_one() -> None:
+    forest = RandomForestClassifier(n_estimators=3, n_jobs=8, random_state=0).fit(X, Y)
+    assert prove_state(forest) == 3
+    assert forest.n_jobs == 1
+
+
+def test_gradient_boosting_init_is_never_run() -> None:
+    # The width of init_'s output is read from its state; a predict that would do harm (here
+    # one that raises) is never reached.
+    model = GradientBoostingClassifier(n_estimators=2, random_state=0).fit(X, Y)
+
+    def boom(*args: object) -> None:
+        raise AssertionError("init_ was run")
+
+    model.init_.predict_proba = boom  # an instance attribute no fit sets
+    with pytest.raises(UnsafeStateError, match="attribute 'predict_proba'"):
+        prove_state(model)
+    del model.init_.predict_proba
+    assert prove_state(model) == 2
+
+
+def test_trusted_admits_an_unproven_class_without_walking_it() -> None:
+    model = Pipeline([("p", LogisticRegression())]).fit(X, Y)
+    model.steps[0] = ("p", _Unproven())
+    name = f"{_Unproven.__module__}.{_Unproven.__qualname__}"
+    assert prove_state(model, trusted=[name]) == 0
+
+
+def _pickled(tmp_path: Path, model: object) -> Path:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(model, protocol=5))
+    return path
+
+
+def test_safe_load_and_scan_refuse_hostile_state(tmp_path: Path) -> None:
+    path = _pickled(tmp_path, _set(_stacking(), stack_method_=["tofile", "predict_proba"]))
+    with pytest.raises(UnsafeStateError, match="stack_method_"):
+        modelkeep.safe_load(path)
+    report = modelkeep.scan(path)
+    assert (report.untrusted, report.state, report.safe) == ((), "refused", False)
+    assert report.issues[0].stream == "state"
+    assert "stack_method_" in report.issues[0].problem
+
+
+def test_scan_without_state_withholds_safe(tmp_path: Path) -> None:
+    path = _pickled(tmp_path, LogisticRegression().fit(X, Y))
+    assert (modelkeep.scan(path).state, modelkeep.scan(path).safe) == ("proven", True)
+    names_only = modelkeep.scan(path, state=False)
+    assert (names_only.untrusted, names_only.state, names_only.safe) == ((), "not checked", False)
+
+
+def test_a_bundle_gets_the_same_proofs(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    bundle = tmp_path / "bundle"
+    modelkeep.save(
+        LogisticRegression().fit(X, Y), bundle, name="lr", sample=X[:5], feature_names=["a", "b", "c"]
+    )
+    hostile = _set(LogisticRegression().fit(X, Y), max_iter=10**9)
+    import skops.io as sio
+
+    artifact = bundle / "artifacts" / "pipeline.skops"
+    artifact.chmod(0o644)
+    sio.dump(hostile, artifact)
+    manifest_path = bundle / "modelkeep.json"
+    manifest = json.loads(manifest_path.read_text())
+    data = artifact.read_bytes()
+    for entry in manifest["artifacts"]:
+        if entry["path"] == "artifacts/pipeline.skops":
+            entry["sha256"], entry["size"] = hashlib.sha256(data).hexdigest(), len(data)
+    manifest_path.chmod(0o644)
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(UnsafeStateError, match="max_iter: expected at most 100,000"):
+        modelkeep.load(bundle)
+    assert modelkeep.scan(bundle).state == "refused"
