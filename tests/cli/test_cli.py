@@ -212,3 +212,11 @@ def test_scan_shows_names_from_a_pickle_without_control_characters(tmp_path: Pat
     assert result.returncode == 1, result.stdout + result.stderr
     assert CONTROL.search(result.stdout) is None, repr(result.stdout)
     assert f"os{SHOWN}.system{SHOWN}" in result.stdout
+
+
+def test_a_warning_quoting_the_manifest_has_no_control_characters(hostile: Path) -> None:
+    # convert loads the bundle first: the environment differences warn, quoting the manifest.
+    result = run_wide("convert", str(hostile), "--to", "onnx")
+    assert CONTROL.search(result.stdout + result.stderr) is None, repr(result.stderr)
+    assert f"numpy: recorded 0.0{SHOWN}" in result.stderr
+    assert result.stderr.startswith("Warning: ")

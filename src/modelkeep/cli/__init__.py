@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 
 from modelkeep.cli import card, convert, import_, inspect, keygen, registry, scan, sign, verify
+from modelkeep.cli._common import show_warning
 
 app = typer.Typer(
     name="modelkeep",
@@ -26,4 +29,5 @@ app.command("import")(import_.import_command)
 
 def main() -> None:
     """Entry point of the ``modelkeep`` console script."""
+    warnings.showwarning = show_warning
     app()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 import typer
 from rich.console import Console
@@ -20,7 +21,16 @@ from rich.text import Text
 from modelkeep._text import json_text, printable
 from modelkeep.errors import ModelkeepError
 
-__all__ = ["cell", "errors_exit", "json_text", "markup_safe", "printable", "stderr", "stdout"]
+__all__ = [
+    "cell",
+    "errors_exit",
+    "json_text",
+    "markup_safe",
+    "printable",
+    "show_warning",
+    "stderr",
+    "stdout",
+]
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -34,6 +44,22 @@ def errors_exit() -> Iterator[None]:
     except ModelkeepError as exc:
         stderr.print(f"Error: {printable(exc)}", markup=False)
         raise typer.Exit(1) from exc
+
+
+def show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.showwarning`` for the CLI: ``Warning: ...`` on stderr, through printable().
+
+    A warning can quote a manifest (an environment difference names the recorded package
+    versions), so Python's own display, which prints it raw, is replaced.
+    """
+    stderr.print(f"Warning: {printable(message)}", markup=False)
 
 
 def markup_safe(text: object) -> str:
