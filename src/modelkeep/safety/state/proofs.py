@@ -474,6 +474,10 @@ def _check_names(walk: Walk, obj: Any, node: int, allowed: frozenset[str]) -> di
     return state
 
 
+_PLAIN = frozenset({type(None), bool, int, float, str})
+_LEGAL: set[tuple[type, str, type, object]] = set()
+
+
 def _check_parameters(walk: Walk, obj: Any, node: int, state: dict[str, Any]) -> None:
     cls = type(obj)
     names = _parameters(cls)
@@ -484,11 +488,20 @@ def _check_parameters(walk: Walk, obj: Any, node: int, state: dict[str, Any]) ->
             validate_parameter_constraints,
         )
 
-        given = {k: state[k] for k in names & constraints.keys() if k in state}
-        try:
-            validate_parameter_constraints(constraints, given, caller_name=cls.__name__)
-        except InvalidParameterError as exc:
-            raise walk.refuse(node, str(exc).rstrip(".")) from None
+        for name in names & constraints.keys() & state.keys():
+            value = state[name]
+            # A forest's trees share their parameters: a plain value is judged once.
+            key = (cls, name, type(value), value) if type(value) in _PLAIN else None
+            if key is not None and key in _LEGAL:
+                continue
+            try:
+                validate_parameter_constraints(
+                    {name: constraints[name]}, {name: value}, caller_name=cls.__name__
+                )
+            except InvalidParameterError as exc:
+                raise walk.refuse(node, str(exc).rstrip(".")) from None
+            if key is not None and len(_LEGAL) < 65536:
+                _LEGAL.add(key)
     for name in names & state.keys():
         value = state[name]
         number = isinstance(value, int | float) and not isinstance(value, bool)
