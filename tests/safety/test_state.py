@@ -9,6 +9,7 @@ would write (every class involved is allowed), and checks the refusal: through
 from __future__ import annotations
 
 import collections
+import copyreg
 import functools
 import pickle
 import re
@@ -26,7 +27,7 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import SplineTransformer, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, SplineTransformer, StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
@@ -130,6 +131,16 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
         lambda: _set(LogisticRegression().fit(X, Y), solver=np.save),
         UnsafeStateError,
         "The 'solver' parameter of LogisticRegression must be",
+    ),
+    (
+        "pickle-helper-as-a-model-function",
+        lambda: _set(FunctionTransformer().fit(X), func=copyreg._reconstructor),
+        UnsafeStateError,
+        refusal(
+            "model.func",
+            "a model function expected here, got copyreg._reconstructor, which only rebuilds "
+            "objects while loading",
+        ),
     ),
     (
         "huge-iteration-limit",
@@ -256,7 +267,11 @@ def test_a_bundle_gets_the_same_proofs(tmp_path: Path) -> None:
 
     bundle = tmp_path / "bundle"
     modelkeep.save(
-        LogisticRegression().fit(X, Y), bundle, name="lr", sample=X[:5], feature_names=["a", "b", "c"]
+        LogisticRegression().fit(X, Y),
+        bundle,
+        name="lr",
+        sample=X[:5],
+        feature_names=["a", "b", "c"],
     )
     hostile = _set(LogisticRegression().fit(X, Y), max_iter=10**9)
     import skops.io as sio

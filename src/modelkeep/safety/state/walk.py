@@ -28,6 +28,10 @@ from typing import Any
 import numpy as np
 
 from modelkeep.errors import UnprovenTypeError, UnsafeStateError
+from modelkeep.safety.allowlist import CALLABLE
+
+#: What pickle calls to rebuild objects: never a function a model keeps to call.
+RECONSTRUCTORS = CALLABLE
 
 __all__ = ["CALLABLE_SLOTS", "Slot", "Walk", "qualified"]
 
@@ -197,12 +201,15 @@ class Walk:
             return
         self._seen.add(id(value))
         if isinstance(value, type):
-            if value not in VALUE_TYPES and not self._callable_here(slot):
+            if value in VALUE_TYPES:
+                return
+            if not self._callable_here(slot):
                 raise self.refuse(
                     node,
                     f"expected data here, got the class {qualified(value)}; a class is "
                     "kept as a value only as a dtype",
                 )
+            self._check_model_function(value, node)
             return
         if isinstance(value, functools.partial):
             self._partial(value, node, slot)
@@ -210,6 +217,7 @@ class Walk:
         if isinstance(value, _FUNCTIONS):
             if not self._callable_here(slot):
                 raise self.refuse(node, self._stray_callable(value, slot))
+            self._check_model_function(value, node)
             return
         if kind in (dict, collections.OrderedDict, collections.defaultdict):
             self._mapping(value, node, slot)  # type: ignore[arg-type]
@@ -230,6 +238,17 @@ class Walk:
 
     def _callable_here(self, slot: Slot | None) -> bool:
         return slot is not None and slot[1] in CALLABLE_SLOTS.get(slot[0], ())
+
+    def _check_model_function(self, value: object, node: int) -> None:
+        """A function in a callable slot is one a model calls, never one of the helpers
+        pickle rebuilds objects with (or modelkeep's checked stand-ins for them)."""
+        name = qualified(value)
+        if name in RECONSTRUCTORS or name.startswith("modelkeep."):
+            raise self.refuse(
+                node,
+                f"a model function expected here, got {name}, which only rebuilds objects "
+                "while loading",
+            )
 
     def _stray_callable(self, value: object, slot: Slot | None) -> str:
         where = "here" if slot is None else f"in {slot[0]}.{slot[1]}"
