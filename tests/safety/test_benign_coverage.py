@@ -35,7 +35,7 @@ _DEPRECATED = {"PassiveAggressiveClassifier", "PassiveAggressiveRegressor"}
 # about 1e-15 too, so they are compared to a relative 1e-12 instead of bit for bit.
 _ALIGNMENT_SENSITIVE = {"KernelRidge", "LabelPropagation", "LabelSpreading"}
 # How many estimators of all_estimators() have a state proof (README "What is proven").
-PROVEN_AT_LEAST = 197
+PROVEN_AT_LEAST = 210
 
 
 @pytest.fixture(scope="module")

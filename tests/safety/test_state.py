@@ -196,6 +196,61 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
 ]
 
 
+def _bisecting_with_a_cycle() -> Any:
+    from sklearn.cluster import BisectingKMeans
+
+    model = BisectingKMeans(n_clusters=3, random_state=0).fit(X)
+    model._bisecting_tree.left.left = model._bisecting_tree  # predict would recurse forever
+    model._bisecting_tree.left.right = model._bisecting_tree.right
+    return model
+
+
+def _hdbscan_merging_a_later_node() -> Any:
+    from sklearn.cluster import HDBSCAN
+
+    model = HDBSCAN(copy=True).fit(X)
+    model._single_linkage_tree_["left_node"][0] = 10**9
+    return model
+
+
+def _search_with_a_writing_response_method() -> Any:
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2, scoring="roc_auc")
+    search.fit(X, Y)
+    search.scorer_._response_method = "tofile"
+    return search
+
+
+EXTRA_CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
+    (
+        "bisecting-tree-with-a-cycle",
+        _bisecting_with_a_cycle,
+        UnsafeStateError,
+        refusal("model", "_bisecting_tree: expected a finite tree without cycles"),
+    ),
+    (
+        "hdbscan-merge-of-an-id-out-of-range",
+        _hdbscan_merging_a_later_node,
+        UnsafeStateError,
+        refusal(
+            "model",
+            "_single_linkage_tree_: left_node expected ids of points or earlier merges",
+        ),
+    ),
+    (
+        "scorer-response-method-names-a-writing-method",
+        _search_with_a_writing_response_method,
+        UnsafeStateError,
+        refusal(
+            "model.scorer_",
+            "_response_method: expected predict, predict_proba or decision_function, got 'tofile'",
+        ),
+    ),
+]
+CASES += EXTRA_CASES
+
+
 class _Unproven:
     """Stands for any class of an allowed module that has no proof."""
 

@@ -25,6 +25,8 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import numpy as np
+
 from modelkeep.safety.state import relations
 from modelkeep.safety.state.attributes import ATTRIBUTES
 from modelkeep.safety.state.checks import describe
@@ -258,6 +260,20 @@ ESTIMATORS: dict[str, Relation | None] = {
     **_names("frozen._frozen", "FrozenEstimator"),
     **_names("calibration", "CalibratedClassifierCV", "_SigmoidCalibration"),
     f"{_SK}.isotonic.IsotonicRegression": relations.isotonic,
+    **_names("cluster._birch", "Birch"),
+    f"{_SK}.cluster._hdbscan.hdbscan.HDBSCAN": relations.single_linkage,
+    f"{_SK}.cluster._bisect_k_means.BisectingKMeans": relations.bisecting_kmeans,
+    **_names("feature_extraction._hash", "FeatureHasher"),
+    f"{_SK}.decomposition._lda.LatentDirichletAllocation": relations.topic_model,
+    **_names("kernel_approximation", "PolynomialCountSketch"),
+    **_names("cluster._bicluster", "SpectralBiclustering", "SpectralCoclustering"),
+    **_names("model_selection._search", "GridSearchCV", "RandomizedSearchCV"),
+    **_names(
+        "model_selection._search_successive_halving",
+        "HalvingGridSearchCV",
+        "HalvingRandomSearchCV",
+    ),
+    **_names("model_selection._classification_threshold", "TunedThresholdClassifierCV"),
     # The boosters' model bytes are proven before their parsers run (safety.boosters, called
     # by the unpickler right before BUILD); the estimators around them are proven here.
     "lightgbm.sklearn.LGBMClassifier": None,
@@ -332,6 +348,26 @@ RECORDS: dict[str, tuple[Relation | None, frozenset[Slot] | None]] = {
         frozenset((f"xgboost.sklearn.{n}", "_Booster") for n in ("XGBClassifier", "XGBRegressor")),
     ),
     f"{_SK}.calibration._CalibratedClassifier": (None, None),
+    f"{_SK}.cluster._birch._CFNode": (None, None),
+    f"{_SK}.cluster._birch._CFSubcluster": (None, None),
+    f"{_SK}.cluster._bisect_k_means._BisectingTree": (None, None),
+    **{
+        f"{_SK}.metrics._scorer.{name}": (relations.scorer, None)
+        for name in ("_Scorer", "_CurveScorer", "_PassthroughScorer")
+    },
+    **{
+        f"{_SK}.model_selection._split.{name}": (None, None)
+        for name in (
+            "KFold",
+            "StratifiedKFold",
+            "GroupKFold",
+            "ShuffleSplit",
+            "StratifiedShuffleSplit",
+            "RepeatedKFold",
+            "RepeatedStratifiedKFold",
+            "_CVIterableWrapper",
+        )
+    },
     "scipy.interpolate._interpolate.interp1d": (
         relations.interpolation,
         frozenset({(f"{_SK}.isotonic.IsotonicRegression", "f_")}),
@@ -566,7 +602,32 @@ def _bunch(walk: Walk, obj: Any, node: int) -> Iterable[tuple[object, str, Slot 
     return children
 
 
+_MASKED_ATTRIBUTES = frozenset(
+    {
+        "_fill_value",
+        "_hardmask",
+        "_sharedmask",
+        "_isfield",
+        "_baseclass",
+        "_optinfo",
+        "_basedict",
+        "_mask",
+    }
+)
+
+
+def _masked_array(walk: Walk, obj: Any, node: int) -> Iterable[tuple[object, str, Slot | None]]:
+    state = _check_names(walk, obj, node, _MASKED_ATTRIBUTES)
+    relations.masked_array(walk, obj, node)
+    children: list[tuple[object, str, Slot | None]] = [
+        (value, f".{key}", None) for key, value in state.items()
+    ]
+    children.append((obj.view(np.ndarray), ".data", None))
+    return children
+
+
 PROOFS: dict[str, Proof] = {
+    "numpy.ma.MaskedArray": Proof(_masked_array),
     **{name: _estimator_proof(name, relation) for name, relation in ESTIMATORS.items()},
     **{name: _record_proof(name, rel, where) for name, (rel, where) in RECORDS.items()},
     **{name: _opaque_proof(rel, where) for name, (rel, where) in OPAQUE.items()},

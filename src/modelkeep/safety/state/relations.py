@@ -19,6 +19,7 @@ from modelkeep.safety.state.walk import Walk
 
 __all__ = [
     "binary_tree",
+    "bisecting_kmeans",
     "bit_generator",
     "bspline",
     "distance_metric",
@@ -27,13 +28,17 @@ __all__ = [
     "kernel_density",
     "kmeans",
     "libsvm",
+    "masked_array",
     "mlp",
     "neighbors",
     "random_state",
+    "scorer",
     "seed_sequence",
+    "single_linkage",
     "sparse_matrix",
     "spline_transformer",
     "stacking",
+    "topic_model",
     "vectorizer",
 ]
 
@@ -543,3 +548,86 @@ def interpolation(walk: Walk, interpolator: Any, node: int) -> None:
     if (np.diff(x) < 0).any():
         raise walk.refuse(node, "x: expected sorted points")
     _require(walk, node, "_y", array_problem(state.get("_y"), kinds="f", shape=(x.shape[0], None)))
+
+
+def bisecting_kmeans(walk: Walk, estimator: Any, node: int) -> None:
+    """predict descends ``_bisecting_tree`` recursively, running the KMeans kernel on the
+    stacked ``center`` of each node's two children: the tree must be finite and acyclic,
+    both children present or both absent, and every center as wide as the input."""
+    kmeans(walk, estimator, node)
+    state = vars(estimator)
+    width = state.get("n_features_in_")
+    pending, seen = [state.get("_bisecting_tree")], set[int]()
+    while pending:
+        tree = pending.pop()
+        if tree is None:
+            continue
+        if id(tree) in seen or len(seen) > 2 * int(state.get("n_clusters", 0)) + 1:
+            raise walk.refuse(node, "_bisecting_tree: expected a finite tree without cycles")
+        seen.add(id(tree))
+        _require(
+            walk,
+            node,
+            "_bisecting_tree center",
+            array_problem(getattr(tree, "center", None), kinds="f", shape=(width,)),
+        )
+        left, right = getattr(tree, "left", None), getattr(tree, "right", None)
+        if (left is None) != (right is None):
+            raise walk.refuse(node, "_bisecting_tree: expected both children or none")
+        pending.extend((left, right))
+
+
+def topic_model(walk: Walk, estimator: Any, node: int) -> None:
+    """LatentDirichletAllocation: its topic-word arrays span n_features_in_ columns."""
+    state = vars(estimator)
+    if "components_" not in state:
+        return
+    shape = (state.get("n_components"), state.get("n_features_in_"))
+    for name in ("components_", "exp_dirichlet_component_"):
+        _require(walk, node, name, array_problem(state.get(name), kinds="f", shape=shape))
+
+
+_RESPONSE_METHODS = frozenset({"predict", "predict_proba", "decision_function"})
+
+
+def scorer(walk: Walk, score: Any, node: int) -> None:
+    """A scorer calls ``getattr(estimator, method)`` for its response method."""
+    method = vars(score).get("_response_method", "predict")
+    methods = method if isinstance(method, tuple | list) else (method,)
+    if not methods or not all(type(m) is str and m in _RESPONSE_METHODS for m in methods):
+        raise walk.refuse(
+            node,
+            f"_response_method: expected predict, predict_proba or decision_function, got "
+            f"{describe(method)}",
+        )
+
+
+def masked_array(walk: Walk, array: Any, node: int) -> None:
+    """A masked array's data is plain numbers (or objects the walk then visits) and its
+    mask, when there is one, matches its shape."""
+    mask = np.ma.getmask(array)
+    if mask is not np.ma.nomask and (
+        type(mask) is not np.ndarray or mask.dtype != np.bool_ or mask.shape != array.shape
+    ):
+        raise walk.refuse(node, f"_mask: expected booleans of shape {array.shape}")
+
+
+def single_linkage(walk: Walk, estimator: Any, node: int) -> None:
+    """HDBSCAN.dbscan_clustering unions ``left_node`` and ``right_node`` of each merge row in
+    arrays sized by the row count (sklearn/cluster/_hdbscan/_tree.pyx labelling_at_cut):
+    merge ``i`` may only join ids below ``n_samples + i``."""
+    tree = vars(estimator).get("_single_linkage_tree_")
+    if tree is None:
+        return
+    fields = ("left_node", "right_node", "value", "cluster_size")
+    if type(tree) is not np.ndarray or tree.ndim != 1 or tree.dtype.names != fields:
+        raise walk.refuse(
+            node, f"_single_linkage_tree_: expected merge records of {fields}, got {describe(tree)}"
+        )
+    limit = tree.shape[0] + 1 + np.arange(tree.shape[0])
+    for side in ("left_node", "right_node"):
+        ids = tree[side]
+        if ((ids < 0) | (ids >= limit)).any():
+            raise walk.refuse(
+                node, f"_single_linkage_tree_: {side} expected ids of points or earlier merges"
+            )

@@ -82,6 +82,7 @@ VALUE_TYPES = frozenset(
         np.uint16,
         np.uint32,
         np.uint64,
+        np.ndarray,  # a masked array's _baseclass
     }
 )
 
@@ -112,6 +113,11 @@ CALLABLE_SLOTS: dict[str, frozenset[str]] = {
     "sklearn.cluster._agglomerative.FeatureAgglomeration": frozenset({"pooling_func"}),
     "scipy.interpolate._bsplines.BSpline": frozenset({"_asarray"}),
     "scipy.interpolate._interpolate.interp1d": frozenset({"_call"}),
+    **{
+        f"sklearn.metrics._scorer.{name}": frozenset({"_score_func"})
+        for name in ("_Scorer", "_CurveScorer")
+    },
+    "sklearn.cluster._bisect_k_means.BisectingKMeans": frozenset({"_kmeans_single"}),
 }
 
 #: Functions a ``functools.partial`` may wrap (HistGradientBoosting's categorical
