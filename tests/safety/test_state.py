@@ -293,6 +293,16 @@ def test_trusted_admits_an_unproven_class_without_walking_it() -> None:
     assert prove_state(model, trusted=[name]) == 0
 
 
+def test_trusted_admits_a_proven_class_unproven() -> None:
+    # A sparse-fitted SVC has no proof; naming the class vouches for it.
+    import scipy.sparse
+
+    model = SVC().fit(scipy.sparse.csr_matrix(X), Y)
+    with pytest.raises(UnsafeStateError, match=re.escape("modelkeep proves only dense libsvm")):
+        prove_state(model)
+    assert prove_state(model, trusted=["sklearn.svm._classes.SVC"]) == 0
+
+
 def _pickled(tmp_path: Path, model: object) -> Path:
     path = tmp_path / "model.pkl"
     path.write_bytes(pickle.dumps(model, protocol=5))

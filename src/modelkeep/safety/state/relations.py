@@ -62,7 +62,8 @@ def libsvm(walk: Walk, svm: Any, node: int) -> None:
         raise walk.refuse(
             node,
             f"_sparse: expected False (a model fitted on a dense array), got "
-            f"{describe(state.get('_sparse'))}; modelkeep proves only dense libsvm models",
+            f"{describe(state.get('_sparse'))}; modelkeep proves only dense libsvm models (pass "
+            f"trusted=['{type(svm).__module__}.{type(svm).__qualname__}'] to load it unproven)",
         )
     n_support = state.get("_n_support")
     _require(walk, node, "_n_support", array_problem(n_support, kinds="i", ndim=1, dtype=np.int32))
