@@ -5,7 +5,7 @@
    of its protocol-5 pickle.
 2. ``modelkeep.scan`` throughput in MB/s on both files and on the xz-compressed joblib.
 3. The hostile corpus of the tests (``tests/safety/payloads.py``), picklescan's own hostile
-   files (``../shared/corpora/picklescan``) and the benign estimators of the coverage test
+   files (``tests/corpora/picklescan``) and the benign estimators of the coverage test
    (``scripts/benign_models.py``, each as joblib and as pickle) through picklescan,
    modelscan, fickling and modelkeep: hostile files flagged, benign files flagged (false
    alarms), and files a tool could not read.
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "tests" / "safety"))
 from data import FEATURES, TARGET, generate  # noqa: E402
 from train import build_pipeline  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpora" / "picklescan"
+CORPUS = ROOT / "tests" / "corpora" / "picklescan"
 NOT_HOSTILE = {"benign0_v0.pkl", "benign0_v3.pkl", "benign0_v4.pkl", "broken_model.pkl"}
 
 

@@ -1,4 +1,4 @@
-"""picklescan's own hostile test files (../shared/corpora/picklescan, see its README).
+"""picklescan's own hostile test files (tests/corpora/picklescan, see its README).
 
 Every hostile file is flagged by scan and refused by safe_load with nothing run; the benign
 files load; the corrupt one errors cleanly. They are never given to a plain unpickler.
@@ -21,8 +21,7 @@ import pytest
 import modelkeep
 from modelkeep.errors import CorruptPickleError, UnsafePickleError, UntrustedTypesError
 
-ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "corpora" / "picklescan"
+CORPUS = Path(__file__).resolve().parents[1] / "corpora" / "picklescan"
 BENIGN = ("benign0_v0.pkl", "benign0_v3.pkl", "benign0_v4.pkl")
 CORRUPT = "broken_model.pkl"
 
