@@ -10,6 +10,7 @@ from typing import Any
 from modelkeep.bundle import save
 from modelkeep.errors import InvalidChoiceError, MissingDependencyError
 from modelkeep.manifest import Manifest
+from modelkeep.safety.joblib_layout import MAX_DECOMPRESSED_BYTES
 from modelkeep.safety.loader import safe_load
 
 __all__ = ["import_model", "match_labels", "read_sample"]
@@ -25,6 +26,7 @@ def import_model(
     trusted: Sequence[str] | None = None,
     formats: Sequence[str] | None = None,
     overwrite: bool = False,
+    max_inflated_bytes: int = MAX_DECOMPRESSED_BYTES,
     **save_options: Any,
 ) -> Manifest:
     """Load a legacy pickle or joblib file with :func:`modelkeep.safe_load` and save it as a
@@ -41,6 +43,8 @@ def import_model(
         trusted: exact names to trust beyond the allowlist while loading the file.
         formats: artifact formats of the bundle (default: the file's own, ``"joblib"`` for a
             joblib file and ``"pickle"`` otherwise, so the bundle loads as the file did).
+        max_inflated_bytes: what a compressed file may inflate to (default 1 GiB), as in
+            :func:`modelkeep.safe_load`.
         overwrite, save_options: passed to :func:`modelkeep.save` (``metrics=``,
             ``data_version=``, ``description=``, ``tags=`` ...).
 
@@ -53,7 +57,7 @@ def import_model(
         ...                        labels={"0": "No Churn", "1": "Churn"})
     """
     source = Path(model_file)
-    model = safe_load(source, trusted=trusted)
+    model = safe_load(source, trusted=trusted, max_inflated_bytes=max_inflated_bytes)
     frame = read_sample(sample)
     if formats is None:
         formats = [_source_format(source)]

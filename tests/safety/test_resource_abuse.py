@@ -117,8 +117,9 @@ def test_decompression_bomb_stops_at_the_cap() -> None:
         with pytest.raises(
             LayoutError,
             match=re.escape(
-                "zlib data inflates to more than 1,048,576 bytes (modelkeep's limit); a real "
-                "model file this large is not expected"
+                "zlib data inflates to more than 1,048,576 bytes, the limit max_inflated_bytes "
+                "sets against decompression bombs; if you trust the file and it is this large, "
+                "pass a larger max_inflated_bytes="
             ),
         ):
             decompress(bomb, "zlib", limit=1 << 20)

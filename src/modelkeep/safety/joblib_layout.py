@@ -37,9 +37,10 @@ __all__ = [
     "wrapper_spec",
 ]
 
-#: A compressed file is never inflated beyond this many bytes (a decompression bomb stops
-#: here with an error instead of exhausting memory).
-MAX_DECOMPRESSED_BYTES = 1 << 32
+#: A compressed file is inflated to at most this many bytes unless the caller passes a
+#: larger ``max_inflated_bytes=`` (a decompression bomb stops here with an error instead of
+#: exhausting memory). 1 GiB: a joblib file of a 300-tree forest inflates to 60 MB.
+MAX_DECOMPRESSED_BYTES = 1 << 30
 
 # joblib's own prefixes (joblib/compressor.py), checked in this order.
 _MAGIC: tuple[tuple[str, bytes], ...] = (
@@ -125,8 +126,9 @@ def _inflate_member(
         out += chunk
         if len(out) > limit:
             raise LayoutError(
-                f"{method} data inflates to more than {limit:,} bytes (modelkeep's limit); "
-                "a real model file this large is not expected"
+                f"{method} data inflates to more than {limit:,} bytes, the limit "
+                "max_inflated_bytes sets against decompression bombs; if you trust the file "
+                "and it is this large, pass a larger max_inflated_bytes="
             )
         if decompressor.eof:
             return bytes(decompressor.unused_data)
@@ -158,11 +160,15 @@ class WrapperSpec:
         return bool(self.dtype.hasobject)
 
 
-def wrapper_spec(attributes: dict[str, Any]) -> WrapperSpec:
+def wrapper_spec(attributes: dict[str, Any], *, limit: int | None = None) -> WrapperSpec:
     """Validate a wrapper's attributes (after BUILD) as joblib's reader would use them.
 
+    ``limit``, the length of the file: no dimension or element count may exceed it (an
+    array of itemsize 0, or with a zero dimension, has any length without data).
+
     Raises:
-        LayoutError: an attribute joblib needs is missing or of the wrong kind.
+        LayoutError: an attribute joblib needs is missing or of the wrong kind, or the
+            shape is longer than the file.
     """
     shape = attributes.get("shape")
     if not isinstance(shape, tuple) or not all(
@@ -179,6 +185,11 @@ def wrapper_spec(attributes: dict[str, Any]) -> WrapperSpec:
     alignment = attributes.get("numpy_array_alignment_bytes")
     if alignment is not None and (type(alignment) is not int or not 0 < alignment <= 4096):
         raise LayoutError(f"alignment expected an integer in [1, 4096], got {alignment!r}")
+    if limit is not None and (math.prod(shape) > limit or any(n > limit for n in shape)):
+        raise LayoutError(
+            f"shape {shape} in a file of {limit:,} bytes; no array has more elements, or a "
+            "longer dimension, than its file has bytes"
+        )
     return WrapperSpec(shape=shape, dtype=dtype, order=order, alignment=alignment)
 
 

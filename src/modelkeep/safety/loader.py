@@ -2,7 +2,7 @@
 
 The order matters and is the point of this module; keep it:
 
-1. inflate a compressed joblib file, with a size cap;
+1. inflate a compressed joblib file, with a size cap (``max_inflated_bytes``);
 2. scan the bytes statically (nothing is imported or called);
 3. refuse a stream that could not be read to its end, references anything untrusted, or
    does anything no saved model does -- before a single name is resolved;
@@ -19,30 +19,66 @@ from typing import Any
 
 from modelkeep.errors import (
     CorruptPickleError,
+    InvalidChoiceError,
     ModelkeepError,
     UnsafePickleError,
     UntrustedTypesError,
 )
-from modelkeep.safety.joblib_layout import LayoutError, decompress, detect_compression
+from modelkeep.safety.joblib_layout import (
+    MAX_DECOMPRESSED_BYTES,
+    LayoutError,
+    decompress,
+    detect_compression,
+)
 from modelkeep.safety.pickle_scan import StreamScan, scan_pickle
 from modelkeep.safety.policy import TrustPolicy
 from modelkeep.safety.unpickler import BufferReader, Refusal, RestrictedUnpickler
 
-__all__ = ["inflate", "load_pickle_bytes", "read_file", "safe_load", "untrusted_names"]
+__all__ = [
+    "MAX_DECOMPRESSED_BYTES",
+    "check_inflated_cap",
+    "inflate",
+    "load_pickle_bytes",
+    "read_file",
+    "safe_load",
+    "untrusted_names",
+]
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
+def check_inflated_cap(value: object) -> int:
+    """``max_inflated_bytes`` as given, once it is a whole number of bytes above zero.
+
+    Raises:
+        InvalidChoiceError: anything else (a bool, a float, zero, a negative number).
+    """
+    if type(value) is not int or value < 1:
+        raise InvalidChoiceError(
+            str(value), ["a whole number of bytes above 0, such as 4 << 30"], "max_inflated_bytes"
+        )
+    return value
+
+
 def inflate(
-    data: bytes | bytearray | memoryview, *, artifact: str, format: str
+    data: bytes | bytearray | memoryview,
+    *,
+    artifact: str,
+    format: str,
+    max_inflated_bytes: int = MAX_DECOMPRESSED_BYTES,
 ) -> tuple[memoryview, str | None]:
     """The raw pickle stream of a (possibly compressed) pickle or joblib file, and the
     compression found (None when there was none).
 
+    ``max_inflated_bytes`` caps what a compressed file may inflate to (an uncompressed
+    file is bounded by its own size).
+
     Raises:
         CorruptPickleError: a zip archive (a .skops file), an unsupported or corrupt
-            compression, or more than the decompression cap.
+            compression, or more than ``max_inflated_bytes``.
+        InvalidChoiceError: ``max_inflated_bytes`` is not a whole number above 0.
     """
+    limit = check_inflated_cap(max_inflated_bytes)
     if bytes(data[:4]) == _ZIP_MAGIC:
         raise CorruptPickleError(
             artifact,
@@ -54,9 +90,17 @@ def inflate(
         method = detect_compression(data)
         if method is None:
             return memoryview(data).cast("B"), None
-        return memoryview(decompress(data, method)), method
+        return memoryview(decompress(data, method, limit=limit)), method
     except LayoutError as exc:
         raise CorruptPickleError(artifact, format, exc.problem, offset=0) from None
+    except MemoryError as exc:
+        raise CorruptPickleError(
+            artifact,
+            format,
+            f"{method} data inflates to more than this process can hold in memory "
+            f"(max_inflated_bytes is {limit:,})",
+            offset=0,
+        ) from exc
 
 
 def untrusted_names(scan: StreamScan, policy: TrustPolicy) -> list[str]:
@@ -93,6 +137,7 @@ def load_pickle_bytes(
     artifact: str,
     trusted: Sequence[str] | None = None,
     format: str = "pickle",
+    max_inflated_bytes: int = MAX_DECOMPRESSED_BYTES,
 ) -> Any:
     """Load a pickle or joblib file's bytes through the scan and the restricted unpickler.
 
@@ -102,13 +147,49 @@ def load_pickle_bytes(
         artifact: the name errors show.
         trusted: exact names to trust beyond the allowlist for this call.
         format: ``"pickle"`` or ``"joblib"``, for messages.
+        max_inflated_bytes: what a compressed file may inflate to (default 1 GiB).
 
     Raises:
         CorruptPickleError, UntrustedTypesError, UnsafePickleError, UnsafeModelError,
-        NeverTrustedError.
+        NeverTrustedError, InvalidChoiceError (a bad ``max_inflated_bytes``). Nothing
+        else: an error a crafted file provokes inside numpy, pandas or the scan
+        (AttributeError, TypeError, MemoryError, RecursionError ...) becomes a
+        CorruptPickleError.
     """
+    try:
+        return _load_pickle_bytes(
+            data,
+            artifact=artifact,
+            trusted=trusted,
+            format=format,
+            max_inflated_bytes=max_inflated_bytes,
+        )
+    except (ModelkeepError, OSError):
+        raise
+    except Exception as exc:  # the boundary: no raw error from a crafted file gets out
+        raise CorruptPickleError(artifact, format, _raised(exc)) from exc
+
+
+def _raised(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "reading it needs more memory than this process has (MemoryError)"
+    if isinstance(exc, RecursionError):
+        return "it nests deeper than Python can follow (RecursionError)"
+    return f"reading it raised {type(exc).__name__}: {exc}"
+
+
+def _load_pickle_bytes(
+    data: bytes | bytearray | memoryview,
+    *,
+    artifact: str,
+    trusted: Sequence[str] | None,
+    format: str,
+    max_inflated_bytes: int,
+) -> Any:
     policy = TrustPolicy(trusted)
-    payload, _ = inflate(data, artifact=artifact, format=format)
+    payload, _ = inflate(
+        data, artifact=artifact, format=format, max_inflated_bytes=max_inflated_bytes
+    )
     scan = scan_pickle(payload)
     judge(scan, policy, artifact=artifact, format=format)
     file = BufferReader(payload)
@@ -162,32 +243,48 @@ def _read_whole(stream: io.BufferedReader) -> memoryview:
     return view
 
 
-def safe_load(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) -> Any:
+def safe_load(
+    path: str | os.PathLike[str],
+    *,
+    trusted: Sequence[str] | None = None,
+    max_inflated_bytes: int = MAX_DECOMPRESSED_BYTES,
+) -> Any:
     """Load a standalone ``.pkl`` or ``.joblib`` file without running untrusted code.
 
     The file is scanned statically first: every global it references must be on
     modelkeep's allowlist (fitted scikit-learn, numpy, scipy sparse, pandas, XGBoost and
     LightGBM objects) or in ``trusted``. Only then is it unpickled, by an unpickler that
     enforces the same allowlist again, and every decision tree in the result is validated.
-    Compressed joblib files (zlib, gzip, bz2, lzma, xz) are recognised by their first bytes.
+    Compressed joblib files (zlib, gzip, bz2, lzma, xz) are recognised by their first bytes
+    and inflated to at most ``max_inflated_bytes``.
 
     Args:
         path: the file.
         trusted: exact names (``"package.module.Class"``) to trust for this call.
+        max_inflated_bytes: what a compressed file may inflate to, in bytes (default 1 GiB,
+            against decompression bombs); raise it for a larger model you trust.
 
     Raises:
         UntrustedTypesError: the file references names nobody trusted (all listed).
         UnsafePickleError: it does something no saved model does (data after STOP, a BUILD
             on a class or function, names computed at load time ...).
-        CorruptPickleError: it is truncated, malformed, or beyond modelkeep's limits.
+        CorruptPickleError: it is truncated, malformed, or beyond modelkeep's limits
+            (``max_inflated_bytes`` among them).
         NeverTrustedError: ``trusted`` names something that can never be trusted.
+        InvalidChoiceError: ``max_inflated_bytes`` is not a whole number above 0.
         UnsafeModelError: a decision tree in it is malformed.
         OSError: the file cannot be read.
 
     Example:
         >>> model = modelkeep.safe_load("legacy/churn.joblib")
     """
-    TrustPolicy(trusted)  # a bad trusted= fails before the file is read
-    data = read_file(path)
+    TrustPolicy(trusted)  # bad arguments fail before the file is read
+    check_inflated_cap(max_inflated_bytes)
     fmt = "joblib" if str(path).endswith((".joblib", ".jbl", ".z", ".gz", ".xz")) else "pickle"
-    return load_pickle_bytes(data, artifact=str(path), trusted=trusted, format=fmt)
+    try:
+        data = read_file(path)
+    except MemoryError as exc:
+        raise CorruptPickleError(str(path), fmt, _raised(exc)) from exc
+    return load_pickle_bytes(
+        data, artifact=str(path), trusted=trusted, format=fmt, max_inflated_bytes=max_inflated_bytes
+    )

@@ -18,6 +18,9 @@ checking its length against the shape (numpy 2.4 crashes on a short one), so an 
 state must be ``(1, shape, dtype, fortran, data)`` with exactly one item per element (raw
 bytes of exactly the right size otherwise), and arrays are only made empty first, as
 ``numpy._core.multiarray._reconstruct(cls, (0,), b"b")`` (no allocation a file can size).
+Given the file's length as ``limit``, no dimension and no element count may exceed it: an
+array of itemsize 0, or with a zero dimension, would otherwise have any length at no cost,
+and code that copies or converts it would allocate that much.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ __all__ = [
     "dtype_state_problem",
     "masked_state_problem",
     "reconstruct_problem",
+    "size_problem",
 ]
 
 _BYTEORDERS = ("<", ">", "|", "=")
@@ -235,33 +239,39 @@ def reconstruct_problem(shape: Any, dtype: Any) -> str | None:
     return f"an array reconstructed as shape {shape!r}, dtype {dtype!r}; numpy writes (0,), 'b'"
 
 
-def array_state_problem(state: Any) -> str | None:
-    """Why ``state`` is not an ndarray state numpy writes, or None."""
+def array_state_problem(state: Any, *, limit: int | None = None) -> str | None:
+    """Why ``state`` is not an ndarray state numpy writes (for a file of ``limit`` bytes),
+    or None."""
     if type(state) is not tuple or len(state) != 5 or state[0] != 1:
         return f"an array state of {_shape(state)}, not numpy's (1, shape, dtype, fortran, data)"
     _, shape, dtype, fortran, data = state
     if not _int_tuple(shape) or not isinstance(dtype, np.dtype) or type(fortran) is not bool:
         return f"an array state of {_shape(state)}, not numpy's (1, shape, dtype, fortran, data)"
     if type(data) is list:
-        problem = array_data_problem(shape, dtype, "list", len(data))
+        problem = array_data_problem(shape, dtype, "list", len(data), limit=limit)
         if problem is None and dtype.names is not None:
             width = len(dtype.names)
             if not all(type(item) is tuple and len(item) == width for item in data):
                 return "a structured object array whose items are not one tuple per element"
         return problem
     if isinstance(data, bytes | bytearray):
-        return array_data_problem(shape, dtype, "bytes", len(data))
-    return array_data_problem(shape, dtype, type(data).__name__, 0)
+        return array_data_problem(shape, dtype, "bytes", len(data), limit=limit)
+    return array_data_problem(shape, dtype, type(data).__name__, 0, limit=limit)
 
 
 def array_data_problem(
-    shape: tuple[int, ...], dtype: np.dtype[Any], kind: str, size: int
+    shape: tuple[int, ...], dtype: np.dtype[Any], kind: str, size: int, *, limit: int | None = None
 ) -> str | None:
     """Why an array's data (a ``"list"`` of ``size`` items or ``"bytes"`` of ``size`` bytes)
-    does not fill ``shape`` of ``dtype`` exactly, or None."""
+    does not fill ``shape`` of ``dtype`` exactly, or has more elements or a longer dimension
+    than a file of ``limit`` bytes holds, or None."""
     count = 1
     for n in shape:
         count *= n
+    if limit is not None:
+        problem = size_problem(shape, count, limit)
+        if problem is not None:
+            return problem
     if dtype.hasobject:
         if kind != "list" or size != count:
             got = f"{size} item(s)" if kind == "list" else kind
@@ -273,11 +283,22 @@ def array_data_problem(
     return None
 
 
-def masked_state_problem(state: Any) -> str | None:
+def size_problem(shape: tuple[int, ...], count: int, limit: int) -> str | None:
+    """Why an array of ``shape`` (``count`` elements) is longer than a file of ``limit``
+    bytes can describe, or None."""
+    if count > limit or any(n > limit for n in shape):
+        return (
+            f"an array of shape {shape} in a file of {limit:,} bytes; no array has more "
+            "elements, or a longer dimension, than its file has bytes"
+        )
+    return None
+
+
+def masked_state_problem(state: Any, *, limit: int | None = None) -> str | None:
     """Why ``state`` is not a MaskedArray state numpy writes, or None."""
     if type(state) is not tuple or len(state) != 7:
         return f"a masked array state of {_shape(state)}, not numpy's 7 items"
-    problem = array_state_problem(state[:5])
+    problem = array_state_problem(state[:5], limit=limit)
     if problem is None and not isinstance(state[5], bytes | bytearray | list):
         problem = "a masked array mask that is not bytes"
     return problem

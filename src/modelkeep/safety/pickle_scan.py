@@ -24,7 +24,14 @@ called with arguments, findings (constructs no saved model uses: a BUILD on a cl
 function, a call of a computed value, names computed at load time, data after STOP, a
 frame overrun ...), the array regions, and the parse error that stopped it, if any.
 Memory stays proportional to the file: length fields are checked against the bytes
-present before anything is read, and nesting, marks, stack and memo are capped.
+present before anything is read, and nesting, marks, stack (all MARK segments together) and
+memo are capped. So are the allocations a file can ask a constructor for: arguments are
+accepted only in the forms pickle writes (``NEWOBJ`` never passes any; ``bytes``, ``set``,
+``slice`` ... only what their own ``__reduce__`` gives), no size asked for exceeds the
+file's length, and links that CPython and numpy free recursively, without the trashcan
+that protects lists, tuples, dicts and instances (a partial whose function is a partial, a
+slice of slices, object arrays nested directly in object arrays), are refused or bounded,
+so no file can overflow the C stack when what it built is freed.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import codecs
 import copyreg
 import pickletools
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +57,7 @@ from modelkeep.safety.numpy_state import (
 )
 
 __all__ = [
+    "MAX_ARRAY_NESTING",
     "MAX_MARKS",
     "MAX_MEMO",
     "MAX_NESTING",
@@ -59,6 +67,7 @@ __all__ = [
     "PickleParseError",
     "Reference",
     "StreamScan",
+    "chain_depth",
     "find_byte",
     "scan_pickle",
     "shared_dtype",
@@ -68,10 +77,14 @@ __all__ = [
 MAX_NESTING = 200
 #: Open MARKs at once.
 MAX_MARKS = 1_000
-#: Items on the stack above the innermost mark.
+#: Items on the stack, all MARK segments together.
 MAX_STACK = 1_000_000
 #: Memo entries.
 MAX_MEMO = 5_000_000
+#: Object arrays nested directly in object arrays. numpy frees an array's items without
+#: CPython's trashcan, so a deep enough chain overflows the C stack when it is freed; a
+#: saved model nests one or two (KBinsDiscretizer's bin_edges_).
+MAX_ARRAY_NESTING = 64
 #: Strings longer than this are checked and then kept only as their length.
 _MAX_KEPT_TEXT = 4_096
 #: Further pickle streams after the first one's STOP that are scanned and reported.
@@ -80,8 +93,6 @@ _MAX_TRAILING_STREAMS = 16
 _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _DTYPE = ("numpy", "dtype")
 _ENCODE = ("_codecs", "encode")
-# Called with an integer they allocate that many bytes.
-_SIZED = {("builtins", "bytes"), ("builtins", "bytearray")}
 # numpy's random-state reconstructors call their second argument with the first.
 _BIT_GENERATOR_CTOR = ("numpy.random._pickle", "__bit_generator_ctor")
 _CALLS_SECOND_ARGUMENT = {
@@ -95,6 +106,12 @@ _RECONSTRUCT = {
 }
 # pandas' index reconstructor runs cls.__new__(cls, **d).
 _NEW_INDEX = ("pandas.core.indexes.base", "_new_Index")
+_PARTIAL = ("functools", "partial")
+_RANGE = ("builtins", "range")
+_SEED_SEQUENCE = ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence")
+_LATIN1 = ("latin1", "latin-1")
+_BYTES_MADE = {("builtins", "bytes"), ("builtins", "bytearray"), _ENCODE}
+_SCALARS = {("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar")}
 # The wrapper attributes that decide where its array data ends.
 _LAYOUT_ATTRIBUTES = frozenset({"shape", "dtype", "order", "numpy_array_alignment_bytes"})
 # Reconstructors that create an instance of their first argument without calling it.
@@ -260,7 +277,7 @@ class _Made(_Sym):
     its attributes come only from BUILD.
     """
 
-    __slots__ = ("array", "attributes", "cls", "fresh")
+    __slots__ = ("array", "attributes", "children", "cls", "fresh")
 
     def __init__(
         self, cls: _Global | None, depth: int, *, fresh: bool = False, array: bool = False
@@ -270,6 +287,7 @@ class _Made(_Sym):
         self.fresh = fresh
         self.array = array  # numpy's empty placeholder, whose BUILD state is its data
         self.attributes: dict[str, object] = {}
+        self.children: list[_Made] = []  # the arrays an object array holds, once built
 
 
 class _Dtype(_Sym):
@@ -386,6 +404,7 @@ class _Results:
     calls: set[tuple[str, str]] = field(default_factory=set)
     findings: list[Finding] = field(default_factory=list)
     regions: dict[int, ArrayRegion] = field(default_factory=dict)
+    arrays: list[tuple[_Made, int]] = field(default_factory=list)  # object arrays, BUILD offset
 
 
 class _Machine:
@@ -415,6 +434,8 @@ class _Machine:
         self.op_label: str | None = None  # set only where no opcode names the position
         self.pending_wrapper: _Made | None = None
         self.stack_items: list[object] = []
+        self.below = 0  # items in the MARK segments under the current one
+        self.result: object = None  # what STOP popped
 
     # -- reading arguments
 
@@ -483,6 +504,7 @@ class _Machine:
             raise self.fail("no MARK to pop (mark underflow)")
         items = self.stack
         self.stack = self.metastack.pop()
+        self.below -= len(self.stack)
         return items
 
     def grow(self, container: _Sym, items: Any) -> None:
@@ -520,8 +542,15 @@ class _Machine:
             return _Made(None, depth)
         self.results.calls.add(func.pair)
         items = args.items if isinstance(args, _Tuple | _List) else None
-        if func.pair in _SIZED and items and any(type(item) is int for item in items):
-            self.finding(f"{func.fullname}() of a size; pickle never asks for one")
+        if items is not None:
+            problem = self.argument_problem(func, items)
+            if problem is not None:
+                self.finding(problem)
+        elif not isinstance(args, _Opaque):
+            self.finding(
+                f"{self.op_name} calls {func.fullname} with {_describe(args)} as its "
+                "arguments, not a tuple; they would be expanded, whatever their length"
+            )
         if func.pair in _CALLS_SECOND_ARGUMENT and items and len(items) > 1:
             ctor = items[1]
             if not (isinstance(ctor, _Global) and ctor.pair == _BIT_GENERATOR_CTOR):
@@ -564,6 +593,47 @@ class _Machine:
             self.finding(f"{self.op_name} instantiates {_describe(cls)}, not a global reference")
             return _Made(None, 0)
         return _Made(cls, 0, fresh=True)
+
+    def argument_problem(
+        self, func: _Global, items: tuple[object, ...] | list[object]
+    ) -> str | None:
+        """Why ``func(*items)`` is not a call pickle writes, when the difference could make it
+        allocate beyond the file's size or link objects freed without a recursion limit."""
+        for item in items:
+            if _is_range(item) or (
+                isinstance(item, _Dict) and any(_is_range(v) for _, v in item.pairs)
+            ):
+                return (
+                    f"{func.fullname}() given a range, which it could expand to any size; "
+                    "pickle passes none"
+                )
+        check = _ARGUMENT_FORMS.get(func.pair)
+        if check is None:
+            return None
+        expected = check(self, items)
+        if expected is None:
+            return None
+        return (
+            f"{func.fullname}() given {_shape_of(_Tuple(tuple(items)))}; pickle passes {expected}"
+        )
+
+    def seed_sequence_state(self, state: object) -> None:
+        """A SeedSequence's entropy and child count are plain fields freed without the
+        trashcan: only numbers (or a list or tuple of them) as numpy writes them."""
+        if not (isinstance(state, _Tuple) and len(state.items) >= 2):
+            return  # numpy refuses any other state with an error
+        entropy, children = state.items[:2]
+        if not (
+            _is_numeric(entropy)
+            or entropy is None
+            or isinstance(entropy, _List | _Tuple)
+            or _is_array(entropy)
+        ):
+            self.finding(f"a SeedSequence whose entropy is {_describe(entropy)}, not a number")
+        if not _is_numeric(children):
+            self.finding(
+                f"a SeedSequence whose n_children_spawned is {_describe(children)}, not a number"
+            )
 
     def encode(self, items: tuple[object, ...] | list[object], depth: int) -> _Sym:
         """Protocols 0-2 write bytes as ``_codecs.encode(text, "latin1")``: evaluated, as the
@@ -660,9 +730,12 @@ class _Machine:
                         "pure-Python unpickler would consume those bytes with the stream"
                     )
                 return self.pos
-            elif len(self.stack) > MAX_STACK:
+            elif len(self.stack) + self.below > MAX_STACK:
                 self.op_start = start
-                raise self.fail(f"more than {MAX_STACK:,} items on the stack (modelkeep's limit)")
+                raise self.fail(
+                    f"more than {MAX_STACK:,} items on the stack, all MARK segments together "
+                    "(modelkeep's limit)"
+                )
 
     def read_array(self, wrapper: _Made) -> None:
         """Skip the array bytes after a NumpyArrayWrapper's BUILD, recording where they are."""
@@ -684,11 +757,15 @@ class _Machine:
         except _NotLiteral as exc:
             raise self.fail(f"cannot tell where the joblib array data ends: {exc}") from None
         try:
-            spec = wrapper_spec(attributes)
+            spec = wrapper_spec(attributes, limit=len(self.data))
             if spec.is_object:
                 stream = f"object array at byte {build_end}"
                 nested = _Machine(self.data, build_end, stream, self.results, joblib=False)
+                nested.below = self.below + len(self.stack)
                 end = nested.run()
+                if isinstance(nested.result, _Made):  # the wrapper stands for this array
+                    wrapper.children = [nested.result]
+                    self.results.arrays.append((wrapper, build_end))
                 region = ArrayRegion(build_end, build_end, end, True)
             else:
                 start, nbytes = numeric_data(spec, self.data, build_end, self.end)
@@ -721,7 +798,7 @@ class _Machine:
         return False
 
     def op_stop(self) -> bool:
-        self.pop()
+        self.result = self.pop()
         return True
 
     def push_literal(self, value: object) -> bool:
@@ -977,6 +1054,7 @@ class _Machine:
         if len(self.metastack) >= MAX_MARKS:
             raise self.fail(f"more than {MAX_MARKS:,} open MARKs (modelkeep's limit)")
         self.metastack.append(self.stack)
+        self.below += len(self.stack)
         self.stack = []
         return False
 
@@ -1085,22 +1163,33 @@ class _Machine:
         return self.push_literal(self.instantiate(items[0], items[1:]))
 
     def op_newobj(self) -> bool:
-        self.pop()  # the arguments go to __new__, which runs no constructor
+        args = self.pop()
         cls = self.pop()
-        return self.push_literal(self.new(cls))
+        return self.push_literal(self.new(cls, args, None))
 
     def op_newobj_ex(self) -> bool:
-        self.pop()
-        self.pop()
+        kwargs = self.pop()
+        args = self.pop()
         cls = self.pop()
-        return self.push_literal(self.new(cls))
+        return self.push_literal(self.new(cls, args, kwargs))
 
-    def new(self, cls: object) -> _Made:
+    def new(self, cls: object, args: object, kwargs: object) -> _Made:
         if not isinstance(cls, _Global):
             self.finding(f"{self.op_name} instantiates {_describe(cls)}, not a global reference")
             return _Made(None, 0)
         if cls.pair == _DTYPE:
             self.finding(f"{self.op_name} of numpy.dtype; numpy pickles a dtype by calling it")
+        # __new__ of bytes, int, frozenset, numpy.ndarray, MaskedArray ... would build (and
+        # size) from the arguments; pickle writes every allowed class without any.
+        no_args = isinstance(args, _Tuple) and not args.items
+        no_keywords = kwargs is None or (isinstance(kwargs, _Dict) and not kwargs.pairs)
+        if not (no_args and no_keywords):
+            given = _shape_of(args) if no_keywords else f"{_shape_of(args)} and keywords"
+            self.finding(
+                f"{self.op_name} passes {given} to {cls.fullname}.__new__; pickle writes it "
+                "without arguments (they could size an allocation, as bytes.__new__(bytes, n) "
+                "does)"
+            )
         return _Made(cls, 0, fresh=True)
 
     def op_reduce(self) -> bool:
@@ -1120,10 +1209,20 @@ class _Machine:
             self.build_dtype(target, state)
         elif isinstance(target, _Made):
             self.grow(target, (state,))  # objects nest through their state too
-            if target.cls is not None and target.cls.pair == _WRAPPER:
+            pair = target.cls.pair if target.cls is not None else None
+            if pair == _WRAPPER:
                 self.build_wrapper(target, state)
             elif target.array:
-                self.build_array(state)
+                self.build_array(target, state)
+            elif pair == _PARTIAL and isinstance(state, _Tuple) and state.items:
+                if _is_partial(state.items[0]):
+                    self.finding(
+                        "BUILD makes a functools.partial call another partial; pickle never "
+                        "writes one (partial() flattens them), and a chain of them overflows "
+                        "the C stack when it is freed"
+                    )
+            elif pair == _SEED_SEQUENCE:
+                self.seed_sequence_state(state)
         elif not isinstance(target, _Opaque):
             self.finding(f"BUILD sets state on {_describe(target)}, not on an object")
         return False
@@ -1156,11 +1255,14 @@ class _Machine:
             self.finding(f"{problem}; numpy writes none such")
             target.value = None
 
-    def build_array(self, state: object) -> None:
+    def build_array(self, target: _Made, state: object) -> None:
         """numpy applies an array's state unchecked: its data must fill the shape exactly."""
         if not (isinstance(state, _Tuple) and len(state.items) == 5):
             return  # anything else fails in numpy with an error, and in the loader
         _, shape, dtype, _, data = state.items
+        if isinstance(data, _List):  # an object array: the arrays it holds, for the depth
+            target.children = [i for i in data.items if isinstance(i, _Made) and _is_array(i)]
+            self.results.arrays.append((target, self.op_start))
         if not (isinstance(shape, _Tuple) and isinstance(dtype, _Dtype)) or dtype.value is None:
             return
         dims = shape.items
@@ -1172,7 +1274,13 @@ class _Machine:
             kind, size = "bytes", data.size
         else:
             return  # data computed while loading: the loader checks it
-        problem = array_data_problem(dims, dtype.value, kind, size)  # type: ignore[arg-type]
+        problem = array_data_problem(
+            dims,  # type: ignore[arg-type]
+            dtype.value,
+            kind,
+            size,
+            limit=len(self.data),
+        )
         if problem is not None:
             self.finding(problem)
 
@@ -1207,6 +1315,220 @@ class _Machine:
             "modelkeep resolves none"
         )
         return self.push_literal(_Opaque("a persistent object"))
+
+
+def _is_partial(value: object) -> bool:
+    return isinstance(value, _Made) and value.cls is not None and value.cls.pair == _PARTIAL
+
+
+def _is_range(value: object) -> bool:
+    return isinstance(value, _Made) and value.cls is not None and value.cls.pair == _RANGE
+
+
+def _is_array(value: object) -> bool:
+    """A placeholder array (or a joblib array) that may hold objects."""
+    return isinstance(value, _Made) and (
+        value.array or (value.cls is not None and value.cls.pair == _WRAPPER)
+    )
+
+
+def _is_number(value: object) -> bool:
+    return type(value) in (int, bool) or (
+        isinstance(value, _Opaque) and value.what == "a long integer"
+    )
+
+
+def _is_numeric(value: object) -> bool:
+    """A number, or a numpy scalar (numbers kept as numpy wrote them)."""
+    return _is_number(value) or (
+        isinstance(value, _Made) and value.cls is not None and value.cls.pair in _SCALARS
+    )
+
+
+def _shape_of(value: object) -> str:
+    """``(bytes, int)``: the kinds of a tuple's items, for messages."""
+    if isinstance(value, _Tuple):
+        return "(" + ", ".join(_describe(item) for item in value.items) + ")"
+    return _describe(value)
+
+
+def _too_deep(value: object, bound: int) -> bool:
+    """Whether containers nest more than ``bound`` levels under ``value`` (walked without
+    recursion, as they are now: a container filled after it was nested counts too)."""
+    seen: set[int] = set()
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if level > bound:
+            return True
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, _Tuple | _List | _Set):
+            stack.extend((child, level + 1) for child in item.items)
+        elif isinstance(item, _Dict):
+            stack.extend((v, level + 1) for pair in item.pairs for v in pair)
+    return False
+
+
+def _bytes_form(machine: _Machine, items: tuple[object, ...] | list[object]) -> str | None:
+    if (
+        not items
+        or (len(items) == 1 and _is_bytes(items[0]))
+        or (
+            len(items) == 2
+            and (type(items[0]) is str or isinstance(items[0], _LongText))
+            and items[1] in _LATIN1
+        )
+    ):
+        return None
+    return "nothing, bytes, or a string and 'latin-1' (a size would allocate that many bytes)"
+
+
+def _set_form(machine: _Machine, items: tuple[object, ...] | list[object]) -> str | None:
+    if not items or (len(items) == 1 and isinstance(items[0], _List | _Tuple | _Set)):
+        return None
+    return "nothing or a list of the items"
+
+
+def _slice_form(machine: _Machine, items: tuple[object, ...] | list[object]) -> str | None:
+    if len(items) <= 3 and all(item is None or _is_number(item) for item in items):
+        return None
+    return "integers or None (a slice of objects is freed without a recursion limit)"
+
+
+def _range_form(machine: _Machine, items: tuple[object, ...] | list[object]) -> str | None:
+    return None if all(_is_number(item) for item in items) else "integers"
+
+
+def _partial_form(machine: _Machine, items: tuple[object, ...] | list[object]) -> str | None:
+    if len(items) == 1 and not _is_partial(items[0]):
+        return None
+    return (
+        "only the function, never a partial (its state follows in a BUILD; a chain of "
+        "partials overflows the C stack when it is freed)"
+    )
+
+
+def _scalar_form(machine: _Machine, items: tuple[object, ...] | list[object]) -> str | None:
+    if len(items) == 2:
+        return None
+    return "a dtype and the value's bytes (without them numpy allocates the dtype's itemsize)"
+
+
+def _is_bytes(value: object) -> bool:
+    """bytes or a bytearray: literal, or made by a call whose arguments were checked."""
+    return isinstance(value, _Blob) or (
+        isinstance(value, _Made) and value.cls is not None and value.cls.pair in _BYTES_MADE
+    )
+
+
+def _buffer_form(machine: _Machine, items: tuple[object, ...] | list[object]) -> str | None:
+    if items and _is_bytes(items[0]):
+        return None
+    return "bytes or a bytearray to read (a view of another object could chain without limit)"
+
+
+def _tree_form(machine: _Machine, items: tuple[object, ...] | list[object]) -> str | None:
+    if len(items) == 3 and type(items[2]) is int and items[2] > len(machine.data):
+        return (
+            f"an n_outputs that a file of {len(machine.data):,} bytes can describe, not "
+            f"{items[2]:,} (Tree allocates per output)"
+        )
+    return None
+
+
+def _restore_array_form(machine: _Machine, items: tuple[object, ...] | list[object]) -> str | None:
+    if items and _too_deep(items[0], MAX_NESTING):
+        return (
+            f"array data nested at most {MAX_NESTING} levels (pyarrow rebuilds children "
+            "recursively)"
+        )
+    data = items[0] if items else None
+    if isinstance(data, _Tuple) and len(data.items) > 1:
+        length = data.items[1]
+        if type(length) is int and length > len(machine.data):
+            return (
+                f"an array length that a file of {len(machine.data):,} bytes can hold, not "
+                f"{length:,} (an array without buffers has any length)"
+            )
+    return None
+
+
+def _reconstructor_form(machine: _Machine, items: tuple[object, ...] | list[object]) -> str | None:
+    state = items[2] if len(items) == 3 else 0
+    data = _Dict | _List | _Tuple | _Set | _Blob | _LongText
+    if state is None or type(state) is str or isinstance(state, data):
+        return None
+    return (
+        "a class, the builtin type it derives from, and None or that type's data (a number "
+        "or a range there would size what the type allocates)"
+    )
+
+
+# How pickle (and numpy, pandas, pyarrow, scikit-learn) call the allowed callables that
+# could otherwise allocate from a number, expand a lazy sequence, or link objects that are
+# freed recursively: each check returns what pickle passes when the call differs from it.
+_ARGUMENT_FORMS: dict[
+    tuple[str, str],
+    Callable[[_Machine, tuple[object, ...] | list[object]], str | None],
+] = {
+    ("builtins", "bytes"): _bytes_form,
+    ("builtins", "bytearray"): _bytes_form,
+    ("builtins", "set"): _set_form,
+    ("builtins", "frozenset"): _set_form,
+    ("builtins", "slice"): _slice_form,
+    ("builtins", "range"): _range_form,
+    _PARTIAL: _partial_form,
+    ("numpy._core.multiarray", "scalar"): _scalar_form,
+    ("numpy.core.multiarray", "scalar"): _scalar_form,
+    ("numpy._core.numeric", "_frombuffer"): _buffer_form,
+    ("numpy.core.numeric", "_frombuffer"): _buffer_form,
+    ("pyarrow.lib", "py_buffer"): _buffer_form,
+    ("pyarrow.lib", "_restore_array"): _restore_array_form,
+    ("copyreg", "_reconstructor"): _reconstructor_form,
+    ("sklearn.tree._tree", "Tree"): _tree_form,
+}
+
+
+def chain_depth(roots: Iterable[Any], children: Callable[[Any], Iterable[Any]]) -> tuple[int, Any]:
+    """The most nodes on a path down from any root, and the root it starts from.
+
+    Walked without recursion; a cycle's closing edge adds nothing (a cycle is never freed
+    by reference counting, so it cannot recurse).
+    """
+    done: dict[int, int] = {}
+    deepest = 0
+    deepest_root: Any = None
+    for root in roots:
+        if id(root) in done:
+            continue
+        path = {id(root)}
+        stack: list[tuple[Any, Iterator[Any], int]] = [(root, iter(children(root)), 0)]
+        while stack:
+            node, pending, best = stack[-1]
+            descended = False
+            for child in pending:
+                key = id(child)
+                if key in done:
+                    best = max(best, done[key])
+                elif key not in path:
+                    stack[-1] = (node, pending, best)
+                    path.add(key)
+                    stack.append((child, iter(children(child)), 0))
+                    descended = True
+                    break
+            if descended:
+                continue
+            stack.pop()
+            path.discard(id(node))
+            done[id(node)] = best + 1
+            if stack:
+                parent, rest, parent_best = stack[-1]
+                stack[-1] = (parent, rest, max(parent_best, best + 1))
+        if done[id(root)] > deepest:
+            deepest, deepest_root = done[id(root)], root
+    return deepest, deepest_root
 
 
 _HANDLERS: list[Callable[[_Machine], bool] | None] = [None] * 256
@@ -1250,6 +1572,7 @@ def scan_pickle(data: bytes | bytearray | memoryview, *, joblib: bool = True) ->
         error = exc
     if error is None and end < len(view):
         _scan_trailing(view, end, results, joblib)
+    _check_array_nesting(results)
     return StreamScan(
         references=tuple(results.references),
         calls=frozenset(results.calls),
@@ -1260,6 +1583,26 @@ def scan_pickle(data: bytes | bytearray | memoryview, *, joblib: bool = True) ->
         error=error,
         has_arrays=bool(results.regions),
     )
+
+
+def _children(array: _Made) -> list[_Made]:
+    return array.children
+
+
+def _check_array_nesting(results: _Results) -> None:
+    offsets = {id(array): offset for array, offset in results.arrays}
+    roots: list[_Made] = [array for array, _ in results.arrays]
+    depth, root = chain_depth(roots, _children)
+    if depth > MAX_ARRAY_NESTING and root is not None:
+        results.findings.append(
+            Finding(
+                offsets[id(root)],
+                "main",
+                f"object arrays nested {depth:,} deep in one another (modelkeep's limit is "
+                f"{MAX_ARRAY_NESTING}); numpy frees them recursively, and a chain this deep "
+                "overflows the C stack",
+            )
+        )
 
 
 def _scan_trailing(data: memoryview, start: int, results: _Results, joblib: bool) -> None:

@@ -11,7 +11,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from modelkeep.safety.joblib_layout import LayoutError, decompress, detect_compression
+from modelkeep.errors import ModelkeepError
+from modelkeep.safety.joblib_layout import (
+    MAX_DECOMPRESSED_BYTES,
+    LayoutError,
+    decompress,
+    detect_compression,
+)
 from modelkeep.safety.pickle_scan import scan_pickle
 from modelkeep.safety.policy import TrustPolicy, is_never
 from modelkeep.safety.sniff import content_of, sniff
@@ -84,7 +90,12 @@ class ScanReport:
         return data
 
 
-def scan(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) -> ScanReport:
+def scan(
+    path: str | os.PathLike[str],
+    *,
+    trusted: Sequence[str] | None = None,
+    max_inflated_bytes: int = MAX_DECOMPRESSED_BYTES,
+) -> ScanReport:
     """Report every global a ``.pkl``, ``.joblib`` or ``.skops`` file, or a bundle, references.
 
     Nothing in the file is imported, called or unpickled. Pickle streams are read opcode by
@@ -102,9 +113,12 @@ def scan(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) 
     Args:
         path: a file, or a bundle directory (each artifact in its manifest is scanned).
         trusted: exact names to count as trusted, as ``load(..., trusted=...)`` would.
+        max_inflated_bytes: what a compressed file may inflate to (default 1 GiB); a file
+            inflating to more is reported as an error, not scanned.
 
     Raises:
         OSError: the path cannot be read. ManifestError: a bundle's manifest is invalid.
+        InvalidChoiceError: ``max_inflated_bytes`` is not a whole number above 0.
         BundleLayoutError: a bundle holds a symlink (or a special file) anywhere.
 
     Example:
@@ -112,21 +126,30 @@ def scan(path: str | os.PathLike[str], *, trusted: Sequence[str] | None = None) 
         >>> report.safe, report.untrusted
         (False, ('posix.system',))
     """
+    from modelkeep.safety.loader import check_inflated_cap, read_file
+
     policy = TrustPolicy(trusted)
+    cap = check_inflated_cap(max_inflated_bytes)
     target = Path(path)
     if target.is_dir():
-        return _scan_bundle(target, policy)
-    from modelkeep.safety.loader import read_file
-
+        return _scan_bundle(target, policy, cap)
     data = read_file(target)
-    kind, references, issues, errors = _scan_bytes(data, str(target), policy, format=None)
+    try:
+        kind, references, issues, errors = _scan_bytes(
+            data, str(target), policy, format=None, max_inflated_bytes=cap
+        )
+    except (ModelkeepError, OSError):
+        raise
+    except Exception as exc:  # the boundary: a crafted file never makes scan() raise
+        kind, references, issues = "unknown", [], []
+        errors = [ScanIssue(str(target), "", None, _raised(exc))]
     return ScanReport(str(target), kind, tuple(references), tuple(issues), tuple(errors))
 
 
 _Found = tuple[str, list[GlobalReference], list[ScanIssue], list[ScanIssue]]
 
 
-def _scan_bundle(bundle: Path, policy: TrustPolicy) -> ScanReport:
+def _scan_bundle(bundle: Path, policy: TrustPolicy, max_inflated_bytes: int) -> ScanReport:
     from modelkeep._reader import open_bundle
 
     references: list[GlobalReference] = []
@@ -142,7 +165,11 @@ def _scan_bundle(bundle: Path, policy: TrustPolicy) -> ScanReport:
                 errors.append(ScanIssue(artifact.path, "", None, f"cannot be read ({exc})"))
                 continue
             _, refs, found, failed = _scan_bytes(
-                data, artifact.path, policy, format=artifact.format
+                data,
+                artifact.path,
+                policy,
+                format=artifact.format,
+                max_inflated_bytes=max_inflated_bytes,
             )
             references += refs
             issues += found
@@ -151,7 +178,12 @@ def _scan_bundle(bundle: Path, policy: TrustPolicy) -> ScanReport:
 
 
 def _scan_bytes(
-    data: bytes | memoryview, source: str, policy: TrustPolicy, *, format: str | None
+    data: bytes | memoryview,
+    source: str,
+    policy: TrustPolicy,
+    *,
+    format: str | None,
+    max_inflated_bytes: int,
 ) -> _Found:
     """Scan ``data`` as what its bytes are; ``format`` is only what a manifest claims.
 
@@ -164,7 +196,7 @@ def _scan_bytes(
     elif content == "onnx":
         found = "onnx", [], [], []  # a format without code references
     else:
-        found = _scan_pickle(data, source, policy)
+        found = _scan_pickle(data, source, policy, max_inflated_bytes)
     if format is not None and content_of(format) != content:
         kind, references, issues, errors = found
         problem = (
@@ -175,13 +207,20 @@ def _scan_bytes(
     return found
 
 
-def _scan_pickle(data: bytes | memoryview, source: str, policy: TrustPolicy) -> _Found:
+def _scan_pickle(
+    data: bytes | memoryview, source: str, policy: TrustPolicy, max_inflated_bytes: int
+) -> _Found:
     try:
         method = detect_compression(data)
-        payload = data if method is None else decompress(data, method)
+        payload = data if method is None else decompress(data, method, limit=max_inflated_bytes)
     except LayoutError as exc:
         return "joblib", [], [], [ScanIssue(source, "main", 0, exc.problem)]
-    result = scan_pickle(payload)
+    except MemoryError as exc:
+        return "joblib", [], [], [ScanIssue(source, "main", 0, _raised(exc))]
+    try:
+        result = scan_pickle(payload)
+    except Exception as exc:  # a crafted stream reaching a gap in the scanner: an error
+        return "pickle", [], [], [ScanIssue(source, "main", None, _raised(exc))]
     kind = "joblib" if method or result.has_arrays else "pickle"
     if method:
         kind += f" ({method})"
@@ -205,6 +244,15 @@ def _scan_pickle(data: bytes | memoryview, source: str, policy: TrustPolicy) -> 
     if result.error is not None:
         errors.append(ScanIssue(source, "main", result.error.offset, result.error.problem))
     return kind, references, issues, errors
+
+
+def _raised(exc: BaseException) -> str:
+    """Why a file could not be scanned, when the scan itself failed on it."""
+    if isinstance(exc, MemoryError):
+        return "scanning it needs more memory than this process has (MemoryError)"
+    if isinstance(exc, RecursionError):
+        return "it nests deeper than Python can follow (RecursionError)"
+    return f"scanning it raised {type(exc).__name__}: {exc}; modelkeep cannot judge it"
 
 
 def _verdict(module: str, name: str, policy: TrustPolicy, called: bool) -> tuple[bool, str]:

@@ -21,16 +21,28 @@ loader does) because only that one lets every opcode be controlled:
   stream goes through another instance of this class;
 * scipy sparse matrices are checked with ``check_format(full_check=True)`` once built, and
   pyarrow arrays with ``validate(full=True)``.
+
+Resources are bounded as in the scan, independently of it: the stack (all MARK segments
+together), NEWOBJ without arguments, calls only with the arguments pickle writes
+(``_ARGUMENT_FORMS``: no size beyond the file's length, no lazy range to expand), arrays no
+longer than the file. CPython frees a partial, a slice and a numpy array without the
+trashcan that bounds the recursion of freeing nested lists, tuples, dicts and instances, so
+a deep chain of them would crash the interpreter when freed: a partial of a partial is
+refused, and every object array built is kept until the load ends, when their direct
+nesting must be at most ``MAX_ARRAY_NESTING``; when a load fails for any reason, those
+arrays are emptied before anything is released (``_dismantle``), so nothing is freed
+recursively.
 """
 
 from __future__ import annotations
 
 import codecs
 import copyreg
+import functools
 import importlib
 import pickle
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -51,7 +63,15 @@ from modelkeep.safety.numpy_state import (
     masked_state_problem,
     reconstruct_problem,
 )
-from modelkeep.safety.pickle_scan import ArrayRegion, find_byte, shared_dtype
+from modelkeep.safety.pickle_scan import (
+    MAX_ARRAY_NESTING,
+    MAX_NESTING,
+    MAX_STACK,
+    ArrayRegion,
+    chain_depth,
+    find_byte,
+    shared_dtype,
+)
 from modelkeep.safety.policy import TrustPolicy
 
 __all__ = ["Refusal", "RestrictedUnpickler"]
@@ -79,6 +99,10 @@ _UNBUILDABLE = (
 )
 
 
+# Modules whose Booster BUILD states are proven by modelkeep.safety.boosters first.
+_BOOSTER_MODULES = frozenset({"lightgbm.basic", "xgboost.core"})
+
+
 def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     """``_codecs.encode`` as protocols 0-2 use it: latin-1 only, so no codec is looked up."""
     if encoding not in ("latin1", "latin-1"):
@@ -97,10 +121,6 @@ def _checked_reconstructor(cls: Any, base: Any, state: Any) -> Any:
 
 def _numpy_pickle() -> Any:
     return importlib.import_module("numpy.random._pickle")
-
-
-# Modules whose Booster BUILD states are proven by modelkeep.safety.boosters first.
-_BOOSTER_MODULES = frozenset({"lightgbm.basic", "xgboost.core"})
 
 
 def _checked_bit_generator_ctor(bit_generator: Any = "MT19937") -> Any:
@@ -249,7 +269,14 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         artifact: str,
         regions: Mapping[int, ArrayRegion],
         joblib: bool,
+        kept: _Kept | None = None,
+        below: int = 0,
     ) -> None:
+        # Set before super().__init__, which may assign ``append`` (see the property).
+        self._base = below  # stack items of the stream this one is nested in
+        self._below = below
+        self._owner = kept is None  # the outermost load: it checks and dismantles
+        self._kept = _Kept() if kept is None else kept
         super().__init__(file, fix_imports=True, encoding="ASCII", errors="strict")
         self._data = data
         self._file = file
@@ -266,6 +293,59 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
 
     def _unsafe(self, problem: str) -> Refusal:
         return Refusal(f"byte {self._file.tell()}: {problem}")
+
+    # -- the load, and what it leaves behind
+
+    def load(self) -> Any:
+        self._below = self._base
+        if not self._owner:
+            return _PyUnpickler.load(self)
+        try:
+            value = _PyUnpickler.load(self)
+            # Built bottom-up, a chain is refused as it grows (load_build); built top-down
+            # (an array given to its parent before its own items), only now can it be seen.
+            depth, _ = chain_depth(self._kept.arrays, _held_arrays)
+            if depth > MAX_ARRAY_NESTING:
+                raise Refusal(_nesting_problem(depth))
+        except BaseException:
+            self._kept.dismantle()
+            raise
+        self._kept.release()
+        return value
+
+    # -- the stack, bounded across MARK segments
+
+    @property
+    def append(self) -> Callable[[Any], None]:
+        return self._push
+
+    @append.setter
+    def append(self, _: Any) -> None:
+        # pickle assigns the current segment's list.append whenever the segment changes.
+        stack: list[Any] = self.stack
+        push = stack.append
+        room = MAX_STACK - self._below
+
+        def bounded(item: Any) -> None:
+            if len(stack) >= room:
+                raise self._unsafe(
+                    f"more than {MAX_STACK:,} items on the stack, all MARK segments together "
+                    "(modelkeep's limit)"
+                )
+            push(item)
+
+        self._push = bounded
+
+    def load_mark(self) -> None:
+        self._below += len(self.stack)
+        _PyUnpickler.load_mark(self)
+
+    dispatch[pickle.MARK[0]] = load_mark
+
+    def pop_mark(self) -> list[Any]:
+        items: list[Any] = _PyUnpickler.pop_mark(self)
+        self._below -= len(self.stack)
+        return items
 
     # -- names
 
@@ -302,13 +382,32 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         module, name = self._origin(func, opcode)
         if not self._policy.allows_call(module, name):
             raise UntrustedTypesError(self._artifact, [f"{module}.{name}"])
-        if func in (bytes, bytearray) and any(isinstance(a, int) for a in args):
-            raise self._unsafe(f"{func.__name__}() of a size; pickle never asks for one")
+        problem = self._argument_problem(f"{module}.{name}", args)
+        if problem is not None:
+            raise self._unsafe(problem)
         if func is np.dtype:
             problem = dtype_arguments_problem(tuple(args) if isinstance(args, list) else args)
             if problem is not None:
                 raise self._unsafe(problem)
         return module, name
+
+    def _argument_problem(self, name: str, args: Any) -> str | None:
+        if type(args) is not tuple and type(args) is not list:  # func(*args) would expand it
+            return f"{name}() given {type(args).__name__} arguments; pickle passes a tuple"
+        for arg in args:
+            if type(arg) is range or (
+                type(arg) is dict and any(type(v) is range for v in arg.values())
+            ):
+                return (
+                    f"{name}() given a range, which it could expand to any size; pickle passes none"
+                )
+        check = _ARGUMENT_FORMS.get(name)
+        if check is None:
+            return None
+        expected = check(tuple(args), len(self._data))
+        if expected is None:
+            return None
+        return f"{name}() given {_kinds(args)}; pickle passes {expected}"
 
     # -- calls and instances
 
@@ -331,10 +430,23 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         if issubclass(cls, np.dtype):
             raise self._unsafe(f"{opcode} of numpy.dtype; numpy pickles a dtype by calling it")
 
+    def _check_new_arguments(self, cls: Any, args: Any, kwargs: Any, opcode: str) -> None:
+        # __new__ of bytes, int, frozenset, numpy.ndarray, MaskedArray ... would build (and
+        # size) from the arguments; pickle writes every allowed class without any.
+        if args == () and type(args) is tuple and (kwargs is None or kwargs == {}):
+            return
+        given = _kinds(args) if kwargs is None or kwargs == {} else f"{_kinds(args)} and keywords"
+        raise self._unsafe(
+            f"{opcode} passes {given} to {getattr(cls, '__qualname__', cls)}.__new__; pickle "
+            "writes it without arguments (they could size an allocation, as "
+            "bytes.__new__(bytes, n) does)"
+        )
+
     def load_newobj(self) -> None:
         if len(self.stack) < 2:
             raise pickle.UnpicklingError("NEWOBJ needs a class and its arguments")
         self._check_new(self.stack[-2], "NEWOBJ")
+        self._check_new_arguments(self.stack[-2], self.stack[-1], None, "NEWOBJ")
         _PyUnpickler.load_newobj(self)
 
     dispatch[pickle.NEWOBJ[0]] = load_newobj
@@ -343,6 +455,7 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         if len(self.stack) < 3:
             raise pickle.UnpicklingError("NEWOBJ_EX needs a class and its arguments")
         self._check_new(self.stack[-3], "NEWOBJ_EX")
+        self._check_new_arguments(self.stack[-3], self.stack[-2], self.stack[-1], "NEWOBJ_EX")
         _PyUnpickler.load_newobj_ex(self)
 
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
@@ -368,6 +481,10 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
             problem = dtype_problem(inst)
             if problem is not None:
                 raise self._unsafe(problem)
+        if isinstance(inst, np.ndarray) and inst.dtype.hasobject:
+            depth = self._kept.add(inst)  # held until the load ends: see load()
+            if depth > MAX_ARRAY_NESTING:
+                raise self._unsafe(_nesting_problem(depth))
         kind = _built_kind(type(inst))
         if kind == _WRAPPER and self._joblib:
             self.stack[-1] = self._read_array(inst)
@@ -388,6 +505,15 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
                 f"BUILD on an instance of {cls.__module__}.{cls.__qualname__}, which is not "
                 "an allowed class"
             )
+        # A booster's __setstate__ hands its saved model to the library's C++ parser, which
+        # follows the model's indices unchecked: the bytes are proven before it sees them.
+        if type(inst).__module__ in _BOOSTER_MODULES:
+            from modelkeep.safety.boosters import booster_state_problem
+
+            cls = type(inst)
+            problem = booster_state_problem(f"{cls.__module__}.{cls.__qualname__}", state)
+            if problem is not None:
+                raise self._unsafe(problem)
         # numpy applies dtype and array states unchecked (a malformed one crashes it).
         problem = None
         if isinstance(inst, np.dtype):
@@ -395,9 +521,18 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
                 raise self._unsafe("BUILD on a numpy dtype that numpy shares process-wide")
             problem = dtype_state_problem(inst.__reduce__()[1][0], state)
         elif isinstance(inst, np.ma.MaskedArray):
-            problem = masked_state_problem(state)
+            problem = masked_state_problem(state, limit=len(self._data))
         elif isinstance(inst, np.ndarray):
-            problem = array_state_problem(state)
+            problem = array_state_problem(state, limit=len(self._data))
+        elif isinstance(inst, functools.partial):
+            if type(state) is tuple and state and isinstance(state[0], functools.partial):
+                problem = (
+                    "BUILD makes a functools.partial call another partial; pickle never writes "
+                    "one (partial() flattens them), and a chain of them overflows the C stack "
+                    "when it is freed"
+                )
+        elif isinstance(inst, np.random.SeedSequence):
+            problem = _seed_sequence_problem(state)
         if problem is not None:
             raise self._unsafe(problem)
         if getattr(inst, "__setstate__", None) is not None:
@@ -420,7 +555,7 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
         here = self._file.tell()
         region = self._regions.get(here)
         try:
-            spec = wrapper_spec(vars(wrapper))
+            spec = wrapper_spec(vars(wrapper), limit=len(self._data))
         except LayoutError as exc:
             raise self._unsafe(f"joblib array wrapper: {exc.problem}") from None
         if region is None or region.is_object != spec.is_object:
@@ -436,6 +571,8 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
                 artifact=self._artifact,
                 regions={},
                 joblib=False,
+                kept=self._kept,
+                below=self._below + len(self.stack),
             )
             array = nested.load()
             if self._file.tell() != region.end or not isinstance(array, np.ndarray):
@@ -505,15 +642,6 @@ def _built_kind(cls: type) -> int:
     if kind is None:
         if (cls.__module__, cls.__qualname__) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
             kind = _WRAPPER  # joblib's array data follows
-        # A booster's __setstate__ hands its saved model to the library's C++ parser, which
-        # follows the model's indices unchecked: the bytes are proven before it sees them.
-        if type(inst).__module__ in _BOOSTER_MODULES:
-            from modelkeep.safety.boosters import booster_state_problem
-
-            cls = type(inst)
-            problem = booster_state_problem(f"{cls.__module__}.{cls.__qualname__}", state)
-            if problem is not None:
-                raise self._unsafe(problem)
         elif cls.__module__.startswith("scipy.sparse"):
             kind = _SPARSE  # its index arrays are checked
         else:
@@ -548,3 +676,230 @@ def _check_sparse(matrix: Any, unpickler: RestrictedUnpickler) -> None:
         raise unpickler._unsafe(
             f"a {type(matrix).__name__} whose index arrays are invalid ({exc})"
         ) from None
+
+
+# -- argument forms: how pickle (and numpy, pandas, pyarrow, scikit-learn) call the allowed
+# callables that could otherwise allocate from a number, expand a lazy sequence, or link
+# objects that are freed recursively. Each returns what pickle passes when a call differs.
+
+
+def _bytes_form(args: tuple[Any, ...], limit: int) -> str | None:
+    if (
+        not args
+        or (len(args) == 1 and type(args[0]) in (bytes, bytearray))
+        or (len(args) == 2 and type(args[0]) is str and args[1] in ("latin1", "latin-1"))
+    ):
+        return None
+    return "nothing, bytes, or a string and 'latin-1' (a size would allocate that many bytes)"
+
+
+def _set_form(args: tuple[Any, ...], limit: int) -> str | None:
+    if not args or (len(args) == 1 and type(args[0]) in (list, tuple, set, frozenset)):
+        return None
+    return "nothing or a list of the items"
+
+
+def _slice_form(args: tuple[Any, ...], limit: int) -> str | None:
+    if len(args) <= 3 and all(a is None or type(a) in (int, bool) for a in args):
+        return None
+    return "integers or None (a slice of objects is freed without a recursion limit)"
+
+
+def _range_form(args: tuple[Any, ...], limit: int) -> str | None:
+    return None if all(type(a) in (int, bool) for a in args) else "integers"
+
+
+def _partial_form(args: tuple[Any, ...], limit: int) -> str | None:
+    if len(args) == 1 and not isinstance(args[0], functools.partial):
+        return None
+    return (
+        "only the function, never a partial (its state follows in a BUILD; a chain of "
+        "partials overflows the C stack when it is freed)"
+    )
+
+
+def _scalar_form(args: tuple[Any, ...], limit: int) -> str | None:
+    if len(args) == 2:
+        return None
+    return "a dtype and the value's bytes (without them numpy allocates the dtype's itemsize)"
+
+
+def _buffer_form(args: tuple[Any, ...], limit: int) -> str | None:
+    if args and type(args[0]) in (bytes, bytearray):
+        return None
+    return "bytes or a bytearray to read (a view of another object could chain without limit)"
+
+
+def _tree_form(args: tuple[Any, ...], limit: int) -> str | None:
+    if len(args) == 3 and type(args[2]) is int and args[2] > limit:
+        return (
+            f"an n_outputs that a file of {limit:,} bytes can describe, not {args[2]:,} "
+            "(Tree allocates per output)"
+        )
+    return None
+
+
+def _restore_array_form(args: tuple[Any, ...], limit: int) -> str | None:
+    if args and _too_deep(args[0], MAX_NESTING):
+        return (
+            f"array data nested at most {MAX_NESTING} levels (pyarrow rebuilds children "
+            "recursively)"
+        )
+    data = args[0] if args else None
+    if type(data) is tuple and len(data) > 1 and type(data[1]) is int and data[1] > limit:
+        return (
+            f"an array length that a file of {limit:,} bytes can hold, not {data[1]:,} (an "
+            "array without buffers has any length)"
+        )
+    return None
+
+
+_RECONSTRUCTOR_STATES = (type(None), dict, list, tuple, set, frozenset, str, bytes, bytearray)
+
+
+def _reconstructor_form(args: tuple[Any, ...], limit: int) -> str | None:
+    if len(args) == 3 and type(args[2]) in _RECONSTRUCTOR_STATES:
+        return None
+    return (
+        "a class, the builtin type it derives from, and None or that type's data (a number "
+        "or a range there would size what the type allocates)"
+    )
+
+
+_ARGUMENT_FORMS: dict[str, Callable[[tuple[Any, ...], int], str | None]] = {
+    "builtins.bytes": _bytes_form,
+    "builtins.bytearray": _bytes_form,
+    "builtins.set": _set_form,
+    "builtins.frozenset": _set_form,
+    "builtins.slice": _slice_form,
+    "builtins.range": _range_form,
+    "functools.partial": _partial_form,
+    "numpy._core.multiarray.scalar": _scalar_form,
+    "numpy.core.multiarray.scalar": _scalar_form,
+    "numpy._core.numeric._frombuffer": _buffer_form,
+    "numpy.core.numeric._frombuffer": _buffer_form,
+    "pyarrow.lib.py_buffer": _buffer_form,
+    "pyarrow.lib._restore_array": _restore_array_form,
+    "copyreg._reconstructor": _reconstructor_form,
+    "sklearn.tree._tree.Tree": _tree_form,
+}
+
+
+def _kinds(args: Any) -> str:
+    """``(bytes, int)``: the kinds of a tuple's items, for messages."""
+    if type(args) is tuple or type(args) is list:
+        return "(" + ", ".join(type(a).__name__ for a in args) + ")"
+    return type(args).__name__
+
+
+def _too_deep(value: Any, bound: int) -> bool:
+    """Whether lists, tuples and dicts nest more than ``bound`` levels under ``value``."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if level > bound:
+            return True
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if type(item) in (tuple, list):
+            stack.extend((child, level + 1) for child in item)
+        elif type(item) is dict:
+            stack.extend((v, level + 1) for pair in item.items() for v in pair)
+    return False
+
+
+def _seed_sequence_problem(state: Any) -> str | None:
+    """A SeedSequence's entropy and child count are fields freed without the trashcan:
+    only numbers (or a list or tuple of them), as numpy writes them."""
+    if type(state) is not tuple or len(state) < 2:
+        return None  # numpy refuses any other state with an error
+    entropy, children = state[:2]
+    if not (
+        entropy is None
+        or type(entropy) in (int, list, tuple)
+        or isinstance(entropy, np.ndarray | np.number)
+    ):
+        return f"a SeedSequence whose entropy is a {type(entropy).__name__}, not a number"
+    if not (type(children) is int or isinstance(children, np.integer)):
+        return (
+            f"a SeedSequence whose n_children_spawned is a {type(children).__name__}, not a number"
+        )
+    return None
+
+
+# -- object arrays: nesting, and emptying them before they are released
+
+
+def _object_fields(array: np.ndarray[Any, Any]) -> Iterator[np.ndarray[Any, Any]]:
+    """The objects an object array holds directly, as flat object arrays (one per object
+    field of a structured array)."""
+    names = array.dtype.names
+    if names is None:
+        yield array.reshape(-1)
+        return
+    for name in names:
+        field = array[name]
+        if field.dtype.hasobject:
+            yield from _object_fields(field)
+
+
+def _held_arrays(array: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]:
+    """The object arrays ``array`` holds directly."""
+    found: list[np.ndarray[Any, Any]] = []
+    for items in _object_fields(array):
+        # The kinds first (one pass in C): most object arrays hold strings, never arrays.
+        if any(issubclass(kind, np.ndarray) for kind in set(map(type, items.tolist()))):
+            found += [i for i in items if isinstance(i, np.ndarray) and i.dtype.hasobject]
+    return found
+
+
+def _empty(array: np.ndarray[Any, Any]) -> None:
+    names = array.dtype.names
+    try:
+        if names is None:
+            array.fill(None)
+            return
+        for name in names:
+            field = array[name]
+            if field.dtype.hasobject:
+                _empty(field)
+    except (ValueError, TypeError):  # a read-only array: it was not built by this load
+        pass
+
+
+def _nesting_problem(depth: int) -> str:
+    return (
+        f"object arrays nested {depth:,} deep in one another (modelkeep's limit is "
+        f"{MAX_ARRAY_NESTING}); numpy frees them recursively, and a chain this deep "
+        "overflows the C stack"
+    )
+
+
+class _Kept:
+    """Every object array a load (and its nested streams) built, held until it ends, with
+    the nesting each had when it was built."""
+
+    def __init__(self) -> None:
+        self.arrays: list[np.ndarray[Any, Any]] = []
+        self._depths: dict[int, int] = {}  # id -> nesting; the arrays above keep ids unique
+
+    def add(self, array: np.ndarray[Any, Any]) -> int:
+        """Hold ``array``; return how deep it nests arrays built so far."""
+        depths = self._depths
+        depth = 1 + max((depths.get(id(a), 1) for a in _held_arrays(array)), default=0)
+        self.arrays.append(array)
+        depths[id(array)] = depth
+        return depth
+
+    def release(self) -> None:
+        self.arrays.clear()
+        self._depths.clear()
+
+    def dismantle(self) -> None:
+        """Empty every array a failed load built, while each is still held here, so that
+        releasing them frees one array at a time, never a chain recursively."""
+        for array in self.arrays:
+            _empty(array)
+        self.release()
