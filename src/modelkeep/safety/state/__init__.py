@@ -38,7 +38,15 @@ def prove_state(obj: object, *, trusted: Iterable[str] = (), root: str = "model"
         >>> prove_state(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
         0
     """
-    Walk(PROOFS, trusted).run(obj, root)
+    from modelkeep.errors import ModelkeepError, UnsafeStateError
     from modelkeep.safety.trees import validate_trees
 
-    return validate_trees(obj, root=root)
+    try:
+        Walk(PROOFS, trusted).run(obj, root)
+        return validate_trees(obj, root=root)
+    except ModelkeepError:
+        raise
+    except Exception as exc:  # the boundary: state no proof foresaw is refused, not raised raw
+        raise UnsafeStateError(
+            root, f"its state could not be proven ({type(exc).__name__}: {exc})"
+        ) from exc

@@ -22,6 +22,7 @@ the caller names it in ``trusted=``.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -519,28 +520,13 @@ def _check_parameters(walk: Walk, obj: Any, node: int, state: dict[str, Any]) ->
     names = _parameters(cls)
     constraints = getattr(cls, "_parameter_constraints", None)
     if isinstance(constraints, dict):
-        from sklearn.utils._param_validation import (
-            InvalidParameterError,
-            validate_parameter_constraints,
-        )
-
         for name in names & constraints.keys() & state.keys():
-            value = state[name]
-            # A forest's trees share their parameters: a plain value is judged once.
-            key = (cls, name, type(value), value) if type(value) in _PLAIN else None
-            if key is not None and key in _LEGAL:
-                continue
-            try:
-                validate_parameter_constraints(
-                    {name: constraints[name]}, {name: value}, caller_name=cls.__name__
-                )
-            except InvalidParameterError as exc:
-                raise walk.refuse(node, str(exc).rstrip(".")) from None
-            if key is not None and len(_LEGAL) < 65536:
-                _LEGAL.add(key)
+            problem = _constraint_problem(cls, name, constraints[name], state[name])
+            if problem is not None:
+                raise walk.refuse(node, problem)
     for name in names & state.keys():
         value = state[name]
-        number = isinstance(value, int | float) and not isinstance(value, bool)
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
         if number and "iter" in name and not value <= MAX_ITERATIONS:
             raise walk.refuse(
                 node,
@@ -553,6 +539,36 @@ def _check_parameters(walk: Walk, obj: Any, node: int, state: dict[str, Any]) ->
             )
     if state.get("n_jobs") not in (None, 1):
         state["n_jobs"] = 1  # predict never starts worker processes or threads for a file
+
+
+def _constraint_problem(cls: type, name: str, allowed: Any, value: Any) -> str | None:
+    """Why ``value`` satisfies none of scikit-learn's constraints for the parameter, or None.
+
+    The constraints are asked one by one (``is_satisfied_by``), never through
+    ``validate_parameter_constraints``, whose message would ``repr`` the value and so call
+    methods of a loaded object.
+    """
+    if allowed == "no_validation" or not isinstance(allowed, list):
+        return None
+    key = (cls, name, type(value), value) if type(value) in _PLAIN else None
+    if key is not None and key in _LEGAL:
+        return None
+    from sklearn.utils._param_validation import make_constraint
+
+    try:
+        made = [make_constraint(c) for c in allowed]
+        satisfied = any(c.is_satisfied_by(value) for c in made)
+    except Exception as exc:  # a constraint that cannot judge this value refuses it
+        return f"{name}: its constraints cannot judge {describe(value)} ({type(exc).__name__})"
+    if not satisfied:
+        shown = [str(c) for c in made if not getattr(c, "hidden", False)]
+        return (
+            f"the {name!r} parameter of {cls.__name__} must be "
+            f"{' or '.join(shown) or 'something else'}, got {describe(value)}"
+        )
+    if key is not None and len(_LEGAL) < 65536:
+        _LEGAL.add(key)
+    return None
 
 
 def _children(name: str, state: dict[str, Any]) -> Iterator[tuple[object, str, Slot | None]]:
@@ -595,9 +611,10 @@ def _opaque_proof(relation: Relation, where: frozenset[Slot] | None) -> Proof:
 
 def _bunch(walk: Walk, obj: Any, node: int) -> Iterable[tuple[object, str, Slot | None]]:
     state = _check_names(walk, obj, node, frozenset({"_deprecated_key_to_warnings"}))
-    children: list[tuple[object, str, Slot | None]] = [
-        (value, f"[{key!r}]", None) for key, value in obj.items()
-    ]
+    children: list[tuple[object, str, Slot | None]] = []
+    for key, value in obj.items():
+        walk.check_key(key, node)
+        children.append((value, f"[{key!r}]", None))
     children.extend((value, f".{key}", None) for key, value in state.items())
     return children
 

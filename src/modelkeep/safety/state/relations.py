@@ -422,6 +422,14 @@ def _mt19937_problem(state: Any) -> str | None:
 
 
 def bit_generator(walk: Walk, generator: Any, node: int) -> None:
+    # numpy's __setstate__ stores any object as the seed sequence: it must be numpy's own.
+    sequence = getattr(generator, "_seed_seq", None)
+    if sequence is not None:
+        if type(sequence) is not np.random.SeedSequence:
+            raise walk.refuse(
+                node, f"_seed_seq: expected None or a numpy SeedSequence, got {describe(sequence)}"
+            )
+        seed_sequence(walk, sequence, node)
     state = generator.state
     kind = state.get("bit_generator") if isinstance(state, dict) else None
     problem: str | None = None
@@ -444,6 +452,14 @@ def random_state(walk: Walk, rng: Any, node: int) -> None:
 
 
 def seed_sequence(walk: Walk, sequence: Any, node: int) -> None:
+    entropy, spawn_key = sequence.entropy, sequence.spawn_key
+    plain_entropy = entropy is None or int_value(entropy) is not None
+    if not plain_entropy and array_problem(entropy, kinds="iu", ndim=1) is not None:
+        raise walk.refuse(node, f"entropy: expected integers, got {describe(entropy)}")
+    if type(spawn_key) is not tuple or not all(int_value(k) is not None for k in spawn_key):
+        raise walk.refuse(
+            node, f"spawn_key: expected a tuple of integers, got {describe(spawn_key)}"
+        )
     pool = sequence.pool
     if sequence.pool_size != 4 or array_problem(pool, kinds="u", shape=(4,), dtype=np.uint32):
         raise walk.refuse(node, "pool: expected numpy's 4-word uint32 pool")

@@ -203,27 +203,17 @@ class Walk:
         kind = type(value)
         if kind in _ATOMS or isinstance(value, np.generic | np.dtype):
             return
+        # Position rules hold for every reference to an object, so they are checked before
+        # the visited-once shortcut: a function admitted in one slot and referenced from
+        # another, or a tree shared with a dict, is judged at each place it sits.
+        self._check_position(value, node, slot)
         if id(value) in self._seen:
             return
         self._seen.add(id(value))
-        if isinstance(value, type):
-            if value in VALUE_TYPES:
-                return
-            if not self._callable_here(slot):
-                raise self.refuse(
-                    node,
-                    f"expected data here, got the class {qualified(value)}; a class is "
-                    "kept as a value only as a dtype",
-                )
-            self._check_model_function(value, node)
-            return
+        if isinstance(value, (type, *_FUNCTIONS)):
+            return  # judged by _check_position
         if isinstance(value, functools.partial):
-            self._partial(value, node, slot)
-            return
-        if isinstance(value, _FUNCTIONS):
-            if not self._callable_here(slot):
-                raise self.refuse(node, self._stray_callable(value, slot))
-            self._check_model_function(value, node)
+            self._partial(value, node)
             return
         if kind in (dict, collections.OrderedDict, collections.defaultdict):
             self._mapping(value, node, slot)  # type: ignore[arg-type]
@@ -241,6 +231,36 @@ class Walk:
             self._object_array(value, node, slot)  # type: ignore[arg-type]
             return
         self._instance(value, node, slot)
+
+    def _check_position(self, value: object, node: int, slot: Slot | None) -> None:
+        if isinstance(value, type):
+            if value in VALUE_TYPES:
+                return
+            if not self._callable_here(slot):
+                raise self.refuse(
+                    node,
+                    f"expected data here, got the class {qualified(value)}; a class is "
+                    "kept as a value only as a dtype",
+                )
+            self._check_model_function(value, node)
+        elif isinstance(value, (functools.partial, *_FUNCTIONS)):
+            if not self._callable_here(slot):
+                raise self.refuse(node, self._stray_callable(value, slot))
+            if not isinstance(value, functools.partial):
+                self._check_model_function(value, node)
+        else:
+            name = qualified(value)
+            proof = self._proofs.get(name)
+            if proof is None or proof.where is None or slot in proof.where:
+                return
+            if name in self._trusted:
+                return
+            where = "the top" if slot is None else f"{slot[0]}.{slot[1]}"
+            raise self.refuse(
+                node,
+                f"a {name} in {where}; it is trusted only where its owner keeps it "
+                f"({', '.join(sorted(f'{c}.{a}' for c, a in proof.where))})",
+            )
 
     def _callable_here(self, slot: Slot | None) -> bool:
         return slot is not None and slot[1] in CALLABLE_SLOTS.get(slot[0], ())
@@ -263,9 +283,7 @@ class Walk:
             "call it, and a fitted model keeps functions only where its class stores them"
         )
 
-    def _partial(self, value: functools.partial[Any], node: int, slot: Slot | None) -> None:
-        if not self._callable_here(slot):
-            raise self.refuse(node, self._stray_callable(value, slot))
+    def _partial(self, value: functools.partial[Any], node: int) -> None:
         target = qualified(value.func)
         if target not in _PARTIAL_FUNCTIONS:
             raise self.refuse(
@@ -287,9 +305,20 @@ class Walk:
                 "None or a builtin container or number type",
             )
         for key, item in value.items():
-            if type(key) not in _ATOMS and not isinstance(key, np.generic | tuple):
-                raise self.refuse(node, f"a dict key of type {qualified(key)}; expected data")
+            self.check_key(key, node)
             self.push(item, node, f"[{key!r}]", slot)
+
+    def check_key(self, key: object, node: int) -> None:
+        """A mapping key is plain data: an atom, a numpy scalar, or a tuple of those."""
+        pending = [key]
+        while pending:
+            part = pending.pop()
+            if type(part) is tuple:
+                pending.extend(part)
+            elif type(part) not in _ATOMS and not isinstance(part, np.generic):
+                raise self.refuse(
+                    node, f"a dict key holding a {qualified(part)}; expected plain data"
+                )
 
     def _object_array(self, value: np.ndarray[Any, Any], node: int, slot: Slot | None) -> None:
         if value.dtype.names is not None:
@@ -304,13 +333,6 @@ class Walk:
         proof = self._proofs.get(name)
         if proof is None:
             raise UnprovenTypeError(self.path(node), [name])
-        if proof.where is not None and slot not in proof.where:
-            where = "the top" if slot is None else f"{slot[0]}.{slot[1]}"
-            raise self.refuse(
-                node,
-                f"a {name} in {where}; it is trusted only where its owner keeps it "
-                f"({', '.join(sorted(f'{c}.{a}' for c, a in proof.where))})",
-            )
-        self.instances.append((value, node))
+        self.instances.append((value, node))  # its position was checked on arrival
         for child, label, child_slot in proof.check(self, value, node):
             self.push(child, node, label, child_slot)
