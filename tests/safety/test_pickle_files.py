@@ -84,9 +84,14 @@ def test_every_protocol_and_compression(protocol: int, how: str, tmp_path: Path)
         joblib.dump(value, path, compress=0 if how == "joblib" else (how, 3), protocol=protocol)
         kind = "joblib" if how == "joblib" else f"joblib ({how})"
         expected = joblib.load(path)
-    report = modelkeep.scan(path)
+    # pandas objects have no state proof: the frame loads only when its class is trusted,
+    # and scan says so (every name is allowed, but the state is refused).
+    report = modelkeep.scan(path, trusted=["pandas.DataFrame"])
     assert (report.kind, report.safe, report.errors, report.issues) == (kind, True, (), ())
-    # pandas objects have no state proof: the frame loads only when its class is trusted.
+    assert report.state == "proven"
+    unproven = modelkeep.scan(path)
+    assert (unproven.safe, unproven.untrusted, unproven.state) == (False, (), "refused")
+    assert "no state proof for 'pandas.DataFrame'" in unproven.issues[0].problem
     with pytest.raises(UnprovenTypeError, match=re.escape("Refusing model['frame']")):
         modelkeep.safe_load(path)
     _equal(expected, modelkeep.safe_load(path, trusted=["pandas.DataFrame"]))

@@ -71,6 +71,11 @@ class ScanReport:
     references: tuple[GlobalReference, ...]
     issues: tuple[ScanIssue, ...]
     errors: tuple[ScanIssue, ...]
+    #: ``"proven"`` (loaded under restriction and every object's state proven, nothing
+    #: called), ``"no code"`` (ONNX only), ``"refused"`` (the proofs or the restricted load
+    #: refused it; the reason is an issue), or ``"not checked"`` (names failed first, or
+    #: ``scan(..., state=False)``): then ``safe`` is withheld.
+    state: str = "not checked"
 
     @property
     def untrusted(self) -> tuple[str, ...]:
@@ -79,8 +84,11 @@ class ScanReport:
 
     @property
     def safe(self) -> bool:
-        """True when everything is trusted, nothing is unsafe, and the files read to the end."""
-        return not self.untrusted and not self.issues and not self.errors
+        """True when every name is trusted, nothing is unsafe, the files read to the end, and
+        the state of every object was proven (a report that did not check state is never
+        safe: names alone do not make a file safe)."""
+        clean = not self.untrusted and not self.issues and not self.errors
+        return clean and self.state in ("proven", "no code")
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
@@ -95,10 +103,11 @@ def scan(
     *,
     trusted: Sequence[str] | None = None,
     max_inflated_bytes: int = MAX_DECOMPRESSED_BYTES,
+    state: bool = True,
 ) -> ScanReport:
     """Report every global a ``.pkl``, ``.joblib`` or ``.skops`` file, or a bundle, references.
 
-    Nothing in the file is imported, called or unpickled. Pickle streams are read opcode by
+    First nothing in the file is imported, called or unpickled: pickle streams are read opcode by
     opcode (``GLOBAL``, ``STACK_GLOBAL`` resolved through the stack and memo, ``INST``,
     ``OBJ``, ``NEWOBJ``, ``EXT1/2/4`` through copyreg's registry), joblib's interleaved array
     data and nested object-array streams included, compressed joblib files inflated first.
@@ -110,11 +119,19 @@ def scan(
     as a pickle. In a bundle, an artifact whose content is not the format its manifest
     records is an issue too.
 
+    Then, when every name is trusted and nothing is unsafe, the file is loaded the way
+    ``safe_load`` (or a bundle's ``load``) would: under the restricted unpickler (or skops),
+    and every object's state proven (``modelkeep.safety.state``), without calling any
+    method of the model. A refusal there is an issue and ``state`` is ``"refused"``; only a
+    report whose ``state`` is ``"proven"`` (or ``"no code"`` for ONNX) is ``safe``.
+
     Args:
         path: a file, or a bundle directory (each artifact in its manifest is scanned).
         trusted: exact names to count as trusted, as ``load(..., trusted=...)`` would.
         max_inflated_bytes: what a compressed file may inflate to (default 1 GiB); a file
             inflating to more is reported as an error, not scanned.
+        state: False to skip the restricted load and the proofs (names only); the report
+            then says ``state="not checked"`` and is never ``safe``.
 
     Raises:
         OSError: the path cannot be read. ManifestError: a bundle's manifest is invalid.
@@ -132,7 +149,8 @@ def scan(
     cap = check_inflated_cap(max_inflated_bytes)
     target = Path(path)
     if target.is_dir():
-        return _scan_bundle(target, policy, cap)
+        report = _scan_bundle(target, policy, cap)
+        return _with_state(report, target, policy, cap) if state else report
     data = read_file(target)
     try:
         kind, references, issues, errors = _scan_bytes(
@@ -143,7 +161,66 @@ def scan(
     except Exception as exc:  # the boundary: a crafted file never makes scan() raise
         kind, references, issues = "unknown", [], []
         errors = [ScanIssue(str(target), "", None, _raised(exc))]
-    return ScanReport(str(target), kind, tuple(references), tuple(issues), tuple(errors))
+    report = ScanReport(str(target), kind, tuple(references), tuple(issues), tuple(errors))
+    return _with_state(report, target, policy, cap, data) if state else report
+
+
+def _with_state(
+    report: ScanReport,
+    target: Path,
+    policy: TrustPolicy,
+    cap: int,
+    data: bytes | memoryview | None = None,
+) -> ScanReport:
+    """The report with ``state`` set: the restricted load and the proofs, run only when the
+    names passed (nothing a name check refuses is ever loaded)."""
+    from dataclasses import replace
+
+    if report.untrusted or report.issues or report.errors:
+        return report
+    if report.kind == "onnx":
+        return replace(report, state="no code")
+    try:
+        _prove(target, policy, cap, data)
+    except ModelkeepError as exc:
+        issue = ScanIssue(str(target), "state", None, str(exc))
+        return replace(report, issues=(*report.issues, issue), state="refused")
+    return replace(report, state="proven")
+
+
+def _prove(target: Path, policy: TrustPolicy, cap: int, data: bytes | memoryview | None) -> None:
+    """Load ``target`` under restriction and prove its state, as the loaders do."""
+    from modelkeep.safety.loader import load_pickle_bytes
+
+    if data is not None:
+        if sniff(data) == "skops":
+            _prove_skops(data, str(target), policy)
+        elif sniff(data) == "pickle":
+            load_pickle_bytes(
+                data, artifact=str(target), trusted=policy.trusted, max_inflated_bytes=cap
+            )
+        return
+    from modelkeep._reader import open_bundle
+
+    with open_bundle(target) as reader:
+        for artifact in reader.manifest().artifacts:
+            content = reader.read(artifact.path)
+            if artifact.format == "skops":
+                _prove_skops(content, artifact.path, policy)
+            elif artifact.format in ("pickle", "joblib"):
+                load_pickle_bytes(
+                    content,
+                    artifact=artifact.path,
+                    trusted=policy.trusted,
+                    format=artifact.format,
+                    max_inflated_bytes=cap,
+                )
+
+
+def _prove_skops(data: bytes | memoryview, source: str, policy: TrustPolicy) -> None:
+    from modelkeep.formats.skops import SkopsFormat
+
+    SkopsFormat().load(io.BytesIO(bytes(data)), artifact=source, trusted=policy.trusted)
 
 
 _Found = tuple[str, list[GlobalReference], list[ScanIssue], list[ScanIssue]]
