@@ -495,11 +495,12 @@ def test_verify_reports_each_check(saved: Path) -> None:
         "integrity",
         "environment",
         "artifact",
+        "manifest claims",
         "golden samples",
     ]
     assert all(c.passed for c in checks)
     assert "15 tree(s) validated" in checks[3].detail
-    assert checks[4].detail == "20 golden row(s) reproduced"
+    assert checks[5].detail == "20 golden row(s) reproduced"
 
     _edit_manifest(saved, _pretend_old_sklearn)
     checks = modelkeep.verify(saved, env="strict")

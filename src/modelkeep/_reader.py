@@ -28,7 +28,14 @@ from modelkeep.errors import (
     SignatureError,
 )
 from modelkeep.integrity import check_artifact
-from modelkeep.manifest import MANIFEST_NAME, Artifact, Manifest, parse_manifest
+from modelkeep.manifest import (
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    Artifact,
+    Manifest,
+    check_manifest_size,
+    parse_manifest,
+)
 
 __all__ = ["SIGNATURE_NAME", "BundleReader", "Replaced", "open_bundle"]
 
@@ -152,7 +159,8 @@ class BundleReader:
         source = str(self.path / MANIFEST_NAME)
         try:
             with self.open(MANIFEST_NAME) as stream:
-                data = stream.read()
+                data = stream.read(MAX_MANIFEST_BYTES + 1)  # never a huge file whole
+            check_manifest_size(len(data), source)
             # Kept: a signature check binds the signature to these exact bytes.
             self.manifest_bytes = data
             text = data.decode("utf-8")

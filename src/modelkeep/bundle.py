@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import io
 import math
 import os
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from modelkeep._claims import check_claims
 from modelkeep._reader import BundleReader as _BundleReader
 from modelkeep._reader import Replaced as _Replaced
 from modelkeep._reader import open_bundle
@@ -65,6 +67,7 @@ from modelkeep.manifest import (
     dump_manifest,
 )
 from modelkeep.model import Model
+from modelkeep.safety.policy import TrustPolicy
 from modelkeep.safety.sniff import content_of, sniff
 from modelkeep.signing import SIGNATURE_NAME, VerifiedSignature, check_signature
 
@@ -520,6 +523,7 @@ def load(
     atol: float = 1e-6,
     public_key: str | os.PathLike[str] | None = None,
     session_options: SessionOptions | None = None,
+    manifest_sha256: str | None = None,
 ) -> Model:
     """Load a bundle, checking it step by step, and return a :class:`Model`.
 
@@ -533,11 +537,14 @@ def load(
     4. compare the recorded environment with this one (``env``);
     5. check the chosen artifact's content is the format the manifest records, then
        deserialize it safely, validating every tree in it;
-    6. replay the golden samples.
+    6. check the manifest's claims the model can confirm (features against
+       ``feature_names_in_``, task, classes against ``classes_``, label keys);
+    7. replay the golden samples.
 
     The order is the point: nothing is deserialized before its bytes are known to be the
     ones saved (and, with a key, the ones its owner signed), and nothing calls the model
-    before its trees are known to be well formed. The artifact is read into memory once and
+    before its trees are known to be well formed, or before the manifest that describes its
+    inputs and outputs is known to agree with it. The artifact is read into memory once and
     that same buffer is hashed and deserialized, so the file cannot change between the
     check and the load; the signature is tied to the manifest bytes parsed and, through
     their SHA-256 entries, to that buffer.
@@ -555,6 +562,8 @@ def load(
             artifact is read. Needs the ``[sign]`` extra.
         session_options: for ``format="onnx"``, how the onnxruntime session runs
             (``modelkeep.onnx.SessionOptions``: threads, optimization level).
+        manifest_sha256: the SHA-256 the manifest's bytes must have; a registry passes the
+            one it recorded when the version was registered.
 
     With ``format="onnx"`` the artifact runs in onnxruntime (the ``[onnx-runtime]`` extra)
     and neither scikit-learn, skops nor pandas is imported: the environment step compares
@@ -581,6 +590,7 @@ def load(
             atol=atol,
             public_key=public_key,
             session_options=session_options,
+            manifest_sha256=manifest_sha256,
         )
         try:
             manifest = checks.manifest()
@@ -588,6 +598,7 @@ def load(
             checks.integrity(manifest)
             checks.environment(manifest)
             checks.deserialize(manifest)
+            checks.claims(manifest)
             checks.golden(manifest)
         except _Replaced:
             if attempt == _ATTEMPTS - 1:
@@ -623,13 +634,11 @@ class _Checks:
         atol: float,
         public_key: str | os.PathLike[str] | None = None,
         session_options: SessionOptions | None = None,
+        manifest_sha256: str | None = None,
     ) -> None:
-        if env not in _ENV_MODES:
-            raise InvalidChoiceError(str(env), _ENV_MODES, "env")
-        if isinstance(trusted, str):
-            raise InvalidChoiceError(repr(trusted), ["a list of exact type names"], "trusted")
-        if not (isinstance(atol, int | float) and atol >= 0 and math.isfinite(atol)):
-            raise InvalidChoiceError(repr(atol), ["a finite number >= 0"], "atol")
+        _check_options(env=env, trusted=trusted, atol=atol)
+        self.manifest_sha256 = manifest_sha256
+        self.confirmed: list[str] = []
         self.format = format
         self.env = env
         self.trusted = list(trusted or [])
@@ -651,11 +660,14 @@ class _Checks:
         try:
             manifest = self.reader.manifest()
         except ManifestError:
+            # A registry copy whose bytes changed is said so first, parsed or not.
+            self._check_recorded_hash()
             # With a key, bytes that do not parse are first a question for the signature: a
             # changed byte is reported as tampering, not as a damaged bundle.
             if self.public_key is not None and self.reader.manifest_bytes is not None:
                 self._check_signature(None)
             raise
+        self._check_recorded_hash()
         if not manifest.artifacts:
             raise ManifestError(str(self.reader.path / MANIFEST_NAME), "no artifacts listed")
         if self.format is None:
@@ -670,6 +682,18 @@ class _Checks:
                 )
             self.chosen = chosen
         return manifest
+
+    def _check_recorded_hash(self) -> None:
+        data = self.reader.manifest_bytes
+        if self.manifest_sha256 is None or data is None:
+            return
+        got = hashlib.sha256(data).hexdigest()
+        if got != self.manifest_sha256:
+            raise ManifestError(
+                str(self.reader.path / MANIFEST_NAME),
+                f"sha256 expected {self.manifest_sha256} (recorded when it was registered), "
+                f"got {got}: it changed in the registry's store",
+            )
 
     def signature(self, manifest: Manifest) -> None:
         if self.public_key is not None:
@@ -744,6 +768,14 @@ class _Checks:
         self.estimator = estimator
         return estimator
 
+    def claims(self, manifest: Manifest) -> None:
+        if isinstance(get_format(self.chosen.format), ServingFormat):
+            # Its graph's inputs were compared with the features as it was opened.
+            self.confirmed = ["features (graph inputs)"]
+            return
+        source = str(self.reader.path / MANIFEST_NAME)
+        self.confirmed = check_claims(self.estimator, manifest, source)
+
     def golden(self, manifest: Manifest) -> None:
         fmt = get_format(self.chosen.format)
         if isinstance(fmt, ServingFormat):
@@ -770,17 +802,29 @@ def verify(
     trusted: Sequence[str] | None = None,
     atol: float = 1e-6,
     public_key: str | os.PathLike[str] | None = None,
+    manifest_sha256: str | None = None,
 ) -> list[Check]:
     """Run the load sequence and report each step as passed or failed.
 
     Stops at the first failure; the steps after it are not listed. In ``env="warn"`` mode
     environment differences are reported in the passing check's detail. With
     ``public_key``, a ``signature`` check follows the manifest, as in :func:`load`.
+
+    Raises:
+        InvalidChoiceError, NeverTrustedError: an invalid argument (``env``, ``atol``,
+            ``trusted``); a problem with the bundle is a failed check instead.
     """
     results: list[Check] = []
+    _check_options(env=env, trusted=trusted, atol=atol)
     try:
         checks = _Checks(
-            path, format=format, env=env, trusted=trusted, atol=atol, public_key=public_key
+            path,
+            format=format,
+            env=env,
+            trusted=trusted,
+            atol=atol,
+            public_key=public_key,
+            manifest_sha256=manifest_sha256,
         )
     except ModelkeepError as exc:
         return [Check("bundle", False, str(exc))]
@@ -790,11 +834,13 @@ def verify(
         except ModelkeepError as exc:
             failed = "signature" if isinstance(exc, SignatureError) else "manifest"
             return [Check(failed, False, str(exc))]
+        recorded = "" if manifest_sha256 is None else "; sha256 as recorded when registered"
         results.append(
             Check(
                 "manifest",
                 True,
-                f"{manifest.name} version {manifest.version}, format {manifest.format_version}",
+                f"{manifest.name} version {manifest.version}, format {manifest.format_version}"
+                + recorded,
             )
         )
         steps: list[tuple[str, Callable[[], object]]] = [
@@ -802,6 +848,7 @@ def verify(
             ("integrity", lambda: checks.integrity(manifest)),
             ("environment", lambda: _quiet_environment(checks, manifest)),
             ("artifact", lambda: checks.deserialize(manifest)),
+            ("manifest claims", lambda: checks.claims(manifest)),
             ("golden samples", lambda: checks.golden(manifest)),
         ]
         for name, step in steps:
@@ -815,6 +862,19 @@ def verify(
     finally:
         checks.close()
     return results
+
+
+def _check_options(*, env: str, trusted: Sequence[str] | None, atol: float) -> None:
+    """The arguments of load() and verify() that do not depend on the bundle."""
+    if env not in _ENV_MODES:
+        raise InvalidChoiceError(str(env), _ENV_MODES, "env")
+    if isinstance(trusted, str):
+        raise InvalidChoiceError(repr(trusted), ["a list of exact type names"], "trusted")
+    # The one trust policy, whatever the format: a never-trusted name is refused here even
+    # for a format whose loader would not consult the pickle allowlist (skops, ONNX).
+    TrustPolicy(trusted)
+    if not (isinstance(atol, int | float) and atol >= 0 and math.isfinite(atol)):
+        raise InvalidChoiceError(repr(atol), ["a finite number >= 0"], "atol")
 
 
 def _parity_checks(manifest: Manifest) -> list[Check]:
@@ -857,6 +917,10 @@ def _detail(name: str, checks: _Checks, manifest: Manifest) -> str:
         )
     if name == "integrity":
         return f"{len(manifest.artifacts)} artifact(s): size and sha256 match"
+    if name == "manifest claims":
+        if not checks.confirmed:
+            return "the artifact confirms none (no feature_names_in_, classes_ or kind)"
+        return "confirmed by the artifact: " + ", ".join(checks.confirmed)
     if name == "environment":
         if checks.env == "ignore":
             return "not compared (env='ignore')"

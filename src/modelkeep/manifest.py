@@ -26,6 +26,8 @@ from modelkeep.errors import ManifestError, UnsupportedFormatVersionError
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "MAX_MANIFEST_BYTES",
+    "MAX_MANIFEST_DEPTH",
     "Artifact",
     "DataInfo",
     "Dtype",
@@ -44,6 +46,11 @@ __all__ = [
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "modelkeep.json"
+# Bounds checked before the JSON parser runs: a manifest is a few kilobytes and about six
+# levels deep; a crafted one of 100,000 nested '[' would otherwise be a RecursionError in the
+# parser, and a huge one would be read whole into memory.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MAX_MANIFEST_DEPTH = 64
 
 Dtype = Literal["integer", "float", "boolean", "string", "category", "datetime"]
 Task = Literal["binary", "multiclass", "regression"]
@@ -191,7 +198,22 @@ READERS: dict[int, Callable[[dict[str, Any]], Manifest]] = {1: _read_v1}
 
 
 def parse_manifest(text: str, source: str) -> Manifest:
-    """Parse manifest JSON through the reader for its format version."""
+    """Parse manifest JSON through the reader for its format version.
+
+    Raises:
+        ManifestError: the text is larger than :data:`MAX_MANIFEST_BYTES`, nests deeper
+            than :data:`MAX_MANIFEST_DEPTH`, is not JSON or not a valid manifest.
+        UnsupportedFormatVersionError: its format version has no reader.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    check_manifest_size(len(data), source)
+    depth = _nesting_depth(data)
+    if depth > MAX_MANIFEST_DEPTH:
+        raise ManifestError(
+            source,
+            f"expected JSON nested at most {MAX_MANIFEST_DEPTH} levels deep, got {depth} "
+            "levels; it was not parsed",
+        )
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -210,6 +232,44 @@ def parse_manifest(text: str, source: str) -> Manifest:
         raise ManifestError(
             source, f"field {where!r}: {first['msg']} ({exc.error_count()} problem(s) in all)"
         ) from exc
+
+
+def check_manifest_size(size: int, source: str) -> None:
+    """:class:`ManifestError` when ``size`` bytes exceed :data:`MAX_MANIFEST_BYTES`."""
+    if size > MAX_MANIFEST_BYTES:
+        raise ManifestError(
+            source,
+            f"expected at most {MAX_MANIFEST_BYTES:,} bytes, got {size:,} bytes or more; "
+            "it was not parsed",
+        )
+
+
+def _nesting_depth(data: bytes) -> int:
+    """The deepest nesting of ``[`` and ``{`` outside JSON strings, without parsing.
+
+    Vectorized, so 16 MiB take a fraction of a second: a quote counts unless an odd run of
+    backslashes precedes it, and a bracket counts when an even number of counted quotes
+    precede it.
+    """
+    import numpy as np
+
+    b = np.frombuffer(data, dtype=np.uint8)
+    if b.size == 0:
+        return 0
+    quote = b == ord('"')
+    backslash = b == ord("\\")
+    if backslash.any():
+        positions = np.arange(b.size, dtype=np.int32)
+        # The index of the last non-backslash at or before each byte (-1: none).
+        last_plain = np.maximum.accumulate(np.where(backslash, np.int32(-1), positions))
+        run_before = np.zeros(b.size, dtype=np.int32)  # backslashes just before each byte
+        run_before[1:] = positions[:-1] - last_plain[:-1]
+        quote &= run_before % 2 == 0
+    outside = np.cumsum(quote, dtype=np.int32) % 2 == 0 if quote.any() else True
+    opening = ((b == ord("[")) | (b == ord("{"))) & outside
+    closing = ((b == ord("]")) | (b == ord("}"))) & outside
+    steps = opening.astype(np.int32) - closing
+    return int(max(np.cumsum(steps, dtype=np.int32).max(), 0))
 
 
 def read_manifest(bundle: Path) -> Manifest:

@@ -75,7 +75,9 @@ def test_verify_passes_then_fails_on_tampering(saved: Path) -> None:
         "PASS integrity",
         "PASS environment",
         "PASS artifact",
+        "PASS manifest claims",
         "PASS golden samples",
+        "NOTE manifest text",
     ]
     artifact = saved / "artifacts" / "pipeline.skops"
     artifact.write_bytes(artifact.read_bytes() + b"!")

@@ -19,6 +19,7 @@ ALL_PASS = [
     "PASS integrity",
     "PASS environment",
     "PASS artifact",
+    "PASS manifest claims",
     "PASS golden samples",
 ]
 

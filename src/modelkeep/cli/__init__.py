@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Annotated
 
 import typer
 
@@ -15,7 +16,39 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Inherited by every command and sub-app: -h wherever --help works.
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from modelkeep._version import __version__
+
+        print(f"modelkeep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print modelkeep's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Save, check and load trained models as trustworthy bundles.
+
+    Exit status: 0 success, 1 an error (a check failed, a file cannot be read or written),
+    2 misuse (a bad option or argument). `scan` also exits 1 when anything is untrusted
+    and 2 when a file cannot be read.
+    """
+
+
 app.command("inspect")(inspect.inspect_command)
 app.command("verify")(verify.verify_command)
 app.command("keygen")(keygen.keygen_command)

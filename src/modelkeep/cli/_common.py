@@ -9,9 +9,10 @@ visibly, so a crafted manifest cannot send escape sequences to the terminal; thr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import typer
 from rich.console import Console
@@ -21,8 +22,14 @@ from rich.text import Text
 from modelkeep._text import json_text, printable
 from modelkeep.errors import ModelkeepError
 
+if TYPE_CHECKING:
+    from modelkeep.safety.policy import TrustPolicy
+
 __all__ = [
+    "USAGE",
+    "bundle_path",
     "cell",
+    "check_trusted",
     "errors_exit",
     "json_text",
     "markup_safe",
@@ -36,14 +43,63 @@ stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+# Exit statuses: 0 success, 1 an error (a bundle fails a check, a file cannot be read or
+# written, a registry refuses), 2 misuse (a bad option or argument, as click reports it).
+FAILED, USAGE = 1, 2
+
+
 @contextmanager
 def errors_exit() -> Iterator[None]:
-    """Turn a ModelkeepError into ``Error: ...`` on stderr and exit status 1."""
+    """Turn a ModelkeepError or an OSError into ``Error: ...`` on stderr and exit status 1.
+
+    An OSError is a user's file that cannot be read or written (``-o`` in a missing
+    directory, a missing ``--sample``): a message, never a traceback.
+    """
     try:
         yield
     except ModelkeepError as exc:
         stderr.print(f"Error: {printable(exc)}", markup=False)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(FAILED) from exc
+    except OSError as exc:
+        stderr.print(f"Error: {printable(describe_os_error(exc))}", markup=False)
+        raise typer.Exit(FAILED) from exc
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``No such file or directory: 'x.csv'``: the OS's reason and the file, no errno."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    return f"{reason}: {str(exc.filename)!r}"
+
+
+def check_trusted(trusted: Iterable[str] | None) -> TrustPolicy:
+    """``--trusted`` names through the one trust policy; a bad name is misuse (exit 2).
+
+    Checked before anything is read, whatever the format, as ``scan`` always did: a
+    never-trusted name (``os.system``) is refused even where no loader would consult it.
+    """
+    from modelkeep.safety.policy import TrustPolicy
+
+    try:
+        return TrustPolicy(trusted)
+    except ModelkeepError as exc:
+        stderr.print(f"Error: {printable(exc)}", markup=False)
+        raise typer.Exit(USAGE) from exc
+
+
+def bundle_path(source: str) -> Path:
+    """The bundle directory ``source`` names: a path, or a registry reference's stored copy.
+
+    :func:`modelkeep._load.resolve_source` decides which, as for ``modelkeep.load``.
+    """
+    from modelkeep._load import locate, resolve_source
+    from modelkeep.registry.refs import Reference
+
+    found = resolve_source(source)
+    if isinstance(found, Reference):
+        return locate(found).path
+    return found
 
 
 def show_warning(

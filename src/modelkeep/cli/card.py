@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -22,19 +21,22 @@ def card_command(
 ) -> None:
     """Print a model card: purpose, features, labels, metrics, data, environment,
     artifacts and parity, lineage and alias history."""
+    from modelkeep._load import resolve_source
     from modelkeep.manifest import read_manifest
     from modelkeep.registry import Registry
     from modelkeep.registry.card import build_card, to_html, to_markdown
+    from modelkeep.registry.refs import Reference
 
     with errors_exit():
-        if os.path.isdir(ref):
-            title, sections = build_card(read_manifest(Path(ref)))
-            text = to_html(title, sections) if html else to_markdown(title, sections)
+        found = resolve_source(ref)
+        if isinstance(found, Reference):
+            with Registry() as registry:  # its card adds the version's lineage and aliases
+                text = registry.card(str(found), html=html)
         else:
-            with Registry() as registry:
-                text = registry.card(ref, html=html)
-    if output is not None:
-        output.write_text(text, encoding="utf-8")
-    else:
+            title, sections = build_card(read_manifest(found))
+            text = to_html(title, sections) if html else to_markdown(title, sections)
+        if output is not None:
+            output.write_text(text, encoding="utf-8")
+    if output is None:
         # The card escapes manifest text itself; lines are the document's structure.
         print(printable(text, keep="\n"), end="" if text.endswith("\n") else "\n")

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from modelkeep.cli._common import errors_exit, printable, stdout
+from modelkeep.cli._common import check_trusted, errors_exit, printable, stdout
 
 
 def convert_command(
-    path: Annotated[
-        Path,
+    source: Annotated[
+        str,
         typer.Argument(
             help="The bundle directory, or a registry reference (churn, churn:3, "
             "churn@production): then the result is registered as a new version."
@@ -40,10 +40,12 @@ def convert_command(
     The bundle is rewritten atomically; its other artifacts are kept byte for byte. A
     conversion that fails its parity check is refused (exit 1) unless --force.
     """
+    from modelkeep._load import resolve_source
     from modelkeep.conversion import convert
     from modelkeep.onnx.report import ParityReport, render_report
-    from modelkeep.registry.refs import is_reference
+    from modelkeep.registry.refs import Reference
 
+    check_trusted(trusted)
     with errors_exit():
         rows = None
         if validation is not None:
@@ -56,16 +58,17 @@ def convert_command(
                     f"cannot read {str(validation)!r} as CSV: {exc}", param_hint="--validation"
                 ) from exc
         registered = None
-        if not path.exists() and is_reference(str(path)):
+        found = resolve_source(source)
+        if isinstance(found, Reference):
             from modelkeep.registry import Registry
 
             with Registry() as registry:
                 registered = registry.convert(
-                    str(path), to=to, validation=rows, force=force, trusted=trusted
+                    str(found), to=to, validation=rows, force=force, trusted=trusted
                 )
             manifest = registered.manifest()
         else:
-            manifest = convert(path, to=to, validation=rows, force=force, trusted=trusted)
+            manifest = convert(found, to=to, validation=rows, force=force, trusted=trusted)
     added = manifest.artifacts[-1]
     report = ParityReport.model_validate(added.details["parity"])
     stdout.print(printable(render_report(report), keep="\n"), markup=False)
@@ -79,4 +82,4 @@ def convert_command(
             markup=False,
         )
     else:
-        stdout.print(printable(f"Added {added.path} to {path}{verdict}"), markup=False)
+        stdout.print(printable(f"Added {added.path} to {source}{verdict}"), markup=False)

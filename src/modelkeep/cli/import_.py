@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from modelkeep.cli._common import errors_exit, printable, stdout
+from modelkeep.cli._common import check_trusted, errors_exit, printable, stdout
 
 
 def import_command(
@@ -49,7 +49,8 @@ def import_command(
         if not isinstance(label_map, dict):
             raise typer.BadParameter(f"expected a JSON object, got {labels!r}")
     target = out if out is not None else Path(name)
-    with errors_exit():
+    check_trusted(trusted)
+    with errors_exit():  # a missing model file or sample is an error, never a traceback
         manifest = import_model(
             model_file,
             sample,

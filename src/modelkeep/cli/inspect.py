@@ -1,27 +1,37 @@
-"""``modelkeep inspect PATH``: what a bundle holds, without loading its model."""
+"""``modelkeep inspect SOURCE``: what a bundle holds, without loading its model."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from modelkeep.cli._common import cell, errors_exit, json_text, markup_safe, printable, stdout
-from modelkeep.errors import BundleNotFoundError
+from modelkeep.cli._common import (
+    bundle_path,
+    cell,
+    errors_exit,
+    json_text,
+    markup_safe,
+    printable,
+    stdout,
+)
 from modelkeep.manifest import Manifest, dump_manifest, read_manifest
 
 
 def inspect_command(
-    path: Annotated[Path, typer.Argument(help="The bundle directory.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="The bundle directory, or a registry reference (churn, churn:3, "
+            "churn@production).",
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Show a bundle's identity, task, schema, labels, metrics, data, environment, artifacts."""
     with errors_exit():
-        if not path.is_dir():
-            raise BundleNotFoundError(str(path))
-        manifest = read_manifest(path)
+        manifest = read_manifest(bundle_path(source))
     if as_json:
         print(json_text(dump_manifest(manifest)), end="")
         return

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from modelkeep.cli._common import markup_safe, printable, stderr, stdout
+from modelkeep.cli._common import check_trusted, markup_safe, printable, stdout
 from modelkeep.errors import ModelkeepError
 
 # Exit statuses, worst wins.
@@ -18,8 +17,11 @@ _STATUS = {TRUSTED: "trusted", UNTRUSTED: "UNTRUSTED", UNREADABLE: "UNREADABLE"}
 
 def scan_command(
     paths: Annotated[
-        list[Path],
-        typer.Argument(help="Model files (.pkl, .joblib, .skops) or bundle directories."),
+        list[str],
+        typer.Argument(
+            help="Model files (.pkl, .joblib, .skops), bundle directories or registry "
+            "references (churn@production).",
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
     trusted: Annotated[
@@ -32,21 +34,17 @@ def scan_command(
     Exit status 0 when everything is trusted, 1 when anything is not, 2 when a file cannot
     be read.
     """
-    from modelkeep.safety.policy import TrustPolicy
+    from modelkeep.cli._common import bundle_path
     from modelkeep.safety.report import ScanReport, scan
 
-    try:
-        TrustPolicy(trusted)
-    except ModelkeepError as exc:
-        stderr.print(f"Error: {printable(exc)}", markup=False)
-        raise typer.Exit(UNREADABLE) from exc
+    check_trusted(trusted)  # exit 2, as UNREADABLE
     results: list[dict[str, Any]] = []
     worst = TRUSTED
     for path in paths:
         report: ScanReport | None = None
         error: str | None = None
         try:
-            report = scan(path, trusted=trusted)
+            report = scan(bundle_path(path), trusted=trusted)
         except (OSError, ModelkeepError) as exc:
             status, error = UNREADABLE, f"{type(exc).__name__}: {exc}"
         else:
@@ -65,7 +63,7 @@ def scan_command(
     raise typer.Exit(worst)
 
 
-def _print(path: Path, status: int, report: Any, error: str | None) -> None:
+def _print(path: str, status: int, report: Any, error: str | None) -> None:
     colour = {TRUSTED: "green", UNTRUSTED: "red", UNREADABLE: "yellow"}[status]
     kind = f" ({report.kind})" if report is not None else ""
     # Names, sources and problems come from the file scanned: shown through printable().

@@ -1,4 +1,4 @@
-"""``modelkeep verify PATH``: run every load check and print each as passed or failed."""
+"""``modelkeep verify SOURCE``: run every load check and print each as passed or failed."""
 
 from __future__ import annotations
 
@@ -7,11 +7,27 @@ from typing import Annotated, Literal
 
 import typer
 
-from modelkeep.cli._common import printable, stdout
+from modelkeep.cli._common import check_trusted, errors_exit, printable, stdout
+
+# Printed after the checks of a bundle verified without --public-key: what they prove and
+# what they cannot (a swapped label map passes every one of them).
+UNSIGNED_NOTE = (
+    "NOTE manifest text: not signed. The checks above prove the artifacts are the ones the "
+    "manifest lists and that it agrees with what the model confirms, not that its text "
+    "(labels, metrics, description) is what was saved: only a signature protects it "
+    "(modelkeep sign; verify --public-key). A registry copy is checked against the manifest "
+    "hash recorded when it was registered."
+)
 
 
 def verify_command(
-    path: Annotated[Path, typer.Argument(help="The bundle directory.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="The bundle directory, or a registry reference (churn, churn:3, "
+            "churn@production).",
+        ),
+    ],
     env: Annotated[
         str,
         typer.Option(help="Environment differences: warn (pass, report them), strict, ignore."),
@@ -32,16 +48,20 @@ def verify_command(
     ] = None,
 ) -> None:
     """Check a bundle as load() does; exit 0 when every check passes, 1 otherwise."""
-    from modelkeep.bundle import verify
+    from modelkeep._load import verify
 
     mode: Literal["warn", "strict", "ignore"]
     if env not in ("warn", "strict", "ignore"):
         raise typer.BadParameter(f"expected one of warn, strict, ignore; got {env!r}")
     mode = env  # type: ignore[assignment]
-    results = verify(path, env=mode, format=format, trusted=trusted, public_key=public_key)
+    check_trusted(trusted)
+    with errors_exit():  # a reference naming nothing registered; a bundle's problems are checks
+        results = verify(source, env=mode, format=format, trusted=trusted, public_key=public_key)
     for check in results:
         mark = "[green]PASS[/green]" if check.passed else "[red]FAIL[/red]"
         stdout.print(f"{mark} {check.name}: ", end="")
         stdout.print(printable(check.detail), markup=False)
+    if public_key is None:
+        stdout.print(UNSIGNED_NOTE, markup=False)
     if not all(c.passed for c in results):
         raise typer.Exit(1)
