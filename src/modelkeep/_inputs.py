@@ -14,9 +14,34 @@ from typing import Any, Final
 
 import numpy as np
 
-from modelkeep.errors import SchemaError, SchemaWarning, format_names
+from modelkeep.errors import InvalidArgumentError, SchemaError, SchemaWarning, format_names
 
 MAX_LISTED: Final = 5
+
+
+def check_strict(strict: object) -> bool:
+    """``strict`` as a bool; anything but True or False is an argument error.
+
+    ``strict="no"`` is truthy: taken as it is, it would turn strict mode on.
+    """
+    if isinstance(strict, bool | np.bool_):
+        return bool(strict)
+    raise InvalidArgumentError(
+        "strict",
+        "True or False",
+        f"{show_value(strict)} ({type(strict).__name__})",
+        "strict=True raises on unusual input; strict=False (the default) warns.",
+    )
+
+
+def not_a_classifier(task: str) -> InvalidArgumentError:
+    """What ``predict_proba`` raises for a model without classes."""
+    return InvalidArgumentError(
+        "predict_proba",
+        "a classifier",
+        f"a {task} model",
+        "A regressor has no class probabilities; use predict().",
+    )
 
 
 def plain_value(value: Any) -> Any:

@@ -16,7 +16,9 @@ import hashlib
 import io
 import math
 import os
+import pickle
 import shutil
+import types
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,9 +42,11 @@ from modelkeep.errors import (
     BundleExistsError,
     BundleLayoutError,
     BundleNotFoundError,
+    BundleWriteError,
     ConversionError,
     EnvironmentMismatchError,
     EnvironmentMismatchWarning,
+    InvalidArgumentError,
     InvalidChoiceError,
     LabelMapError,
     ManifestError,
@@ -121,7 +125,8 @@ def save(
         version: recorded version; default 1 for a new path, the previous version + 1 when
             overwriting a bundle whose version is a number.
         labels: model output -> business label, e.g. ``{0: "No Churn", 1: "Churn"}``; its
-            keys must be exactly the model's classes. Default: each class as its own label.
+            keys must be exactly the model's classes. Default: no label map; the loaded
+            model predicts the classes themselves (``1``, not ``"1"``).
         metrics: name -> number, e.g. ``{"f1": 0.71, "roc_auc": 0.86}``.
         data_version: which data trained the model, e.g. ``"customer_data_2026_Q1"``.
         description, tags: free text and labels for people.
@@ -153,58 +158,79 @@ def save(
         raise InvalidChoiceError(repr(name), ["a non-empty string"], "name")
     if isinstance(golden_rows, bool) or not isinstance(golden_rows, int) or golden_rows < 0:
         raise InvalidChoiceError(repr(golden_rows), ["an integer >= 0"], "golden_rows")
-    previous = _existing_bundle(target, overwrite)
-    # Replaced even when its manifest is unreadable or it holds a link (previous is None).
-    replace = target.exists()
+    _check_importable(model)
+    _existing_bundle(target, overwrite)  # fail early; checked again under the lock
 
-    from modelkeep.golden import record_golden
+    from modelkeep.golden import check_sample_kinds, record_golden
     from modelkeep.schema import infer_schema
 
     frame = _sample_frame(model, sample, feature_names)
     features = infer_schema(frame)
+    check_sample_kinds(model, frame, features)
     task, classes = _infer_task(model)
     target_info = _target(classes, labels, task)
     golden = record_golden(model, frame, features, golden_rows, proba=task != "regression")
-    resolved_version = _resolve_version(version, previous)
-
-    def build(artifacts: list[Artifact]) -> Manifest:
-        return Manifest(
-            name=name,
-            version=resolved_version,
-            created_at=datetime.now(timezone.utc).replace(microsecond=0),
-            description=description,
-            tags=list(tags or []),
-            modelkeep_version=__version__,
-            model_type=f"{type(model).__module__}.{type(model).__qualname__}",
-            task=task,
+    # From here to the rename into place, one save of this path at a time: two processes
+    # overwriting it would otherwise both read version n and both write n + 1.
+    with _save_lock(target, path):
+        previous = _existing_bundle(target, overwrite)
+        # Replaced even when its manifest is unreadable or holds a link (previous is None).
+        replace = target.exists()
+        resolved_version = _resolve_version(version, previous)
+        context = DumpContext(
             features=features,
-            target=target_info,
-            metrics=_check_metrics(metrics),
-            data=DataInfo(
-                fingerprint=fingerprint_frame(frame),
-                n_rows=len(frame),
-                data_version=data_version,
-            ),
-            environment=capture_environment(model),
-            artifacts=artifacts,
+            task=task,
+            classes=classes,
             golden=golden,
+            labels=[e.label for e in target_info.labels] if target_info.labels else None,
+            validation=frame,
+            parity=parity,
+            force=force,
+        )
+        return _write_bundle(
+            model,
+            target,
+            replace=replace,
+            formats=fmt_names,
+            context=context,
+            build=lambda artifacts: Manifest(
+                name=name,
+                version=resolved_version,
+                created_at=datetime.now(timezone.utc).replace(microsecond=0),
+                description=description,
+                tags=list(tags or []),
+                modelkeep_version=__version__,
+                model_type=f"{type(model).__module__}.{type(model).__qualname__}",
+                task=task,
+                features=features,
+                target=target_info,
+                metrics=_check_metrics(metrics),
+                data=DataInfo(
+                    fingerprint=fingerprint_frame(frame),
+                    n_rows=len(frame),
+                    data_version=data_version,
+                ),
+                environment=capture_environment(model),
+                artifacts=artifacts,
+                golden=golden,
+            ),
         )
 
-    # Validate everything that can fail before the first byte is written.
-    build([])
-    context = DumpContext(
-        features=features,
-        task=task,
-        classes=classes,
-        golden=golden,
-        labels=[e.label for e in target_info.labels] if target_info.labels else None,
-        validation=frame,
-        parity=parity,
-        force=force,
-    )
+
+def _write_bundle(
+    model: Any,
+    target: Path,
+    *,
+    replace: bool,
+    formats: list[str],
+    context: DumpContext,
+    build: Callable[[list[Artifact]], Manifest],
+) -> Manifest:
+    """Write the artifacts and the manifest ``build`` makes of them, atomically at target."""
+    build([])  # validate everything that can fail before the first byte is written
     with _atomic_directory(target, replace=replace) as staging:
         (staging / _ARTIFACTS).mkdir()
-        artifacts = _write_artifacts(model, staging, fmt_names, context)
+        artifacts = _write_artifacts(model, staging, formats, context)
         manifest = build(artifacts)
         _write_file(staging / MANIFEST_NAME, dump_manifest(manifest).encode("utf-8"))
     return manifest
@@ -226,6 +252,65 @@ def _check_fitted(model: Any) -> None:
         raise InvalidChoiceError(
             type(model).__name__, ["a fitted scikit-learn estimator"], "model"
         ) from exc
+
+
+class _Unimportable(Exception):
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+
+class _ImportCheck(pickle.Pickler):
+    """Walks the model as pickling would; stops at a class or function no import can find."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type | types.FunctionType) and _import_problem(obj):
+            raise _Unimportable(obj)
+        return NotImplemented
+
+
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def _import_problem(obj: Any) -> str:
+    """Why ``obj`` (a class or function) cannot be imported by name elsewhere, or ""."""
+    qualname = getattr(obj, "__qualname__", "")
+    module = getattr(obj, "__module__", None)
+    what = "class" if isinstance(obj, type) else "function"
+    if "<lambda>" in qualname:
+        return "a lambda, which has no name to import"
+    if "<locals>" in qualname:
+        return f"a {what} defined inside a function, which no import can reach"
+    if module == "__main__":
+        return f"a {what} defined in __main__, which is a different module in every process"
+    return ""
+
+
+def _check_importable(model: Any) -> None:
+    """Refuse a model holding a class or function another process cannot import by name.
+
+    Every format stores classes and functions by module and name, and loading imports
+    them; a lambda, a function or class defined inside a function, or one defined in the
+    running script (``__main__``) would save here and fail to load anywhere else. Pickling
+    into nothing (out-of-band buffers dropped) visits every object the formats will.
+    """
+    checker = _ImportCheck(_Discard(), protocol=5, buffer_callback=lambda _: None)
+    try:
+        checker.dump(model)
+    except _Unimportable as found:
+        obj = found.obj
+        name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
+        raise InvalidArgumentError(
+            "model",
+            "classes and functions that another process can import by name",
+            f"{name!r}, {_import_problem(obj)}",
+            "A bundle refers to code by module and name; define it at the top level of an "
+            "importable module (not the script you run, not inside a function), import it "
+            "from there, and fit again.",
+        ) from None
+    except Exception:  # not picklable at all: the format's dump says why
+        return
 
 
 def _check_formats(formats: Sequence[str]) -> list[str]:
@@ -329,8 +414,8 @@ def _target(classes: list[Scalar] | None, labels: Mapping[Any, str] | None, task
         if labels is not None:
             raise InvalidChoiceError("labels=...", ["no labels for a regression model"], "labels")
         return Target()
-    if labels is None:
-        return Target(classes=classes, labels=[LabelEntry(value=c, label=str(c)) for c in classes])
+    if labels is None:  # predictions are then the classes themselves, with their type
+        return Target(classes=classes)
     keys = [_scalar(k) for k in labels]
     if sorted(map(repr, keys)) != sorted(map(repr, classes)) or len(keys) != len(classes):
         raise LabelMapError(classes, keys)
@@ -357,6 +442,76 @@ def _check_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
             raise InvalidChoiceError(repr(value), ["a finite number"], f"metrics[{key!r}]")
         checked[key] = float(number)
     return checked
+
+
+_LOCK_SUFFIX = ".modelkeep-lock"
+
+
+@contextmanager
+def _save_lock(target: Path, given: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on ``.<name>.modelkeep-lock`` beside ``target``.
+
+    A concurrent save of the same path waits for this one, then sees its bundle: versions
+    stay distinct and a first save never races another. The lock file is removed on
+    release; a waiter that then holds the lock of a removed file tries again on the new
+    one, so two writers never hold "the" lock at once. Where ``fcntl`` is missing
+    (Windows) saves are not serialized.
+    """
+    parent = _writable_parent(target, given)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock_path = parent / f".{target.name}{_LOCK_SUFFIX}"
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise _write_error(given, exc, parent) from exc
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            held = os.fstat(fd)
+            current = os.stat(lock_path, follow_symlinks=False)
+        except FileNotFoundError:
+            current = None
+        if current is not None and (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+            break
+        os.close(fd)  # the previous holder removed this file: lock the new one
+    try:
+        yield
+    finally:
+        os.unlink(lock_path)  # still locked: a waiter on this file sees it gone, retries
+        os.close(fd)
+
+
+def _writable_parent(target: Path, given: str | os.PathLike[str]) -> Path:
+    """``target``'s parent, created if needed; a path no bundle can be written at raises."""
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(given, exc, parent) from exc
+    return parent
+
+
+def _write_error(given: str | os.PathLike[str], exc: OSError, parent: Path) -> BundleWriteError:
+    path = os.fspath(given)
+    blocker = next((p for p in [parent, *parent.parents] if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        return BundleWriteError(
+            path,
+            f"{str(blocker)!r} is a file, not a directory",
+            "Choose a path whose parent folders are directories (or can be created).",
+        )
+    if isinstance(exc, PermissionError):
+        where = blocker if blocker is not None else parent
+        return BundleWriteError(
+            path,
+            f"no permission to write in {str(where)!r}",
+            "Choose a folder you can write to, or change its permissions.",
+        )
+    return BundleWriteError(path, exc.strerror or str(exc), "Check the path and the disk.")
 
 
 def _existing_bundle(target: Path, overwrite: bool) -> Manifest | None:

@@ -10,6 +10,7 @@ Hierarchy::
     ├── ManifestError(ValueError)               the manifest cannot be read or is invalid
     │   └── UnsupportedFormatVersionError       written by a newer/unknown modelkeep
     ├── BundleExistsError(FileExistsError)      save() target exists and overwrite=False
+    ├── BundleWriteError(OSError)               save() cannot create the bundle at the path given
     ├── BundleNotFoundError(FileNotFoundError)  no bundle at the path given
     ├── BundleLayoutError(ValueError)           a symlink or special file inside a bundle
     ├── IntegrityError(ValueError)              an artifact's size or SHA-256 changed
@@ -31,6 +32,7 @@ Hierarchy::
     ├── SampleMismatchError(ValueError)         save()'s sample disagrees with the model
     ├── LabelMapError(ValueError)               labels= keys are not the model's classes
     ├── SchemaError(ValueError)                 prediction input does not fit the schema
+    ├── InvalidArgumentError(ValueError)        an argument of the wrong type or value
     ├── InvalidChoiceError(ValueError)          an option outside its allowed values
     │   └── UnknownFormatError                  a format name modelkeep does not know
     ├── MissingDependencyError(ImportError)     an optional extra is not installed
@@ -64,6 +66,7 @@ __all__ = [
     "BundleLayoutError",
     "BundleNotFoundError",
     "BundleRejectedError",
+    "BundleWriteError",
     "ConversionError",
     "CorruptPickleError",
     "EnvironmentDifference",
@@ -71,6 +74,7 @@ __all__ = [
     "EnvironmentMismatchWarning",
     "GoldenMismatchError",
     "IntegrityError",
+    "InvalidArgumentError",
     "InvalidChoiceError",
     "InvalidReferenceError",
     "LabelMapError",
@@ -154,6 +158,15 @@ class BundleExistsError(ModelkeepError, FileExistsError):
             f"Cannot save to {path!r}: it already exists. Pass overwrite=True to replace it "
             "atomically, or choose another path."
         )
+
+
+class BundleWriteError(ModelkeepError, OSError):
+    """``save()`` cannot create the bundle directory at the path it was given."""
+
+    def __init__(self, path: str, problem: str, hint: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"Cannot save to {path!r}: {problem}. {hint}")
 
 
 class BundleNotFoundError(ModelkeepError, FileNotFoundError):
@@ -557,6 +570,18 @@ class SchemaError(ModelkeepError, ValueError):
         self.value = value
         self.kind = kind
         super().__init__(message)
+
+
+class InvalidArgumentError(ModelkeepError, ValueError):
+    """An argument of the wrong type or value (``parameter`` names it)."""
+
+    def __init__(self, parameter: str, expected: str, got: str, hint: str = "") -> None:
+        self.parameter = parameter
+        self.expected = expected
+        self.got = got
+        self.hint = hint
+        message = f"{parameter}: expected {expected}, got {got}."
+        super().__init__(f"{message} {hint}" if hint else message)
 
 
 class InvalidChoiceError(ModelkeepError, ValueError):

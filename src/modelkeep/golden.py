@@ -11,11 +11,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelkeep.errors import GoldenMismatchError
+from modelkeep._inputs import format_values
+from modelkeep.errors import GoldenMismatchError, SampleMismatchError
 from modelkeep.manifest import FeatureSpec, GoldenSamples
 from modelkeep.schema import prepare, to_json_columns
 
-__all__ = ["model_input", "record_golden", "replay_golden", "select_rows"]
+__all__ = ["check_sample_kinds", "model_input", "record_golden", "replay_golden", "select_rows"]
+
+_PROBE_ROWS = 100
 
 
 def model_input(estimator: Any, frame: pd.DataFrame) -> pd.DataFrame | np.ndarray:
@@ -26,6 +29,55 @@ def model_input(estimator: Any, frame: pd.DataFrame) -> pd.DataFrame | np.ndarra
     if hasattr(estimator, "feature_names_in_"):
         return frame
     return frame.to_numpy()
+
+
+def check_sample_kinds(model: Any, sample: pd.DataFrame, features: Sequence[FeatureSpec]) -> None:
+    """Refuse a sample whose text column holds numbers the model reads as numbers.
+
+    The schema takes each column's kind from the sample, and the bundle then accepts only
+    that kind: a ``tenure`` column read from a CSV as text would make a bundle that rejects
+    the integers the model was fitted on. scikit-learn's numeric steps (scalers, trees)
+    quietly parse such text, so the model itself cannot tell; what tells is that its
+    outputs do not change when the column is given as numbers. A text column the model
+    uses as text (one-hot categories such as "01", "02") changes them, and is kept.
+
+    Raises:
+        SampleMismatchError: naming the column, with values and the conversion to make.
+    """
+    import pandas as pd
+
+    probe = sample.iloc[select_rows(sample, _PROBE_ROWS)]
+    for spec in features:
+        if spec.dtype != "string":
+            continue
+        text = probe[spec.name]
+        numbers = pd.to_numeric(text, errors="coerce")
+        if numbers.isna().sum() != text.isna().sum() or text.isna().all():
+            continue  # some value is not a number: the column is text
+        if _same_outputs(model, probe, probe.assign(**{spec.name: numbers})):
+            shown = format_values(text.dropna().unique())
+            raise SampleMismatchError(
+                f"sample column {spec.name!r}: expected the kind of values the model was "
+                f"fitted on, got text holding numbers ({shown}) that the model reads as "
+                "numbers (it predicts the same when given them as numbers), so a bundle "
+                "saved from this sample would refuse numeric input. Convert the column "
+                f"first, e.g. sample[{spec.name!r}] = pd.to_numeric(sample[{spec.name!r}])"
+            )
+
+
+def _same_outputs(model: Any, text: pd.DataFrame, numbers: pd.DataFrame) -> bool:
+    try:
+        outputs = [np.asarray(model.predict(model_input(model, f))) for f in (text, numbers)]
+        if not np.array_equal(outputs[0], outputs[1]):
+            return False
+        if hasattr(model, "predict_proba"):
+            probas = [
+                np.asarray(model.predict_proba(model_input(model, f))) for f in (text, numbers)
+            ]
+            return bool(np.allclose(probas[0], probas[1], rtol=0, atol=1e-12))
+    except Exception:  # the model refuses one of them: it does not read both alike
+        return False
+    return True
 
 
 def select_rows(sample: pd.DataFrame, n: int) -> list[int]:

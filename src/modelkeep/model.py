@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelkeep._inputs import not_a_classifier
 from modelkeep.manifest import FeatureSpec, Manifest, Scalar
 
 if TYPE_CHECKING:
@@ -35,16 +36,17 @@ class Model:
         self.format = format
         self.source = source
         self._features = list(manifest.features)
-        classes = manifest.target.classes
-        label_map = manifest.label_map()
         self._classes: np.ndarray | None = None
+        # What predict returns per class: business labels, or the classes themselves.
         self._labels: np.ndarray | None = None
-        if classes is not None:
+        self._label_map = business_labels(manifest)
+        if manifest.target.classes is not None:
             self._classes = np.asarray(estimator.classes_)
-            lookup = label_map or {}
-            self._labels = np.array(
-                [lookup.get(_item(c), str(_item(c))) for c in self._classes], dtype=object
-            )
+            if self._label_map is None:
+                self._labels = self._classes
+            else:
+                lookup = self._label_map
+                self._labels = np.array([lookup[_item(c)] for c in self._classes], dtype=object)
 
     @property
     def manifest(self) -> Manifest:
@@ -63,8 +65,8 @@ class Model:
 
     @property
     def labels(self) -> dict[Scalar, str] | None:
-        """Model output -> business label, or None for a regression model."""
-        return self._manifest.label_map()
+        """Model output -> business label; None for a regressor or without a label map."""
+        return None if self._label_map is None else dict(self._label_map)
 
     @property
     def task(self) -> str:
@@ -77,15 +79,26 @@ class Model:
         return prepare(X, self._features, strict=strict)
 
     def predict(self, X: Any, *, strict: bool = False) -> np.ndarray:
-        """Predictions for ``X``: business labels for a classifier, numbers for a regressor.
+        """Predictions for ``X``, one per row.
+
+        A classifier gives business labels when the bundle has a label map (``labels=`` at
+        save), otherwise the model's own class values with their type (``1``, not
+        ``"1"``); a regressor gives numbers. No rows give an empty array.
 
         Raises:
             SchemaError: a column is missing, or a value cannot be converted; with
                 ``strict=True`` also unknown columns, unseen categories, values outside the
-                training range and unexpected missing values (otherwise warnings).
+                training range and unexpected missing values (otherwise warnings); a value
+                the model itself refuses (NaN without an imputer, infinity, a number beyond
+                float32 in a tree), naming its column and row.
+            InvalidArgumentError: ``strict`` is not a bool.
         """
-        raw = np.asarray(self._estimator.predict(self._input(X, strict)))
-        if self._labels is None or self._classes is None:
+        frame = self.prepare(X, strict=strict)
+        if len(frame) == 0:
+            dtype = np.float64 if self._labels is None else self._labels.dtype
+            return np.empty(0, dtype=dtype)
+        raw = np.asarray(self._call("predict", frame))
+        if self._labels is None or self._classes is None or self._labels is self._classes:
             return raw
         positions = np.searchsorted(self._classes, raw)
         positions = np.clip(positions, 0, len(self._classes) - 1)
@@ -96,23 +109,45 @@ class Model:
         return self._labels[positions]
 
     def predict_proba(self, X: Any, *, strict: bool = False) -> pd.DataFrame:
-        """Class probabilities: one row per input, one column per business label."""
-        if self._labels is None:
-            raise TypeError(
-                f"predict_proba: expected a classifier, got a {self._manifest.task} model; "
-                "use predict()."
-            )
+        """Class probabilities: one row per input, one column per business label.
+
+        Without a label map the columns are the model's classes. A DataFrame input keeps
+        its index, so ``df["p"] = model.predict_proba(df)["Churn"]`` aligns row by row.
+
+        Raises:
+            InvalidArgumentError: the model is a regressor, or ``strict`` is not a bool.
+            SchemaError: as :meth:`predict`.
+        """
+        labels = self._proba_columns()
         import pandas as pd
 
-        proba = np.asarray(self._estimator.predict_proba(self._input(X, strict)))
-        frame: pd.DataFrame = pd.DataFrame(proba, columns=pd.Index(self._labels.tolist()))
-        return frame
+        frame = self.prepare(X, strict=strict)
+        if len(frame) == 0:
+            proba = np.empty((0, len(labels)), dtype=np.float64)
+        else:
+            proba = np.asarray(self._call("predict_proba", frame))
+        columns = pd.Index(labels.tolist())
+        result: pd.DataFrame = pd.DataFrame(proba, index=frame.index, columns=columns)
+        return result
 
-    def _input(self, X: Any, strict: bool) -> Any:
+    def _proba_columns(self) -> np.ndarray:
+        if self._labels is None:
+            raise not_a_classifier(self._manifest.task)
+        return self._labels
+
+    def _call(self, method: str, frame: pd.DataFrame) -> Any:
+        """The estimator's ``method`` on a prepared frame; its ValueError as a SchemaError."""
         from modelkeep.golden import model_input
-        from modelkeep.schema import prepare
+        from modelkeep.schema import model_rejection
 
-        return model_input(self._estimator, prepare(X, self._features, strict=strict))
+        try:
+            return getattr(self._estimator, method)(model_input(self._estimator, frame))
+        except ValueError as exc:
+            name = type(self._estimator).__name__
+            steps = getattr(self._estimator, "steps", None)
+            if steps:  # a Pipeline: name the final estimator, which is what refuses
+                name = type(steps[-1][1]).__name__
+            raise model_rejection(exc, frame, self._features, name) from exc
 
     def __repr__(self) -> str:
         m = self._manifest
@@ -120,6 +155,19 @@ class Model:
             f"<Model {m.name!r} version {m.version} ({m.task}, {len(self._features)} features, "
             f"{self.format})>"
         )
+
+
+def business_labels(manifest: Manifest) -> dict[Scalar, str] | None:
+    """The bundle's label map, or None when predictions should be the classes themselves.
+
+    Bundles saved without ``labels=`` by earlier versions hold a map that spells every class
+    as its own text (``{0: "0", 1: "1"}``); that map is no business label, and taking it
+    would turn the integer class 1 into the string "1", so it counts as none.
+    """
+    label_map = manifest.label_map()
+    if label_map is None or all(label == str(value) for value, label in label_map.items()):
+        return None
+    return label_map
 
 
 def _item(value: Any) -> Any:

@@ -50,6 +50,7 @@ from pandas.api.types import (
 
 from modelkeep._inputs import (
     array_columns,
+    check_strict,
     column_warnings,
     extra_columns_warning,
     list_columns,
@@ -61,7 +62,7 @@ from modelkeep._inputs import (
 from modelkeep.errors import SchemaError, SchemaWarning, format_names
 from modelkeep.manifest import FeatureSpec, Scalar
 
-__all__ = ["infer_schema", "prepare", "to_json_columns"]
+__all__ = ["infer_schema", "model_rejection", "prepare", "to_json_columns"]
 
 _MAX_LISTED: Final = 5
 _SEQUENCES: Final = (list, tuple, np.ndarray, pd.Series, pd.Index, ExtensionArray)
@@ -380,6 +381,7 @@ def prepare(X: object, features: Sequence[FeatureSpec], *, strict: bool = False)
            tenure plan
         0       3  pro
     """
+    strict = check_strict(strict)
     plans = _plans(features)
     columns, names, n_rows, index = _columns(X, plans)
     issues: list[_Issue] = []
@@ -853,6 +855,87 @@ def _expectation(plan: _Plan, value: object, problem: str) -> tuple[str, str]:
         "datetime",
         "Send a datetime or an ISO 8601 string such as '2024-01-31T12:00:00'.",
     )
+
+
+# ---------------------------------------------------------------------------------------
+# model_rejection
+
+_FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
+
+
+def model_rejection(
+    exc: ValueError, frame: pd.DataFrame, features: Sequence[FeatureSpec], model: str
+) -> SchemaError:
+    """The :class:`SchemaError` for prepared input that the model itself refused.
+
+    scikit-learn refuses NaN in an estimator without missing-value support, infinity, and
+    (in trees, which compute in float32) numbers beyond float32's range; its message names
+    neither column nor row. The schema cannot refuse these values up front, since other
+    models take them (HistGradientBoosting bins NaN and infinity), so the refused value is
+    looked up here, after the fact, in ``frame`` (the output of :func:`prepare`). Anything
+    else the model refuses is reported with the model's own message.
+    """
+    text = str(exc)
+    if "NaN" in text:
+        problem = "missing"
+    elif "infinity" in text or "too large" in text:
+        problem = "float32" if "float32" in text else "infinite"
+    else:
+        problem = ""
+    found = _refused_value(frame, problem) if problem else None
+    if found is None:
+        return SchemaError(
+            f"Input: the model ({model}) refused it: {text} Check the input against the "
+            "schema (modelkeep inspect), or the pipeline's own preprocessing.",
+            kind="rejected_by_model",
+        )
+    name, row, value = found
+    spec = next(spec for spec in features if spec.name == name)
+    if problem == "missing":
+        had = "training had none, and " if not spec.nullable else ""
+        expected = f"a value ({had}{model} cannot take missing values)"
+        hint = "Fill in the value, or save a pipeline that imputes it."
+    elif problem == "infinite":
+        expected = f"a finite number ({model} cannot take infinity)"
+        hint = "Send a finite number, or null if the value is unknown."
+    else:
+        expected = f"a number within float32 range, ±{_FLOAT32_MAX:.4g} ({model} uses float32)"
+        hint = "Send a value of the size seen in training"
+        if spec.min is not None and spec.max is not None:
+            hint += f" [{spec.min:g}, {spec.max:g}]"
+        hint += "."
+    return SchemaError(
+        f"Column {name!r}: row {row}: expected {expected}, got {show_value(value)} "
+        f"({type(plain_value(value)).__name__}). {hint}",
+        column=name,
+        row=row,
+        value=plain_value(value),
+        kind="invalid_value",
+    )
+
+
+def _refused_value(frame: pd.DataFrame, problem: str) -> tuple[str, int, Any] | None:
+    """(column, row, value) of the first value, row by row, that is ``problem``."""
+    first: tuple[int, int] | None = None
+    for j in range(frame.shape[1]):
+        column = frame.iloc[:, j]
+        if not (is_float_dtype(column.dtype) or is_integer_dtype(column.dtype)):
+            continue
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            if problem == "missing":
+                bad = np.isnan(values)
+            elif problem == "infinite":
+                bad = np.isinf(values)
+            else:
+                bad = np.isinf(values) | (np.abs(values) > _FLOAT32_MAX)
+        rows = np.flatnonzero(bad)
+        if rows.size and (first is None or int(rows[0]) < first[0]):
+            first = (int(rows[0]), j)
+    if first is None:
+        return None
+    row, j = first
+    return str(frame.columns[j]), row, frame.iloc[row, j]
 
 
 # ---------------------------------------------------------------------------------------

@@ -302,3 +302,32 @@ def test_serving_needs_neither_scikit_learn_nor_pandas(bundle: Path, original: M
     )
     # The same process could not have loaded the scikit-learn artifact: the block is real.
     assert lines[1].startswith("skops artifact: ")
+
+
+def test_predict_proba_keeps_the_input_index(served: OnnxModel, original: Model) -> None:
+    frame = _rows(40)
+    subset = frame[frame["age"] > 40].sample(frac=1.0, random_state=3)
+    proba = served.predict_proba(subset)
+    assert proba.index.equals(subset.index)
+    assert original.predict_proba(subset).index.equals(subset.index)
+
+
+def test_strict_must_be_a_bool(served: OnnxModel) -> None:
+    message = (
+        "strict: expected True or False, got 'no' (str). strict=True raises on unusual "
+        "input; strict=False (the default) warns."
+    )
+    for method in (served.predict, served.predict_proba, served.prepare):
+        with pytest.raises(modelkeep.InvalidArgumentError, match=re.escape(message)):
+            method(RECORD, strict="no")
+
+
+def test_without_labels_predictions_are_the_classes_with_their_type(tmp_path: Path) -> None:
+    model, frame = fit("random_forest")
+    modelkeep.save(model, tmp_path / "m", sample=frame, name="m", formats=("onnx",))
+    served = modelkeep.load(tmp_path / "m", format="onnx")
+    got = served.predict(frame.head(10)).tolist()
+    assert got == model.predict(frame.head(10)).tolist()
+    assert all(type(v) is int for v in got)
+    assert list(served.predict_proba(frame.head(3)).columns) == [0, 1]
+    assert served.predict([]).shape == (0,)

@@ -29,6 +29,7 @@ import numpy as np
 
 from modelkeep._inputs import (
     array_columns,
+    check_strict,
     column_warnings,
     extra_columns_warning,
     list_columns,
@@ -140,6 +141,7 @@ def to_feeds(
     Warns:
         SchemaWarning: one per column and kind of unusual input (``strict=False``).
     """
+    strict = check_strict(strict)
     if type(X) is dict:
         fast = _clean_record(X, plans)
         if fast is not None:

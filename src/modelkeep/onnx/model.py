@@ -61,18 +61,15 @@ class OnnxModel(Model):
         """Class probabilities: one row per input, one column per business label.
 
         A DataFrame for a DataFrame input, as :meth:`modelkeep.model.Model.predict_proba`;
-        for other inputs a 2-D float64 array with the columns in the order of
-        :attr:`labels`, so that serving records needs no pandas.
+        for other inputs a 2-D float64 array with the columns in the order of the
+        classes, so that serving records needs no pandas.
         """
-        if self._labels is None:
-            raise TypeError(
-                f"predict_proba: expected a classifier, got a {self._manifest.task} model; "
-                "use predict()."
-            )
+        labels = self._proba_columns()
         feeds, _ = self._runtime.feeds(X, strict=strict)
         proba = np.asarray(self._runtime.session.run(_PROBABILITIES, feeds)[0], np.float64)
         if type(X).__module__.startswith("pandas") and hasattr(X, "columns"):
             import pandas as pd
 
-            return pd.DataFrame(proba, columns=pd.Index(self._labels.tolist()))
+            # The input's index, so that assigning the result back to it aligns row by row.
+            return pd.DataFrame(proba, index=X.index, columns=pd.Index(labels.tolist()))
         return proba
