@@ -53,6 +53,19 @@ _ATOMS = frozenset(
     }
 )
 
+_CONTAINERS = frozenset(
+    {
+        dict,
+        collections.OrderedDict,
+        collections.defaultdict,
+        list,
+        tuple,
+        set,
+        frozenset,
+        np.ndarray,
+    }
+)
+
 #: Types a fitted model keeps as plain values (``dtype=np.float64`` and kin).
 VALUE_TYPES = frozenset(
     {
@@ -225,7 +238,8 @@ class Walk:
             frozenset,
         ):
             for i, item in enumerate(value):
-                self.push(item, node, f"[{i}]", slot)
+                if type(item) not in _ATOMS:
+                    self.push(item, node, f"[{i}]", slot)
             return
         if kind is np.ndarray:
             self._object_array(value, node, slot)  # type: ignore[arg-type]
@@ -248,7 +262,7 @@ class Walk:
                 raise self.refuse(node, self._stray_callable(value, slot))
             if not isinstance(value, functools.partial):
                 self._check_model_function(value, node)
-        else:
+        elif type(value) not in _CONTAINERS:
             name = qualified(value)
             proof = self._proofs.get(name)
             if proof is None or proof.where is None or slot in proof.where:
@@ -306,7 +320,8 @@ class Walk:
             )
         for key, item in value.items():
             self.check_key(key, node)
-            self.push(item, node, f"[{key!r}]", slot)
+            if type(item) not in _ATOMS:  # the label is built only for what is walked
+                self.push(item, node, f"[{key!r}]", slot)
 
     def check_key(self, key: object, node: int) -> None:
         """A mapping key is plain data: an atom, a numpy scalar, or a tuple of those."""
@@ -324,7 +339,8 @@ class Walk:
         if value.dtype.names is not None:
             raise self.refuse(node, "a structured array holding Python objects")
         for i, item in enumerate(value.ravel(order="K")):
-            self.push(item, node, f"[{i}]", slot)
+            if type(item) not in _ATOMS:
+                self.push(item, node, f"[{i}]", slot)
 
     def _instance(self, value: object, node: int, slot: Slot | None) -> None:
         name = qualified(value)
