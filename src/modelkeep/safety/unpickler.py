@@ -315,26 +315,31 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
 
     # -- the stack, bounded across MARK segments
 
-    @property
-    def append(self) -> Callable[[Any], None]:
-        return self._push
+    def __setattr__(self, name: str, value: Any) -> None:
+        # pickle assigns ``append`` the current segment's list.append whenever the segment
+        # changes: every push goes through the bounded one instead (an instance attribute,
+        # not a property, so a push costs one call).
+        if name == "append":
+            value = self._bounded_push()
+        object.__setattr__(self, name, value)
 
-    @append.setter
-    def append(self, _: Any) -> None:
-        # pickle assigns the current segment's list.append whenever the segment changes.
+    def _bounded_push(self) -> Callable[[Any], None]:
+        # No reference to the unpickler: a cycle would keep the memo, and with it the whole
+        # model, alive until the garbage collector runs.
         stack: list[Any] = self.stack
         push = stack.append
         room = MAX_STACK - self._below
+        file = self._file
 
         def bounded(item: Any) -> None:
             if len(stack) >= room:
-                raise self._unsafe(
-                    f"more than {MAX_STACK:,} items on the stack, all MARK segments together "
-                    "(modelkeep's limit)"
+                raise Refusal(
+                    f"byte {file.tell()}: more than {MAX_STACK:,} items on the stack, all "
+                    "MARK segments together (modelkeep's limit)"
                 )
             push(item)
 
-        self._push = bounded
+        return bounded
 
     def load_mark(self) -> None:
         self._below += len(self.stack)
