@@ -44,6 +44,9 @@ Hierarchy::
     ├── BundleRejectedError(ValueError)         register() was given a bundle failing verification
     ├── VersionInUseError(RuntimeError)         delete() of a version an alias points to
     └── RegistryError(RuntimeError)             the registry's index cannot be read or written
+        ├── IndexLostError                      the index is missing or unreadable, bundles remain
+        ├── RegistryLockedError(TimeoutError)   another process held the registry lock too long
+        └── RegistryLocationError               the registry's folder is a file, or read-only
 
     ModelkeepWarning(UserWarning)
     ├── EnvironmentMismatchWarning              env="warn" and versions differ
@@ -73,6 +76,7 @@ __all__ = [
     "EnvironmentMismatchError",
     "EnvironmentMismatchWarning",
     "GoldenMismatchError",
+    "IndexLostError",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidChoiceError",
@@ -87,6 +91,8 @@ __all__ = [
     "ParityError",
     "ParityWarning",
     "RegistryError",
+    "RegistryLocationError",
+    "RegistryLockedError",
     "SampleMismatchError",
     "SchemaError",
     "SchemaWarning",
@@ -763,6 +769,8 @@ class VersionInUseError(ModelkeepError, RuntimeError):
 class RegistryError(ModelkeepError, RuntimeError):
     """The registry's index could not be read or written (a database error)."""
 
+    cause: BaseException | None
+
     def __init__(self, registry: str, operation: str, cause: BaseException) -> None:
         self.registry = registry
         self.operation = operation
@@ -772,6 +780,82 @@ class RegistryError(ModelkeepError, RuntimeError):
             "Nothing was changed by this operation. If another process holds the index "
             "locked, retry; otherwise the index may be damaged: run `modelkeep registry "
             "check`, or restore registry.db from a backup."
+        )
+
+
+class IndexLostError(RegistryError):
+    """The index is missing, empty or unreadable while the store still holds bundles.
+
+    ``state`` says what was found instead of an index; ``bundles`` counts the registration
+    records (and record-less folders) the store holds. ``cause`` is the database error, if
+    any. Read as empty, the registry would hide those versions and gc() would delete them.
+    """
+
+    def __init__(
+        self, registry: str, state: str, bundles: int, cause: BaseException | None = None
+    ) -> None:
+        self.registry = registry
+        self.operation = "opening the index"
+        self.cause = cause
+        self.state = state
+        self.bundles = bundles
+        ModelkeepError.__init__(
+            self,
+            f"Registry at {registry!r}: expected an index (registry.db) of the {bundles} "
+            f"bundle(s) its store holds, got {state}. Nothing was changed: read as empty, the "
+            "registry would hide them and gc would delete them. Recreate the index from the "
+            "store with `modelkeep registry rebuild`, or restore registry.db from a backup.",
+        )
+
+
+class RegistryLockedError(RegistryError, TimeoutError):
+    """Another process held the registry's lock longer than ``waited`` seconds.
+
+    ``holders`` lists the processes the lock file records as holding it (``"pid 123
+    (register)"``); empty when none is recorded.
+    """
+
+    def __init__(
+        self, registry: str, operation: str, lock: str, holders: Sequence[str], waited: float
+    ) -> None:
+        self.registry = registry
+        self.operation = operation
+        self.cause = None
+        self.lock = lock
+        self.holders = tuple(holders)
+        self.waited = waited
+        held = f"held by {', '.join(self.holders)}" if self.holders else "held by another process"
+        ModelkeepError.__init__(
+            self,
+            f"Registry at {registry!r}: {operation} waited {waited:g} s for the lock {lock!r}, "
+            f"{held}; expected it free. Nothing was changed. If that process is stopped "
+            "(resume it with `kill -CONT PID`) or hung, end it and retry; a registration "
+            "killed mid-way leaves only debris for `modelkeep registry gc`.",
+        )
+
+
+class RegistryLocationError(RegistryError):
+    """The registry's folder cannot be used for this operation: ``path`` is a file, or
+    cannot be written. ``problem`` says which; ``cause`` is the OS error, if any."""
+
+    def __init__(
+        self,
+        registry: str,
+        operation: str,
+        path: str,
+        problem: str,
+        todo: str,
+        cause: BaseException | None = None,
+    ) -> None:
+        self.registry = registry
+        self.operation = operation
+        self.cause = cause
+        self.path = path
+        self.problem = problem
+        ModelkeepError.__init__(
+            self,
+            f"Registry at {registry!r}: {operation} needs {path!r} to be {problem}. "
+            f"Nothing was changed. {todo}",
         )
 
 

@@ -4,6 +4,12 @@ registry_worker.py loop ROOT BUNDLE NAME COUNT WORKER
     register BUNDLE under NAME COUNT times; after each, move NAME@production to the
     new version; print each version number on its own line.
 
+registry_worker.py pause ROOT BUNDLE NAME
+    register BUNDLE under NAME, but print "holding" once the copy is staged (the
+    registry lock held) and wait for a line on stdin before verifying it; print the
+    version number at the end. The test stops this process (SIGSTOP) while it holds the
+    lock.
+
 registry_worker.py forkserver ROOT BUNDLE NAME
     import everything once, then for each line "go DELAY" on stdin: fork a child that
     registers BUNDLE in a loop, SIGKILL it after DELAY seconds, and print
@@ -27,6 +33,21 @@ def loop(root: str, path: str, name: str, count: int, worker: str) -> None:
             version = registry.register(path, name)
             registry.set_alias(name, "production", version.version, reason=worker, by=worker)
             print(version.version, flush=True)
+
+
+def pause(root: str, path: str, name: str) -> None:
+    from modelkeep.registry import api
+
+    verify = api._verify
+
+    def held_verify(*args: object, **kwargs: object) -> None:
+        print("holding", flush=True)
+        sys.stdin.readline()
+        verify(*args, **kwargs)  # type: ignore[arg-type]
+
+    api._verify = held_verify  # type: ignore[assignment]
+    with Registry(root) as registry:
+        print(registry.register(path, name).version, flush=True)
 
 
 def _child(root: str, path: str, name: str, report: int) -> None:
@@ -68,5 +89,7 @@ if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "loop":
         loop(args[0], args[1], args[2], int(args[3]), args[4])
+    elif mode == "pause":
+        pause(args[0], args[1], args[2])
     else:
         forkserver(args[0], args[1], args[2])

@@ -1,8 +1,10 @@
-"""``modelkeep registry ...``: list, show, register, alias, history, diff, delete, check, gc.
+"""``modelkeep registry ...``: list, show, register, alias, history, diff, delete, check, gc,
+rebuild.
 
 Every command takes ``--json`` for scripting: listings print a JSON array of objects,
 single results one JSON object. The registry is ``$MODELKEEP_HOME`` (default
-``~/.modelkeep``).
+``~/.modelkeep``). Exit status: 0 done, 1 an error (``Error: ...`` on stderr) or, for
+``check``, problems found; 2 misuse.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Annotated, Any
 import typer
 
 from modelkeep.cli._common import cell, errors_exit, json_text, printable, stderr, stdout
-from modelkeep.errors import InvalidChoiceError, ModelkeepWarning
+from modelkeep.errors import InvalidChoiceError, ModelkeepWarning, format_names
 from modelkeep.registry import ModelVersion, Registry
+from modelkeep.registry.api import LOCK_TIMEOUT_S
 
 app = typer.Typer(
     name="registry",
@@ -31,11 +34,17 @@ app.add_typer(alias_app)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ByOption = Annotated[str | None, typer.Option("--by", help="Who does this (default: the OS user).")]
 ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why, for the audit log.")]
+WaitOption = Annotated[
+    float,
+    typer.Option(
+        "--wait", min=0, help="Seconds to wait for another process holding the registry lock."
+    ),
+]
 
 
 @contextmanager
-def _registry() -> Iterator[Registry]:
-    with errors_exit(), Registry() as registry:
+def _registry(lock_timeout: float = LOCK_TIMEOUT_S) -> Iterator[Registry]:
+    with errors_exit(), Registry(lock_timeout=lock_timeout) as registry:
         yield registry
 
 
@@ -189,11 +198,19 @@ def history_command(
     """Every alias move of NAME, oldest first: alias, from, to, when, by, reason."""
     with _registry() as registry:
         events = registry.history(name, alias)
+        ever_set = {e.alias for e in registry.history(name)} if alias and not events else set()
     if as_json:
         _print_json([e.to_dict() for e in events])
         return
     if not events:
-        stdout.print(printable(f"No alias of {name!r} was ever set."), markup=False)
+        if alias is None or not ever_set:
+            shown = f"No alias of {name!r} was ever set."
+        else:
+            shown = (
+                f"Alias {alias!r} of {name!r} was never set; the aliases ever set are "
+                f"{format_names(ever_set)}."
+            )
+        stdout.print(printable(shown), markup=False)
         return
     from rich.table import Table
 
@@ -289,9 +306,9 @@ def delete_command(
 
 
 @app.command("check")
-def check_command(as_json: JsonOption = False) -> None:
+def check_command(as_json: JsonOption = False, wait: WaitOption = LOCK_TIMEOUT_S) -> None:
     """Re-verify every stored bundle and the index; exit 1 if anything is wrong."""
-    with _registry() as registry:
+    with _registry(wait) as registry:
         problems = registry.check()
         root = registry.root
     if as_json:
@@ -306,13 +323,34 @@ def check_command(as_json: JsonOption = False) -> None:
 
 
 @app.command("gc")
-def gc_command(as_json: JsonOption = False) -> None:
-    """Remove folders left by interrupted registrations (never an indexed version)."""
-    with _registry() as registry:
+def gc_command(as_json: JsonOption = False, wait: WaitOption = LOCK_TIMEOUT_S) -> None:
+    """Remove what interrupted registrations and deletes left (never a registered version)."""
+    with _registry(wait) as registry:
         removed = registry.gc()
     if as_json:
         _print_json(removed)
     else:
-        stdout.print(f"Removed {len(removed)} unreferenced folder(s).")
+        stdout.print(f"Removed {len(removed)} unreferenced path(s).")
         for path in removed:
             stdout.print(f"  {printable(path)}", markup=False)
+
+
+@app.command("rebuild")
+def rebuild_command(as_json: JsonOption = False, wait: WaitOption = LOCK_TIMEOUT_S) -> None:
+    """Recreate the index from the store: bundle records and the alias log.
+
+    The index it replaces, if any, is kept beside it as registry.db.replaced-TIME.
+    """
+    with _registry(wait) as registry:
+        rows = registry.rebuild()
+        names = sorted({v.name for v in rows})
+        pointers = sum(len(registry.aliases(n)) for n in names)
+        moves = sum(len(registry.history(n)) for n in names)
+    if as_json:
+        _print_json([v.to_dict() for v in rows])
+        return
+    stdout.print(
+        f"Rebuilt the index: {len(rows)} version(s) of {len(names)} model(s), "
+        f"{pointers} alias(es), {moves} alias move(s).",
+        markup=False,
+    )

@@ -6,12 +6,38 @@ Registering, in order (the order is what makes a crash harmless):
 2. verify the copy as ``load()`` does (hashes, safe deserialization, golden replay): what
    is checked is exactly what is stored, whatever happens to the source meanwhile;
 3. make it read-only and rename it into ``bundles/`` (a complete folder, not yet visible);
-4. in one write transaction, take the name's next version number and insert the row.
+4. in one write transaction: take the name's next version number, write the bundle's
+   record ``bundles/<id>.json`` (state ``pending``: name, version, the whole index row;
+   fsynced), insert the row, commit;
+5. rewrite the record as ``committed``.
 
-A process killed before 4 commits leaves only an unreferenced folder, which ``gc()``
-removes; the row, the only thing that makes a version visible, is written last. Steps 1-4
-hold the registry lock shared, so ``gc()`` (which holds it alone) never takes an
-in-flight copy for debris.
+The row, the only thing that makes a version visible, is committed last but one. Steps
+1-5 hold the registry lock shared, so ``gc()`` (which holds it alone) never takes an
+in-flight copy for debris. Alias moves and deletes hold it shared too; a move is appended
+to ``alias-log.jsonl`` (fsynced) before its transaction commits, and a delete rewrites the
+record as ``deleted`` (a tombstone that keeps the number taken) before removing the folder.
+See ``journal.py`` for the formats.
+
+The index is therefore never the only copy. ``rebuild()`` writes a new index from the
+records and the alias log: versions, aliases and their history come back, and every name's
+counter goes past the highest number any record or log line holds, so numbers never
+restart. An index that is missing, empty or unreadable while ``bundles/`` holds anything
+is :class:`IndexLostError` for every operation but ``rebuild()``: read as empty it would
+hide every version, and ``gc()`` would delete them.
+
+``gc()`` removes only what it can prove is debris: ``staging/``, temporary record files,
+and unindexed folders younger than ``_CRASH_WINDOW_S`` whose record is missing or still
+``pending`` (a registration killed before its commit), plus the folders of deleted
+versions (a ``deleted`` record, or a ``committed`` one whose number the index's counter
+has passed with no row left: only a delete removes a row). A committed record whose number
+the index never gave is a version the index lost: ``check()`` reports it and ``gc()`` keeps
+it for ``rebuild()``. An unindexed folder without a record that is older than the window
+(a bundle from before records existed) is kept too. ``gc()`` also writes what an older
+modelkeep did not: the records of indexed versions and the alias log.
+
+Reading needs no write access: an index in a folder this process cannot write is opened
+read-only and immutable (see ``store.py``), and locking uses the existing lock file
+read-only. Waits for the lock end after ``lock_timeout`` seconds (``locks.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +47,9 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
-from contextlib import nullcontext, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,16 +57,20 @@ from modelkeep._reader import SIGNATURE_NAME, open_bundle
 from modelkeep.errors import (
     BundleLayoutError,
     BundleRejectedError,
+    IndexLostError,
     IntegrityError,
     InvalidChoiceError,
     InvalidReferenceError,
     ManifestError,
     MissingDependencyError,
     ModelkeepError,
+    RegistryError,
+    RegistryLocationError,
+    RegistryLockedError,
     UnknownReferenceError,
 )
 from modelkeep.manifest import MANIFEST_NAME, Manifest, parse_manifest
-from modelkeep.registry import locks
+from modelkeep.registry import journal, locks
 from modelkeep.registry.artifacts import BundleFolders, copy_bundle, remove_tree
 from modelkeep.registry.diff import diff_manifests
 from modelkeep.registry.records import AliasEvent, ModelVersion, Problem
@@ -59,6 +90,12 @@ _ENV_MODES = ("warn", "strict", "ignore")
 # Without flock (Windows) gc() cannot tell an in-flight copy from debris; it waits this
 # long before removing one.
 _UNLOCKED_GRACE_S = 3600.0
+# An unindexed folder without a committed record is debris only if it is younger than
+# this: a crash leaves such a folder moments before gc() or check() next runs, while an
+# old one may be a bundle from before records existed, whose row was lost.
+_CRASH_WINDOW_S = 24 * 3600.0
+#: How long a registry operation waits for the lock by default, in seconds.
+LOCK_TIMEOUT_S = 60.0
 
 
 def default_root() -> Path:
@@ -80,6 +117,8 @@ class Registry:
     Args:
         root: the registry's folder; default ``$MODELKEEP_HOME`` or ``~/.modelkeep``. It is
             created on the first write; reading an absent registry finds it empty.
+        lock_timeout: how long to wait for the registry lock (another process's
+            registration, gc or check) before raising :class:`RegistryLockedError`.
 
     References name versions everywhere: ``"churn"`` (the latest version), ``"churn:3"``
     (version 3), ``"churn@production"`` (the version the alias points to).
@@ -91,8 +130,14 @@ class Registry:
         >>> model = registry.load("churn@production")
     """
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        lock_timeout: float = LOCK_TIMEOUT_S,
+    ) -> None:
         self.root = (Path(root).expanduser() if root is not None else default_root()).absolute()
+        self.lock_timeout = lock_timeout
         self._folders = BundleFolders(self.root)
         self._lock = self.root / _LOCK_NAME
         self._store: Store | None = None
@@ -118,13 +163,37 @@ class Registry:
         return (self.root / INDEX_NAME).is_file()
 
     def _open(self, *, create: bool) -> Store | None:
-        if self._store is None:
-            if not create and not self.exists:
-                return None
-            from modelkeep.registry.store import Store
+        if self._store is not None:
+            return self._store
+        from modelkeep.registry.store import Store, sqlite_url
 
-            self.root.mkdir(parents=True, exist_ok=True)
-            self._store = Store(f"sqlite:///{self.root / INDEX_NAME}", location=str(self.root))
+        operation = "writing to the registry" if create else "reading the registry"
+        self._check_folder_path(operation)
+        index = self.root / INDEX_NAME
+        if _size(index) == 0:
+            held = self._held()
+            # Stat again: a concurrent first registration creates the index before it
+            # writes any record, so a record seen here with no index means it was lost.
+            if held and _size(index) == 0:
+                state = "an empty file" if index.exists() else "no such file"
+                raise IndexLostError(str(self.root), state, held)
+            if not create and _size(index) == 0:
+                return None
+        if create:
+            self._require_writable(operation)
+        read_only = not os.access(self.root, os.W_OK)
+        fresh = _size(index) == 0
+        try:
+            self._store = Store(
+                sqlite_url(str(index), read_only=read_only), location=str(self.root), create=fresh
+            )
+        except RegistryError as exc:
+            held = self._held()
+            if not held:
+                raise
+            cause = exc.cause if exc.cause is not None else exc
+            state = f"an index that cannot be read ({type(cause).__name__}: {cause})"
+            raise IndexLostError(str(self.root), state, held, cause) from exc
         return self._store
 
     def _writer(self) -> Store:
@@ -132,6 +201,55 @@ class Registry:
         if store is None:  # pragma: no cover - create=True always opens
             raise RuntimeError("unreachable")
         return store
+
+    def _held(self) -> int:
+        """How many bundles the store holds: records, and folders without one."""
+        records = journal.read_records(self._folders.bundles)
+        return len(set(records) | set(self._folders.published()))
+
+    def _check_folder_path(self, operation: str) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise RegistryLocationError(
+                str(self.root),
+                operation,
+                str(self.root),
+                "a folder, and it is a file",
+                f"Point {HOME_VARIABLE} (or Registry(root=...)) at a folder, or move the "
+                "file away.",
+            )
+
+    def _require_writable(self, operation: str, cause: OSError | None = None) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            cause = exc
+        if cause is not None or not os.access(self.root, os.W_OK):
+            raise RegistryLocationError(
+                str(self.root),
+                operation,
+                str(self.root),
+                "a folder this process can write, and it is not (a read-only mount or "
+                "image layer?)",
+                "Reading works as it is; run this where the registry is writable, or as a "
+                "user who may write it.",
+                cause,
+            ) from cause
+
+    @contextmanager
+    def _locked(self, role: str, *, alone: bool) -> Iterator[None]:
+        """The registry lock, shared (writers) or alone (gc, check, rebuild)."""
+        hold = locks.exclusive if alone else locks.shared
+        stack = ExitStack()
+        try:
+            stack.enter_context(
+                hold(self._lock, role=role, timeout=self.lock_timeout, registry=str(self.root))
+            )
+        except RegistryLockedError:
+            raise  # a TimeoutError, so an OSError too, but not about the folder
+        except OSError as exc:  # the lock file cannot be created: a read-only folder
+            self._require_writable(role, exc)
+        with stack:
+            yield
 
     # --------------------------------------------------------------------------- register
 
@@ -180,7 +298,7 @@ class Registry:
         parent_ref = self.get(parent).ref if parent is not None else None
         source = Path(bundle_path).absolute()
         store = self._writer()
-        with locks.shared(self._lock):
+        with self._locked("register", alone=False):
             staged = self._folders.stage(source)
             folder: str | None = None
             try:
@@ -191,20 +309,33 @@ class Registry:
                 row = _index_row(manifest, manifest_bytes, source, by, parent_ref)
                 folder = self._folders.publish(staged)
                 row["folder"] = folder
-                version = store.add_version(model_name, row)
+                published = folder
+
+                def record_pending(number: int) -> None:
+                    self._record(published, "pending", model_name, number, row)
+
+                version = store.add_version(model_name, row, before_commit=record_pending)
             except BaseException:
                 if folder is None:
                     remove_tree(staged)
                 else:
                     self._discard_unindexed(folder)
                 raise
+            with suppress(OSError):  # left pending: gc() finishes it from the index
+                self._record(folder, "committed", model_name, version, row)
         return self.get(f"{model_name}:{version}")
+
+    def _record(self, folder: str, state: str, name: str, version: int, row: Any) -> None:
+        journal.write_record(
+            self._folders.bundles, folder, state=state, name=name, version=version, row=row
+        )
 
     def _discard_unindexed(self, folder: str) -> None:
         # The insert failed, or so it seemed: remove the folder only if no row names it.
         try:
             if folder not in self._writer().folders():
                 self._folders.remove(folder)
+                journal.remove_record(self._folders.bundles, f"{folder}.json")
         except (ModelkeepError, OSError):
             pass  # left for gc(), which checks the index before removing anything
 
@@ -323,10 +454,20 @@ class Registry:
         check_alias(alias)
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise InvalidChoiceError(repr(version), ["a version number >= 1"], "version")
-        entry = self._writer().set_alias(
-            name, alias, version, by=by if by is not None else _os_user(), reason=reason
-        )
+        store = self._writer()
+        with self._locked("alias set", alone=False):
+            entry = store.set_alias(
+                name,
+                alias,
+                version,
+                by=by if by is not None else _os_user(),
+                reason=reason,
+                before_commit=self._log_move,
+            )
         return AliasEvent(**entry) if entry is not None else None
+
+    def _log_move(self, entry: dict[str, Any]) -> None:
+        journal.append_alias_move(self.root, entry)
 
     def delete_alias(
         self, name: str, alias: str, *, reason: str | None = None, by: str | None = None
@@ -344,7 +485,11 @@ class Registry:
                 f"{name}@{alias}", kind="name", name=name, registry=str(self.root), known=[]
             )
         by = by if by is not None else _os_user()
-        entry = store.set_alias(name, alias, None, by=by, reason=reason)
+        self._require_writable("removing an alias")
+        with self._locked("alias rm", alone=False):
+            entry = store.set_alias(
+                name, alias, None, by=by, reason=reason, before_commit=self._log_move
+            )
         if entry is None:  # pragma: no cover - the store raises for an absent alias
             raise RuntimeError("unreachable")
         return AliasEvent(**entry)
@@ -389,9 +534,14 @@ class Registry:
                 expected="NAME:VERSION, e.g. 'churn:3'",
             )
         version = self.get(ref)
-        folder = self._writer().delete_version(parsed.name, parsed.version, ref)
-        with suppress(OSError):  # unreferenced now: if this fails, gc() removes it
-            self._folders.remove(folder)
+        store = self._writer()
+        with self._locked("delete", alone=False):
+            row = store.resolve(parsed, ref)
+            folder = store.delete_version(parsed.name, parsed.version, ref)
+            with suppress(OSError):  # unreferenced now: if this fails, gc() removes it
+                # The tombstone first: it keeps the number taken should the index be lost.
+                self._record(folder, "deleted", parsed.name, parsed.version, row)
+                self._folders.remove(folder)
         return version
 
     # ------------------------------------------------------------------------- diff, card
@@ -421,34 +571,55 @@ class Registry:
 
         Checks the index (database integrity, version counters, aliases, the alias log
         against the aliases), that each indexed folder exists with its manifest and every
-        artifact unchanged (size and SHA-256), and that no unreferenced folder lies in the
-        store (crash debris: ``gc()`` removes it). An empty list means all is well.
+        artifact unchanged (size and SHA-256) and its record beside it, that the alias log
+        file holds every move the index does, and what lies in the store unindexed: crash
+        debris (``gc()`` removes it), versions the index lost (``rebuild()`` restores them),
+        folders nobody can account for. An empty list means all is well.
+
+        Raises:
+            IndexLostError: the index is missing, empty or unreadable while the store
+                holds bundles.
+            RegistryLockedError: another process held the lock ``lock_timeout`` seconds.
         """
         store = self._open(create=False)
         problems = [Problem(*p) for p in store.consistency()] if store is not None else []
+        if not self.root.is_dir():
+            return problems
         # Alone with the folders for a moment: in-flight registrations finish first, so
         # their copies are not reported as debris.
-        with locks.exclusive(self._lock) if self.root.is_dir() else nullcontext():
-            indexed = store.folders() if store is not None else {}
-            published = self._folders.published()
-            staged = self._folders.staged()
-        for folder, (ref, expected) in sorted(indexed.items(), key=lambda item: item[1]):
+        with self._locked("check", alone=True):
+            survey = self._survey(store)
+            moves = store.history(None) if store is not None else []
+            logged = {e["id"]: e for e in journal.read_alias_log(self.root)}
+        for folder, (ref, expected) in sorted(survey.indexed.items(), key=lambda item: item[1]):
             problem = self._check_folder(folder, ref, expected)
-            if (
-                problem is not None
-                and problem.kind == "missing_folder"
-                and store is not None
-                and folder not in store.folders()
-            ):
-                continue  # deleted since the snapshot: not a problem
             if problem is not None:
                 problems.append(problem)
-        for folder in published:
-            if folder not in indexed:
-                problems.append(Problem("unreferenced", f"bundles/{folder}", _DEBRIS))
-        for entry in staged:
+            record = survey.records.get(folder)
+            if record is None or record["state"] != "committed":
+                problems.append(Problem("record_missing", ref, _NO_RECORD))
+        unlogged = [e["id"] for e in moves if logged.get(e["id"], {}).get("at") != e["at"]]
+        if unlogged:
+            detail = f"{len(unlogged)} alias move(s) of the index are not in it; gc() writes them"
+            problems.append(Problem("alias_log_missing", journal.ALIAS_LOG_NAME, detail))
+        for folder, verdict in survey.unindexed():
+            problems.append(_unindexed_problem(folder, verdict))
+        for entry in survey.staged:
             problems.append(Problem("unreferenced", f"staging/{entry}", _DEBRIS))
+        for entry in survey.leftovers:
+            problems.append(Problem("unreferenced", f"bundles/{entry}", _DEBRIS))
         return problems
+
+    def _survey(self, store: Store | None) -> _Survey:
+        return _Survey(
+            folders=self._folders,
+            indexed=store.folders() if store is not None else {},
+            counters=store.counters() if store is not None else {},
+            records=journal.read_records(self._folders.bundles),
+            published=self._folders.published(),
+            staged=self._folders.staged(),
+            leftovers=journal.leftovers(self._folders.bundles),
+        )
 
     def _check_folder(self, folder: str, ref: str, expected: str) -> Problem | None:
         path = self._folders.path(folder)
@@ -473,30 +644,224 @@ class Registry:
         return None
 
     def gc(self) -> list[str]:
-        """Remove folders no index row references (left by crashed registrations).
+        """Remove what crashed registrations and interrupted deletes provably left behind.
 
-        Waits for in-flight registrations, then removes every unreferenced folder in
-        ``bundles/`` and everything in ``staging/``. Returns the removed paths, relative to
-        the registry root. Never touches an indexed version.
+        Waits for in-flight writes (at most ``lock_timeout`` seconds), then removes
+        everything in ``staging/``, temporary record files, unindexed folders younger than
+        a day whose record is missing or still pending, and the folders of deleted
+        versions. It never removes an indexed version, a version the index lost (a
+        committed record the index lacks: see :meth:`rebuild`) or a folder it cannot
+        account for. It also writes the records and alias log an older modelkeep did not.
+        Returns the removed paths, relative to the registry root.
+
+        Raises:
+            IndexLostError: the index is missing, empty or unreadable while the store
+                holds bundles (nothing is removed; run :meth:`rebuild`).
+            RegistryLocationError: the registry's folder is a file or cannot be written.
+            RegistryLockedError: another process held the lock ``lock_timeout`` seconds.
         """
+        self._check_folder_path("gc")
         if not self.root.is_dir():
             return []
+        self._require_writable("gc")
         removed: list[str] = []
-        with locks.exclusive(self._lock):
+        with self._locked("gc", alone=True):
             store = self._open(create=False)
-            indexed = store.folders() if store is not None else {}
-            for folder in self._folders.published():
-                if folder not in indexed and _old_enough(self._folders.path(folder)):
-                    self._folders.remove(folder)
-                    removed.append(f"bundles/{folder}")
-            for entry in self._folders.staged():
+            survey = self._survey(store)
+            if store is not None:
+                self._journal_index(store, survey)
+            for folder, verdict in survey.unindexed():
+                if verdict.kind == "deleted":
+                    if verdict.record is not None and verdict.record["state"] != "deleted":
+                        record = verdict.record
+                        name, number = record["name"], record["version"]
+                        self._record(folder, "deleted", name, number, record["row"])
+                    if verdict.has_folder:
+                        self._folders.remove(folder)
+                        removed.append(f"bundles/{folder}")
+                elif verdict.kind == "debris" and _old_enough(self._folders.path(folder)):
+                    if verdict.has_folder:
+                        self._folders.remove(folder)
+                        removed.append(f"bundles/{folder}")
+                    if verdict.record is not None:
+                        journal.remove_record(self._folders.bundles, f"{folder}.json")
+                        removed.append(f"bundles/{folder}.json")
+            for entry in survey.staged:
                 if _old_enough(self._folders.staging / entry):
                     remove_tree(self._folders.staging / entry)
                     removed.append(f"staging/{entry}")
+            for entry in survey.leftovers:
+                journal.remove_record(self._folders.bundles, entry)
+                removed.append(f"bundles/{entry}")
         return removed
+
+    def _journal_index(self, store: Store, survey: _Survey) -> None:
+        """Write the records and alias log lines the index holds and the store lacks."""
+        for row in store.versions():
+            record = survey.records.get(row["folder"])
+            if row["folder"] in survey.published and (
+                record is None or record["state"] != "committed"
+            ):
+                self._record(row["folder"], "committed", row["name"], row["version"], row)
+        moves = store.history(None)
+        logged = {e["id"]: e for e in journal.read_alias_log(self.root)}
+        if any(logged.get(e["id"], {}).get("at") != e["at"] for e in moves):
+            journal.write_alias_log(self.root, moves)
+
+    # ---------------------------------------------------------------------------- rebuild
+
+    def rebuild(self) -> list[ModelVersion]:
+        """Write a new index from what the store holds: records and the alias log.
+
+        Every bundle with a committed or pending record comes back as the version its
+        record names (a committed record wins over a pending one claiming the same
+        number); aliases are replayed from the alias log, their history with them; each
+        name's counter goes past the highest number any record (tombstones included) or
+        log line holds, so numbers never restart. The index it replaces, if any, is kept
+        as ``registry.db.replaced-<UTC time>`` (with its ``-wal``/``-shm`` files).
+        Folders without a record (from before records existed) are not indexed; ``check``
+        reports them. Returns every version of the new index.
+
+        Raises:
+            RegistryLocationError: the registry's folder is a file or cannot be written.
+            RegistryLockedError: another process held the lock ``lock_timeout`` seconds.
+        """
+        from modelkeep.registry.store import Store, sqlite_url, utc_now
+
+        self._check_folder_path("rebuild")
+        if not self.root.is_dir():
+            return []
+        self._require_writable("rebuild")
+        with self._locked("rebuild", alone=True):
+            self.close()
+            records = journal.read_records(self._folders.bundles)
+            moves = journal.read_alias_log(self.root)
+            chosen: dict[tuple[str, int], tuple[str, journal.Record]] = {}
+            counters: dict[str, int] = {}
+            for folder, record in sorted(records.items()):
+                key = (record["name"], record["version"])
+                counters[key[0]] = max(counters.get(key[0], 1), key[1] + 1)
+                if record["state"] == "deleted" or not self._folders.path(folder).is_dir():
+                    continue
+                if key not in chosen or (
+                    chosen[key][1]["state"] == "pending" and record["state"] == "committed"
+                ):
+                    chosen[key] = (folder, record)
+            pointers: dict[tuple[str, str], int] = {}
+            for move in moves:
+                numbers = [v for v in (move["from_version"], move["to_version"]) if v]
+                name = move["name"]
+                counters[name] = max([counters.get(name, 1), *(v + 1 for v in numbers)])
+                if move["to_version"] is None:
+                    pointers.pop((name, move["alias"]), None)
+                else:
+                    pointers[(name, move["alias"])] = move["to_version"]
+            pointers = {k: v for k, v in pointers.items() if (k[0], v) in chosen}
+            rows = [
+                (name, version, {**record["row"], "folder": folder})
+                for (name, version), (folder, record) in sorted(chosen.items())
+            ]
+            stamp = utc_now().replace(":", "").replace("+0000", "Z")
+            for suffix in ("", "-wal", "-shm"):
+                old = self.root / f"{INDEX_NAME}{suffix}"
+                if old.exists():
+                    os.replace(old, self.root / f"{INDEX_NAME}.replaced-{stamp}{suffix}")
+            index = sqlite_url(str(self.root / INDEX_NAME), read_only=False)
+            store = Store(index, location=str(self.root), create=True)
+            try:
+                store.restore(rows, counters, pointers, moves)
+            finally:
+                store.close()
+            for name, version, row in rows:
+                if chosen[(name, version)][1]["state"] != "committed":
+                    self._record(row["folder"], "committed", name, version, row)
+        return self.versions()
 
 
 _DEBRIS = "not in the index (left by an interrupted registration); gc() removes it"
+_NO_RECORD = (
+    "no committed registration record beside its folder, so rebuild() could not restore "
+    "it; gc() writes it"
+)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What an unindexed folder or record is: ``debris`` (a registration killed before
+    its commit), ``deleted`` (a delete cut short), ``lost`` (a committed version the index
+    lacks) or ``unknown`` (no record, too old to be a crash's)."""
+
+    kind: str
+    record: journal.Record | None
+    has_folder: bool
+
+
+@dataclass(frozen=True)
+class _Survey:
+    """The store and the index side by side, read while holding the lock alone."""
+
+    folders: BundleFolders
+    indexed: dict[str, tuple[str, str]]
+    counters: dict[str, int]
+    records: dict[str, journal.Record]
+    published: list[str]
+    staged: list[str]
+    leftovers: list[str]
+
+    def unindexed(self) -> list[tuple[str, _Verdict]]:
+        found = []
+        for folder in sorted((set(self.published) | set(self.records)) - set(self.indexed)):
+            record = self.records.get(folder)
+            has_folder = folder in self.published
+            if record is not None and record["state"] == "deleted":
+                if not has_folder:
+                    continue  # a tombstone: what a finished delete leaves
+                kind = "deleted"
+            elif record is not None and record["state"] == "committed":
+                taken = self.counters.get(record["name"], 1) > record["version"]
+                kind = "deleted" if taken else "lost"
+            elif not has_folder or _young(self.folders.path(folder)):
+                kind = "debris"
+            else:
+                kind = "unknown"
+            found.append((folder, _Verdict(kind, record, has_folder)))
+        return found
+
+
+def _unindexed_problem(folder: str, verdict: _Verdict) -> Problem:
+    subject = f"bundles/{folder}"
+    if verdict.kind == "debris":
+        return Problem("unreferenced", subject, _DEBRIS)
+    if verdict.kind == "deleted":
+        return Problem("unreferenced", subject, "the folder of a deleted version; gc() removes it")
+    if verdict.kind == "lost":
+        record = verdict.record or {}
+        return Problem(
+            "not_indexed",
+            subject,
+            f"registered as {record.get('name')}:{record.get('version')} but missing from the "
+            "index; `modelkeep registry rebuild` restores it (gc() keeps it)",
+        )
+    return Problem(
+        "unknown_folder",
+        subject,
+        "not in the index and without a committed registration record, yet older than a "
+        "crash's leftovers; gc() keeps it: inspect it, then register it again or remove it",
+    )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _young(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < _CRASH_WINDOW_S
+    except OSError:
+        return True  # gone already: nothing to keep
 
 
 def _old_enough(path: Path) -> bool:

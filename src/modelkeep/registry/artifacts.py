@@ -2,14 +2,15 @@
 
 Layout under the registry root::
 
-    bundles/<id>/    one registered bundle each, read-only, named by a random id
-    staging/<id>/    copies being written; never referenced by the index
+    bundles/<id>/        one registered bundle each, read-only, named by a random id
+    bundles/<id>.json    its registration record (``journal.py``)
+    staging/<id>/        copies being written; never referenced by the index
 
 A copy is written into ``staging/``, every file and folder fsynced, made read-only, then
 renamed into ``bundles/`` in one step: a folder in ``bundles/`` is always complete. The
 index row that makes it visible is written only after that rename (see ``api.py``), so a
 row never points to a missing or partial folder. A crash leaves at most an unreferenced
-folder, which ``gc()`` removes.
+folder, which ``gc()`` removes (``api.py`` says what it can prove to be debris).
 """
 
 from __future__ import annotations
@@ -77,8 +78,11 @@ class BundleFolders:
         _fsync_dir(self.bundles)
 
     def published(self) -> list[str]:
-        """Every folder id in ``bundles/``."""
-        return _entries(self.bundles)
+        """Every folder id in ``bundles/`` (not the records beside them)."""
+        try:
+            return sorted(e.name for e in os.scandir(self.bundles) if e.is_dir())
+        except FileNotFoundError:
+            return []
 
     def staged(self) -> list[str]:
         """Every entry in ``staging/`` (in-flight or abandoned copies)."""

@@ -11,7 +11,15 @@ Tables::
 Every query is SQLAlchemy Core, so another database (PostgreSQL for a team) needs only a
 URL and its engine set-up below, not new queries. The embedded default is a SQLite file
 in WAL mode (readers never block the writer) with a busy timeout, so concurrent processes
-queue for the write lock instead of failing.
+queue for the write lock instead of failing. WAL is switched on once, by whoever creates
+the file (the mode is stored in it); opening never writes, so a registry on a read-only
+mount can be read: there the file is opened ``mode=ro&immutable=1`` (nobody can be writing
+it, and SQLite could not create its ``-shm`` file to coordinate with a writer anyway).
+
+The index is not the only copy of what it holds: each write runs a ``before_commit``
+callback inside its transaction, which the registry uses to journal the version or alias
+move in the store (``journal.py``); :meth:`Store.restore` writes a fresh index back from
+that journal.
 
 Writes that read-then-write (the next version number, an alias's previous value) run in
 one write transaction that takes the database's write lock at its start (SQLite
@@ -22,7 +30,7 @@ serialized and none reads a value another is about to change.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -113,6 +121,13 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+def sqlite_url(path: str, *, read_only: bool) -> str:
+    """The SQLAlchemy URL of the SQLite index at ``path`` (opened immutable when read-only)."""
+    if read_only:
+        return f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true"
+    return f"sqlite:///{path}"
+
+
 def _sqlite_engine(url: str) -> Engine:
     # NullPool: a connection per transaction, closed after it; nothing lingers across a
     # fork, and each process's wait for the write lock starts afresh.
@@ -128,7 +143,6 @@ def _sqlite_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
-            _set_wal(cursor)
             # FULL: a committed registration survives power loss, not only a crash.
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
@@ -149,14 +163,14 @@ def _cause(exc: sa.exc.SQLAlchemyError) -> BaseException:
     return original if isinstance(original, BaseException) else exc
 
 
-def _set_wal(cursor: Any) -> None:
+def _set_wal(dbapi_connection: Any) -> None:
     # Switching to WAL needs a moment alone with the file; while another process creates
     # the index at the same time the switch can report "locked", so try a few times.
     import sqlite3
 
     for attempt in range(50):
         try:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            dbapi_connection.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError:
             if attempt == 49:
@@ -165,9 +179,13 @@ def _set_wal(cursor: Any) -> None:
 
 
 class Store:
-    """The index behind one registry. ``location`` names it in error messages."""
+    """The index behind one registry. ``location`` names it in error messages.
 
-    def __init__(self, url: str, *, location: str) -> None:
+    ``create``: make the tables if the database has none (a new index); otherwise an index
+    without them is an error, never silently a new empty one.
+    """
+
+    def __init__(self, url: str, *, location: str, create: bool = True) -> None:
         self.location = location
         self._url = url
         try:
@@ -175,7 +193,7 @@ class Store:
                 self._engine = _sqlite_engine(url)
             else:  # pragma: no cover - servers come later; the queries are ready for them
                 self._engine = sa.create_engine(url)
-            self._ensure_schema()
+            self._ensure_schema(create)
         except sa.exc.SQLAlchemyError as exc:
             raise RegistryError(location, "opening the index", _cause(exc)) from exc
 
@@ -202,7 +220,7 @@ class Store:
         except sa.exc.SQLAlchemyError as exc:
             raise RegistryError(self.location, operation, _cause(exc)) from exc
 
-    def _ensure_schema(self) -> None:
+    def _ensure_schema(self, create: bool) -> None:
         with self._engine.connect() as connection, connection.begin():
             if sa.inspect(connection).has_table("meta"):
                 found = connection.execute(
@@ -210,6 +228,15 @@ class Store:
                 ).scalar_one_or_none()
                 if found == STORE_FORMAT:
                     return
+            elif not create:
+                raise RegistryError(
+                    self.location,
+                    "opening the index",
+                    ValueError("the database holds no registry tables"),
+                )
+        if self._url.startswith("sqlite"):
+            with self._engine.connect() as connection:
+                _set_wal(connection.connection.dbapi_connection)
         with self._write("creating the index") as connection:
             _metadata.create_all(connection, checkfirst=True)
             found = connection.execute(
@@ -229,8 +256,14 @@ class Store:
 
     # --------------------------------------------------------------------------- versions
 
-    def add_version(self, name: str, row: Mapping[str, Any]) -> int:
-        """Assign ``name``'s next version number and insert ``row`` under it, atomically."""
+    def add_version(
+        self, name: str, row: Mapping[str, Any], *, before_commit: Callable[[int], None]
+    ) -> int:
+        """Assign ``name``'s next version number and insert ``row`` under it, atomically.
+
+        ``before_commit(version)`` runs once the number is taken, before the row is
+        inserted; if it raises, nothing is committed.
+        """
         with self._write(f"registering a version of {name!r}") as connection:
             counter = connection.execute(
                 sa.select(names.c.next_version).where(names.c.name == name).with_for_update()
@@ -245,6 +278,7 @@ class Store:
                 connection.execute(
                     sa.update(names).where(names.c.name == name).values(next_version=version + 1)
                 )
+            before_commit(version)
             connection.execute(sa.insert(versions).values(**row, name=name, version=version))
         return version
 
@@ -328,11 +362,20 @@ class Store:
     # ---------------------------------------------------------------------------- aliases
 
     def set_alias(
-        self, name: str, alias: str, version: int | None, *, by: str, reason: str | None
+        self,
+        name: str,
+        alias: str,
+        version: int | None,
+        *,
+        by: str,
+        reason: str | None,
+        before_commit: Callable[[dict[str, Any]], None],
     ) -> dict[str, Any] | None:
         """Point ``alias`` at ``version`` (None: remove it) and log the move, atomically.
 
         Returns the log entry, or None when the alias already pointed there.
+        ``before_commit(entry)`` runs with the logged entry (its id included) before the
+        commit; if it raises, nothing is committed.
         """
         text = f"{name}@{alias}"
         with self._write(f"moving alias {text!r}") as connection:
@@ -380,21 +423,55 @@ class Store:
             inserted = connection.execute(sa.insert(alias_log).values(**entry))
             key = inserted.inserted_primary_key
             entry["id"] = int(key[0]) if key is not None else 0
+            before_commit(entry)
             return entry
 
     def aliases(self, name: str) -> dict[str, int]:
         with self._read("listing aliases") as connection:
             return self._aliases(connection, name)
 
-    def history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
-        """Alias moves for ``name`` (or one alias), oldest first."""
+    def history(self, name: str | None, alias: str | None = None) -> list[dict[str, Any]]:
+        """Alias moves for ``name`` (or one alias; every name for None), oldest first."""
         with self._read("reading the alias history") as connection:
-            query = sa.select(alias_log).where(alias_log.c.name == name)
+            query = sa.select(alias_log)
+            if name is not None:
+                query = query.where(alias_log.c.name == name)
             if alias is not None:
                 query = query.where(alias_log.c.alias == alias)
             return [dict(r._mapping) for r in connection.execute(query.order_by(alias_log.c.id))]
 
     # ------------------------------------------------------------------------ consistency
+
+    def counters(self) -> dict[str, int]:
+        """Name -> the next version number it will be given."""
+        with self._read("reading the version counters") as connection:
+            query = sa.select(names.c.name, names.c.next_version)
+            return {str(n): int(v) for n, v in connection.execute(query)}
+
+    def restore(
+        self,
+        rows: Sequence[tuple[str, int, Mapping[str, Any]]],
+        counters: Mapping[str, int],
+        pointers: Mapping[tuple[str, str], int],
+        moves: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Fill an empty index in one transaction: version rows ``(name, version, row)``,
+        next-version counters, aliases ``(name, alias) -> version`` and the alias log."""
+        with self._write("rebuilding the index") as connection:
+            for name, next_version in sorted(counters.items()):
+                connection.execute(
+                    sa.insert(names).values(
+                        name=name, next_version=next_version, created_at=utc_now()
+                    )
+                )
+            for name, version, row in rows:
+                connection.execute(sa.insert(versions).values(**row, name=name, version=version))
+            for (name, alias), version in sorted(pointers.items()):
+                connection.execute(
+                    sa.insert(aliases).values(name=name, alias=alias, version=version)
+                )
+            for move in moves:
+                connection.execute(sa.insert(alias_log).values(**move))
 
     def folders(self) -> dict[str, tuple[str, str]]:
         """Folder id -> (``name:version``, manifest SHA-256) for every indexed version."""
