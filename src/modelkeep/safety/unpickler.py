@@ -30,7 +30,7 @@ trashcan that bounds the recursion of freeing nested lists, tuples, dicts and in
 a deep chain of them would crash the interpreter when freed: a partial of a partial is
 refused, and every object array built is kept until the load ends, when their direct
 nesting must be at most ``MAX_ARRAY_NESTING``; when a load fails for any reason, those
-arrays are emptied before anything is released (``_dismantle``), so nothing is freed
+arrays are emptied before anything is released (``_Kept.dismantle``), so nothing is freed
 recursively.
 """
 
