@@ -267,7 +267,10 @@ def test_sparse_matrices_are_checked(tmp_path: Path) -> None:
     matrix = scipy.sparse.csr_matrix(np.eye(3))
     matrix.indices[0] = 999  # a column far outside the 3 columns
     path = write(tmp_path, pickle.dumps({"m": matrix}, protocol=5))
-    assert modelkeep.scan(path).safe
+    # Every name is allowed; only the restricted load (which scan now runs) sees the state.
+    assert modelkeep.scan(path, state=False).untrusted == ()
+    report = modelkeep.scan(path)
+    assert (report.safe, report.state) == (False, "refused")
     with pytest.raises(
         UnsafePickleError, match=re.escape("a csr_matrix whose index arrays are invalid")
     ):

@@ -55,6 +55,7 @@ from modelkeep.safety.numpy_state import (
     dtype_state_problem,
     reconstruct_problem,
 )
+from modelkeep.safety.special import SPECIAL, Form, Static, names_with
 
 __all__ = [
     "MAX_ARRAY_NESTING",
@@ -90,36 +91,33 @@ _MAX_KEPT_TEXT = 4_096
 #: Further pickle streams after the first one's STOP that are scanned and reported.
 _MAX_TRAILING_STREAMS = 16
 
-_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
-_DTYPE = ("numpy", "dtype")
-_ENCODE = ("_codecs", "encode")
+
+def _one(static: Static) -> tuple[str, str]:
+    (pair,) = names_with(static)
+    return pair
+
+
+# Names this wall simulates specially, from the table both walls share (safety/special.py).
+_WRAPPER = _one(Static.WRAPPER)
+_DTYPE = _one(Static.DTYPE)
+_ENCODE = _one(Static.ENCODE)
 # numpy's random-state reconstructors call their second argument with the first.
-_BIT_GENERATOR_CTOR = ("numpy.random._pickle", "__bit_generator_ctor")
-_CALLS_SECOND_ARGUMENT = {
-    ("numpy.random._pickle", "__randomstate_ctor"),
-    ("numpy.random._pickle", "__generator_ctor"),
-}
+_BIT_GENERATOR_CTOR = _one(Static.BIT_GENERATOR_CTOR)
+_CALLS_SECOND_ARGUMENT = names_with(Static.CALLS_SECOND_ARGUMENT)
 # numpy's empty-array placeholder, filled by BUILD.
-_RECONSTRUCT = {
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "_reconstruct"),
-}
+_RECONSTRUCT = names_with(Static.RECONSTRUCT)
 # pandas' index reconstructor runs cls.__new__(cls, **d).
-_NEW_INDEX = ("pandas.core.indexes.base", "_new_Index")
-_PARTIAL = ("functools", "partial")
-_RANGE = ("builtins", "range")
-_SEED_SEQUENCE = ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence")
+_NEW_INDEX = _one(Static.NEW_INDEX)
+_PARTIAL = _one(Static.PARTIAL)
+_RANGE = _one(Static.RANGE)
+_SEED_SEQUENCE = _one(Static.SEED_SEQUENCE)
 _LATIN1 = ("latin1", "latin-1")
-_BYTES_MADE = {("builtins", "bytes"), ("builtins", "bytearray"), _ENCODE}
-_SCALARS = {("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar")}
+_BYTES_MADE = names_with(Static.BYTES_MADE) | {_ENCODE}
+_SCALARS = names_with(Static.SCALAR)
 # The wrapper attributes that decide where its array data ends.
 _LAYOUT_ATTRIBUTES = frozenset({"shape", "dtype", "order", "numpy_array_alignment_bytes"})
 # Reconstructors that create an instance of their first argument without calling it.
-_NEW_OF_FIRST_ARG = {
-    ("copyreg", "_reconstructor"),
-    ("copyreg", "__newobj__"),
-    ("copyreg", "__newobj_ex__"),
-}
+_NEW_OF_FIRST_ARG = names_with(Static.NEW_OF_FIRST_ARG)
 
 _OPNAMES = {op.code.encode("latin-1")[0]: op.name for op in pickletools.opcodes}
 _BINGET, _MEMOIZE, _BININT1 = b"h"[0], b"\x94"[0], b"K"[0]
@@ -1469,25 +1467,27 @@ def _reconstructor_form(machine: _Machine, items: tuple[object, ...] | list[obje
 # How pickle (and numpy, pandas, pyarrow, scikit-learn) call the allowed callables that
 # could otherwise allocate from a number, expand a lazy sequence, or link objects that are
 # freed recursively: each check returns what pickle passes when the call differs from it.
+_FORM_IMPLEMENTATIONS: dict[
+    Form, Callable[[_Machine, tuple[object, ...] | list[object]], str | None]
+] = {
+    Form.BYTES: _bytes_form,
+    Form.SET: _set_form,
+    Form.SLICE: _slice_form,
+    Form.RANGE: _range_form,
+    Form.PARTIAL: _partial_form,
+    Form.SCALAR: _scalar_form,
+    Form.BUFFER: _buffer_form,
+    Form.RESTORE_ARRAY: _restore_array_form,
+    Form.RECONSTRUCTOR: _reconstructor_form,
+    Form.TREE: _tree_form,
+}
 _ARGUMENT_FORMS: dict[
     tuple[str, str],
     Callable[[_Machine, tuple[object, ...] | list[object]], str | None],
 ] = {
-    ("builtins", "bytes"): _bytes_form,
-    ("builtins", "bytearray"): _bytes_form,
-    ("builtins", "set"): _set_form,
-    ("builtins", "frozenset"): _set_form,
-    ("builtins", "slice"): _slice_form,
-    ("builtins", "range"): _range_form,
-    _PARTIAL: _partial_form,
-    ("numpy._core.multiarray", "scalar"): _scalar_form,
-    ("numpy.core.multiarray", "scalar"): _scalar_form,
-    ("numpy._core.numeric", "_frombuffer"): _buffer_form,
-    ("numpy.core.numeric", "_frombuffer"): _buffer_form,
-    ("pyarrow.lib", "py_buffer"): _buffer_form,
-    ("pyarrow.lib", "_restore_array"): _restore_array_form,
-    ("copyreg", "_reconstructor"): _reconstructor_form,
-    ("sklearn.tree._tree", "Tree"): _tree_form,
+    (name.rsplit(".", 1)[0], name.rsplit(".", 1)[1]): _FORM_IMPLEMENTATIONS[entry.form]
+    for name, entry in SPECIAL.items()
+    if entry.form is not None
 }
 
 

@@ -73,6 +73,7 @@ from modelkeep.safety.pickle_scan import (
     shared_dtype,
 )
 from modelkeep.safety.policy import TrustPolicy
+from modelkeep.safety.special import SPECIAL, Build, Form, StandIn
 
 __all__ = ["Refusal", "RestrictedUnpickler"]
 
@@ -177,18 +178,23 @@ def _checked_new_index(cls: Any, d: Any) -> Any:
     return importlib.import_module("pandas.core.indexes.base")._new_Index(cls, d)
 
 
-# Names the loader answers with a checked stand-in instead of the original: each accepts
-# exactly what pickle (or numpy, or pandas) writes, and refuses the rest.
+# This wall's stand-ins, by the kind the shared table (safety/special.py) gives a name: each
+# accepts exactly what pickle (or numpy, or pandas) writes, and refuses the rest.
+_STAND_IN_IMPLEMENTATIONS: dict[StandIn, Any] = {
+    StandIn.LATIN1_ENCODE: _latin1_encode,
+    StandIn.RECONSTRUCTOR: _checked_reconstructor,
+    StandIn.BIT_GENERATOR_CTOR: _checked_bit_generator_ctor,
+    StandIn.RANDOMSTATE_CTOR: _checked_ctor("__randomstate_ctor"),
+    StandIn.GENERATOR_CTOR: _checked_ctor("__generator_ctor"),
+    StandIn.NEW_INDEX: _checked_new_index,
+    StandIn.RECONSTRUCT: _checked_reconstruct,
+    StandIn.MARECONSTRUCT: _checked_mareconstruct,
+}
+# Names the loader answers with a checked stand-in instead of the original.
 _STAND_INS: dict[str, Any] = {
-    "_codecs.encode": _latin1_encode,
-    "copyreg._reconstructor": _checked_reconstructor,
-    "numpy.random._pickle.__bit_generator_ctor": _checked_bit_generator_ctor,
-    "numpy.random._pickle.__randomstate_ctor": _checked_ctor("__randomstate_ctor"),
-    "numpy.random._pickle.__generator_ctor": _checked_ctor("__generator_ctor"),
-    "pandas.core.indexes.base._new_Index": _checked_new_index,
-    "numpy._core.multiarray._reconstruct": _checked_reconstruct,
-    "numpy.core.multiarray._reconstruct": _checked_reconstruct,
-    "numpy.ma.core._mareconstruct": _checked_mareconstruct,
+    name: _STAND_IN_IMPLEMENTATIONS[entry.stand_in]
+    for name, entry in SPECIAL.items()
+    if entry.stand_in is not None
 }
 
 
@@ -663,7 +669,11 @@ def _check_arrow(array: Any, unpickler: RestrictedUnpickler) -> None:
 
 
 # Results validated right after the call that built them (unchecked offsets into buffers).
-_AFTER_CALL: dict[str, Any] = {"pyarrow.lib._restore_array": _check_arrow}
+_AFTER_CALL: dict[str, Any] = {
+    name: {Build.ARROW: _check_arrow}[entry.after]
+    for name, entry in SPECIAL.items()
+    if entry.after is not None
+}
 
 
 def _check_sparse(matrix: Any, unpickler: RestrictedUnpickler) -> None:
@@ -771,22 +781,23 @@ def _reconstructor_form(args: tuple[Any, ...], limit: int) -> str | None:
     )
 
 
+_FORM_IMPLEMENTATIONS: dict[Form, Callable[[tuple[Any, ...], int], str | None]] = {
+    Form.BYTES: _bytes_form,
+    Form.SET: _set_form,
+    Form.SLICE: _slice_form,
+    Form.RANGE: _range_form,
+    Form.PARTIAL: _partial_form,
+    Form.SCALAR: _scalar_form,
+    Form.BUFFER: _buffer_form,
+    Form.RESTORE_ARRAY: _restore_array_form,
+    Form.RECONSTRUCTOR: _reconstructor_form,
+    Form.TREE: _tree_form,
+}
+# The calls whose arguments this wall checks, by the shared table's forms.
 _ARGUMENT_FORMS: dict[str, Callable[[tuple[Any, ...], int], str | None]] = {
-    "builtins.bytes": _bytes_form,
-    "builtins.bytearray": _bytes_form,
-    "builtins.set": _set_form,
-    "builtins.frozenset": _set_form,
-    "builtins.slice": _slice_form,
-    "builtins.range": _range_form,
-    "functools.partial": _partial_form,
-    "numpy._core.multiarray.scalar": _scalar_form,
-    "numpy.core.multiarray.scalar": _scalar_form,
-    "numpy._core.numeric._frombuffer": _buffer_form,
-    "numpy.core.numeric._frombuffer": _buffer_form,
-    "pyarrow.lib.py_buffer": _buffer_form,
-    "pyarrow.lib._restore_array": _restore_array_form,
-    "copyreg._reconstructor": _reconstructor_form,
-    "sklearn.tree._tree.Tree": _tree_form,
+    name: _FORM_IMPLEMENTATIONS[entry.form]
+    for name, entry in SPECIAL.items()
+    if entry.form is not None
 }
 
 
