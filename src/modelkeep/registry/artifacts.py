@@ -24,6 +24,7 @@ from pathlib import Path
 from modelkeep._reader import BundleReader, open_bundle
 from modelkeep.errors import BundleNotFoundError
 from modelkeep.manifest import MANIFEST_NAME
+from modelkeep.registry.journal import fsync_dir
 
 __all__ = ["BundleFolders", "copy_bundle"]
 
@@ -68,14 +69,14 @@ class BundleFolders:
         self.bundles.mkdir(parents=True, exist_ok=True)
         folder = staged.name
         os.rename(staged, self.bundles / folder)
-        _fsync_dir(self.bundles)
-        _fsync_dir(self.staging)
+        fsync_dir(self.bundles)
+        fsync_dir(self.staging)
         return folder
 
     def remove(self, folder: str) -> None:
         """Delete a registered folder (after its index row is gone)."""
         remove_tree(self.bundles / folder)
-        _fsync_dir(self.bundles)
+        fsync_dir(self.bundles)
 
     def published(self) -> list[str]:
         """Every folder id in ``bundles/`` (not the records beside them)."""
@@ -111,8 +112,8 @@ def copy_bundle(reader: BundleReader, target: Path, *, leave_out: Container[str]
             writer.flush()
             os.fsync(writer.fileno())
     for directory in reversed(reader.directories):
-        _fsync_dir(target / directory)
-    _fsync_dir(target)
+        fsync_dir(target / directory)
+    fsync_dir(target)
 
 
 def _make_read_only(root: Path) -> None:
@@ -120,7 +121,7 @@ def _make_read_only(root: Path) -> None:
         for name in files:
             os.chmod(os.path.join(directory, name), _READ_ONLY_FILE)
         os.chmod(directory, _READ_ONLY_DIR)
-    _fsync_dir(root)
+    fsync_dir(root)
 
 
 def remove_tree(path: Path) -> None:
@@ -130,16 +131,3 @@ def remove_tree(path: Path) -> None:
     for directory, _, _ in os.walk(path):
         os.chmod(directory, 0o755)
     shutil.rmtree(path)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)

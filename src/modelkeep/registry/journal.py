@@ -35,6 +35,7 @@ __all__ = [
     "RECORD_FORMAT",
     "Record",
     "append_alias_move",
+    "fsync_dir",
     "leftovers",
     "read_alias_log",
     "read_record",
@@ -81,7 +82,7 @@ def write_record(
         os.fsync(writer.fileno())
     os.chmod(temporary, 0o444)
     os.replace(temporary, target)
-    _fsync_dir(bundles)
+    fsync_dir(bundles)
 
 
 def read_record(bundles: Path, folder: str) -> Record | None:
@@ -125,7 +126,7 @@ def remove_record(bundles: Path, name: str) -> None:
         os.unlink(bundles / name)
     except FileNotFoundError:
         return
-    _fsync_dir(bundles)
+    fsync_dir(bundles)
 
 
 def _valid(data: object, folder: str) -> bool:
@@ -155,7 +156,7 @@ def append_alias_move(root: Path, entry: Mapping[str, Any]) -> None:
     finally:
         os.close(fd)
     if created:
-        _fsync_dir(root)
+        fsync_dir(root)
 
 
 def write_alias_log(root: Path, entries: list[dict[str, Any]]) -> None:
@@ -168,7 +169,7 @@ def write_alias_log(root: Path, entries: list[dict[str, Any]]) -> None:
         writer.flush()
         os.fsync(writer.fileno())
     os.replace(temporary, path)
-    _fsync_dir(root)
+    fsync_dir(root)
 
 
 def read_alias_log(root: Path) -> list[dict[str, Any]]:
@@ -191,7 +192,8 @@ def read_alias_log(root: Path) -> list[dict[str, Any]]:
     return [by_id[key] for key in sorted(by_id)]
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries durable (a file created or renamed in it survives a crash)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
