@@ -2,7 +2,8 @@
 
 Fits the benign models of ``scripts/benign_models.py`` (every estimator of
 ``all_estimators()`` that fits on small data, XGBoost, LightGBM, a pandas-fed pipeline),
-each used once for every output method (some attributes appear then), a second time on a DataFrame where they accept one, and the churn example's pipelines; walks
+each used once for every output method (some attributes appear then), a second time on a
+DataFrame where they accept one, and the churn example's pipelines; walks
 each fitted object graph and records, for every class with instance attributes, the names
 those attributes had. The result is written to ``src/modelkeep/safety/state/attributes.py``
 as data: an attribute a file sets that no fit of the class produced is refused at load time
