@@ -179,6 +179,7 @@ def test_load_and_verify_with_the_key(signed: Path, owner: tuple[Path, Path]) ->
         "integrity",
         "environment",
         "artifact",
+        "manifest claims",
         "golden samples",
     ]
     assert all(c.passed for c in checks), checks

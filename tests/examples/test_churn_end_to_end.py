@@ -27,7 +27,7 @@ def test_demo_steps_end_to_end(tmp_path: Path) -> None:
     assert (bundle / "modelkeep.json").is_file()
 
     verified = _run("-m", "modelkeep", "verify", str(bundle))
-    assert verified.stdout.count("PASS") == 5
+    assert verified.stdout.count("PASS") == 6
     assert "40 tree(s) validated" in verified.stdout
 
     predicted = _run(str(CHURN / "predict.py"), str(bundle))

@@ -243,6 +243,7 @@ def test_verify_reports_the_onnx_artifact_and_its_parity(bundle: Path) -> None:
         ("integrity", True),
         ("environment", True),
         ("artifact", True),
+        ("manifest claims", True),
         ("golden samples", True),
         ("parity", True),
     ]
