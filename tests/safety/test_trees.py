@@ -812,3 +812,17 @@ def test_fast_link_proof_accepts_exactly_what_the_structure_check_accepts() -> N
                 assert expected is not None and (parent == expected).all()
             verdicts[parent is not None] += 1
     assert min(verdicts.values()) > 300, verdicts
+
+
+def test_the_tree_walk_is_linear_on_a_deep_chain() -> None:
+    # Paths are built from parent links only where a tree is checked: a 200,000-deep chain
+    # of lists (whose path strings, built eagerly, would grow quadratically) walks at once.
+    X, y, _ = blobs()
+    chain: list[object] = []
+    link = chain
+    for _ in range(200_000):
+        deeper: list[object] = []
+        link.append(deeper)
+        link = deeper
+    link.append(DecisionTreeClassifier(max_depth=2).fit(X, y))
+    assert validate_trees(chain) == 1

@@ -75,7 +75,7 @@ from __future__ import annotations
 import functools
 import numbers
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -207,14 +207,26 @@ def validate_trees(obj: object, *, root: str = "model") -> int:
     seen: set[tuple[int, int | None, int]] = set()
     trees: set[tuple[int, int, int | None, int]] = set()
     tree_ids: set[int] = set()
-    stack: list[tuple[object, str, _Context]] = [(obj, root, _Context())]
+    # Paths are built only where a tree or an ensemble is checked, from parent links, so the
+    # walk stays linear however deep the graph nests.
+    parents: list[int] = [-1]
+    labels: list[str] = [root]
+
+    def path_of(node: int) -> str:
+        parts: list[str] = []
+        while node >= 0:
+            parts.append(labels[node])
+            node = parents[node]
+        return "".join(reversed(parts))
+
+    stack: list[tuple[object, int, _Context]] = [(obj, 0, _Context())]
     boosting: dict[int, tuple[object, str]] = {}
     while stack:
-        item, path, ctx = stack.pop()
+        item, node, ctx = stack.pop()
         if isinstance(item, _ATOMS):
             continue
         if isinstance(item, sk.gradient_boosting) and "estimators_" in vars(item):
-            boosting.setdefault(id(item), (item, path))
+            boosting.setdefault(id(item), (item, path_of(node)))
         if isinstance(item, np.ndarray) and item.dtype != object:
             continue
         if isinstance(item, (sk.tree, sk.predictor)):
@@ -223,17 +235,20 @@ def validate_trees(obj: object, *, root: str = "model") -> int:
             if key not in trees:
                 trees.add(key)
                 if isinstance(item, sk.tree):
-                    _check_tree(item, path, ctx)
+                    _check_tree(item, path_of(node), ctx)
                 else:
-                    _check_predictor(item, path, ctx, sk.predictor_dtype)
+                    _check_predictor(item, path_of(node), ctx, sk.predictor_dtype)
                 tree_ids.add(id(item))
             continue
         visit_key = (id(item), *ctx.key())
         if visit_key in seen:
             continue
         seen.add(visit_key)
-        children = list(_children(item, path, ctx, sk))
-        stack.extend(reversed(children))
+        children = list(_children(item, functools.partial(path_of, node), ctx, sk))
+        for value, label, child_ctx in reversed(children):
+            parents.append(node)
+            labels.append(label)
+            stack.append((value, len(labels) - 1, child_ctx))
     # Only now that every tree is known to be sound may an init estimator be run (it may hold
     # trees of its own).
     for estimator, path in boosting.values():
@@ -283,26 +298,30 @@ def _check_initial_predictions(estimator: Any, path: str) -> None:
 
 
 def _children(
-    item: object, path: str, ctx: _Context, sk: _SklearnTypes
+    item: object, path: Callable[[], str], ctx: _Context, sk: _SklearnTypes
 ) -> Iterator[tuple[object, str, _Context]]:
+    """``(value, label, context)`` of each child; ``path()`` builds the item's own path, only
+    for the ensembles whose checks name it."""
     if isinstance(item, dict):
         for key, value in item.items():
-            yield value, f"{path}[{key!r}]", ctx
+            if not _inert(value):
+                yield value, f"[{key!r}]", ctx
     elif isinstance(item, (list, tuple)):
         for i, value in enumerate(item):
-            yield value, f"{path}[{i}]", ctx
+            if not _inert(value):
+                yield value, f"[{i}]", ctx
     elif isinstance(item, (set, frozenset)):
         for value in item:
-            yield value, f"{path}{{...}}", ctx
+            yield value, "{...}", ctx
     elif isinstance(item, np.ndarray):
         for index in np.ndindex(item.shape):
-            yield item[index], f"{path}[{', '.join(map(str, index))}]", ctx
+            yield item[index], f"[{', '.join(map(str, index))}]", ctx
     elif isinstance(item, functools.partial):
-        yield item.func, f"{path}.func", ctx
-        yield item.args, f"{path}.args", ctx
-        yield item.keywords, f"{path}.keywords", ctx
+        yield item.func, ".func", ctx
+        yield item.args, ".args", ctx
+        yield item.keywords, ".keywords", ctx
     elif isinstance(item, types.MethodType):
-        yield item.__self__, f"{path}.__self__", ctx
+        yield item.__self__, ".__self__", ctx
     else:
         attrs = getattr(item, "__dict__", None)
         if not isinstance(attrs, dict):
@@ -311,13 +330,13 @@ def _children(
         for name, value in attrs.items():
             child = own
             if name == "estimators_" and isinstance(item, sk.gradient_boosting):
-                width = _check_gradient_boosting(item, value, path)
+                width = _check_gradient_boosting(item, value, path())
                 child = replace(own, feed_width=width)
             elif name == "_predictors" and isinstance(item, sk.hist_gradient_boosting):
-                child = replace(own, hist=_hist_info(item, path))
+                child = replace(own, hist=_hist_info(item, path()))
             elif _inert(value):
-                continue  # most attributes of a fitted estimator: no path string is built
-            yield value, f"{path}.{name}", child
+                continue  # most attributes of a fitted estimator: not walked at all
+            yield value, f".{name}", child
 
 
 def _n_features_in(estimator: object, path: str, what: str) -> int:
