@@ -13,7 +13,7 @@ from typing import Any
 
 import joblib
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "picklescan"
+CORPUS = Path(__file__).resolve().parents[1] / "corpora" / "picklescan"
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
