@@ -496,6 +496,10 @@ def _check_names(walk: Walk, obj: Any, node: int, allowed: frozenset[str]) -> di
     state = getattr(obj, "__dict__", None)
     if not isinstance(state, dict):
         raise walk.refuse(node, "an instance without its attribute dictionary")
+    # A forest's trees have the same attribute names: a key set is judged once per class.
+    seen = (type(obj), allowed, tuple(state))
+    if seen in _NAMES_CHECKED:
+        return state
     for key in state:
         if not isinstance(key, str) or not key.isidentifier() or key.startswith("__"):
             raise walk.refuse(
@@ -508,23 +512,44 @@ def _check_names(walk: Walk, obj: Any, node: int, allowed: frozenset[str]) -> di
                 f"attribute {key!r}: expected only the parameters and fitted attributes of "
                 f"{type(obj).__qualname__}, got one no fit of it sets",
             )
+    if len(_NAMES_CHECKED) < 4096:
+        _NAMES_CHECKED.add(seen)
     return state
 
 
+_NAMES_CHECKED: set[tuple[type, frozenset[str], tuple[object, ...]]] = set()
 _PLAIN = frozenset({type(None), bool, int, float, str})
 _LEGAL: set[tuple[type, str, type, object]] = set()
 
 
+_PLANS: dict[type, tuple[tuple[tuple[str, Any], ...], tuple[str, ...]]] = {}
+
+
+def _parameter_plan(cls: type) -> tuple[tuple[tuple[str, Any], ...], tuple[str, ...]]:
+    """A class's constrained parameters with their constraints, and the parameters whose
+    values are bounded (iteration limits, tolerances); computed once per class."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        names = _parameters(cls)
+        constraints = getattr(cls, "_parameter_constraints", None)
+        table = constraints if isinstance(constraints, dict) else {}
+        constrained = tuple((n, table[n]) for n in sorted(names & table.keys()))
+        bounded = tuple(n for n in sorted(names) if "iter" in n or n == "tol" or n.endswith("_tol"))
+        plan = _PLANS[cls] = (constrained, bounded)
+    return plan
+
+
 def _check_parameters(walk: Walk, obj: Any, node: int, state: dict[str, Any]) -> None:
     cls = type(obj)
-    names = _parameters(cls)
-    constraints = getattr(cls, "_parameter_constraints", None)
-    if isinstance(constraints, dict):
-        for name in names & constraints.keys() & state.keys():
-            problem = _constraint_problem(cls, name, constraints[name], state[name])
+    constrained, bounded = _parameter_plan(cls)
+    for name, allowed in constrained:
+        if name in state:
+            problem = _constraint_problem(cls, name, allowed, state[name])
             if problem is not None:
                 raise walk.refuse(node, problem)
-    for name in names & state.keys():
+    for name in bounded:
+        if name not in state:
+            continue
         value = state[name]
         number = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
         if number and "iter" in name and not value <= MAX_ITERATIONS:

@@ -156,6 +156,17 @@ def qualified(value: object) -> str:
     return f"{module}.{name}"
 
 
+_TYPE_NAMES: dict[type, str] = {}
+
+
+def _type_name(cls: type) -> str:
+    """``module.qualname`` of an instance's class, computed once per class."""
+    name = _TYPE_NAMES.get(cls)
+    if name is None:
+        name = _TYPE_NAMES[cls] = qualified(cls)
+    return name
+
+
 @dataclass(frozen=True)
 class Proof:
     """How an admitted class is checked: ``check(walk, obj, node)`` raises for bad state
@@ -263,7 +274,7 @@ class Walk:
             if not isinstance(value, functools.partial):
                 self._check_model_function(value, node)
         elif type(value) not in _CONTAINERS:
-            name = qualified(value)
+            name = _type_name(type(value))
             proof = self._proofs.get(name)
             if proof is None or proof.where is None or slot in proof.where:
                 return
@@ -343,7 +354,7 @@ class Walk:
                 self.push(item, node, f"[{i}]", slot)
 
     def _instance(self, value: object, node: int, slot: Slot | None) -> None:
-        name = qualified(value)
+        name = _type_name(type(value))
         if name in self._trusted:
             return  # the caller vouched for it by exact name; nothing below it is checked
         proof = self._proofs.get(name)
