@@ -38,7 +38,7 @@ def test_inspect_verify_card_and_scan_accept_a_reference(registered: Path) -> No
     assert card.exit_code == 0, card.output
     scanned = runner.invoke(app, ["scan", "churn@production"])
     assert scanned.exit_code == 0, scanned.output
-    assert scanned.stdout.startswith("churn@production (bundle): trusted")
+    assert scanned.stdout.startswith("churn@production (bundle): trusted, state proven")
 
 
 def test_a_registry_copy_whose_manifest_changed_fails_verify(registered: Path) -> None:

@@ -50,7 +50,7 @@ def test_scan_trusted_file(tmp_path: Path, fitted: Callable[[str], Any]) -> None
     result = run("scan", str(_legacy(tmp_path, fitted)))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"{tmp_path / 'legacy.joblib'} (joblib (zlib)): trusted"
+    assert lines[0] == f"{tmp_path / 'legacy.joblib'} (joblib (zlib)): trusted, state proven"
     assert any(line.split()[:2] == ["allowlisted", "sklearn.tree._tree.Tree"] for line in lines[1:])
     assert all(line.startswith("  allowlisted  ") for line in lines[1:])
 
@@ -64,6 +64,26 @@ def test_scan_untrusted_file(tmp_path: Path) -> None:
         "  never allowed  posix.system  STACK_GLOBAL at byte 28, 1x",
     ]
     assert not (tmp_path / "marker").exists()
+
+
+def test_scan_says_when_the_state_is_refused(tmp_path: Path) -> None:
+    import pickle
+
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    model.max_iter = 10**9  # every name allowed; the state is what is wrong
+    path = tmp_path / "hostile_state.pkl"
+    path.write_bytes(pickle.dumps(model, protocol=5))
+    result = run("scan", str(path))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{path} (pickle): REFUSED, state refused"
+    assert lines[-1] == (
+        "  unsafe  Refusing model: max_iter: expected at most 100,000 iterations, got "
+        "1000000000. A fitted model never has this; the file was crafted or corrupted, and "
+        "nothing in it was run. Do not use it; save the model again from its source."
+    )
 
 
 def test_scan_unreadable_files_exit_2(tmp_path: Path, fitted: Callable[[str], Any]) -> None:

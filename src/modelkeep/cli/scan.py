@@ -66,10 +66,14 @@ def scan_command(
 def _print(path: str, status: int, report: Any, error: str | None) -> None:
     colour = {TRUSTED: "green", UNTRUSTED: "red", UNREADABLE: "yellow"}[status]
     kind = f" ({report.kind})" if report is not None else ""
+    label = _STATUS[status]
+    if report is not None and report.state == "refused" and status == UNTRUSTED:
+        label = "REFUSED"  # every name allowed, the state refused by the proofs
+    if report is not None and report.state != "not checked":
+        label += f", state {report.state}"
     # Names, sources and problems come from the file scanned: shown through printable().
     stdout.print(
-        f"[bold]{markup_safe(path)}[/bold]{markup_safe(kind)}: "
-        f"[{colour}]{_STATUS[status]}[/{colour}]"
+        f"[bold]{markup_safe(path)}[/bold]{markup_safe(kind)}: [{colour}]{label}[/{colour}]"
     )
     if error is not None:
         stdout.print(f"  cannot be read: {printable(error)}", markup=False)
