@@ -181,21 +181,25 @@ def _with_state(
     if report.kind == "onnx":
         return replace(report, state="no code")
     try:
-        _prove(target, policy, cap, data)
+        _prove(target, report.kind, policy, cap, data)
     except ModelkeepError as exc:
         issue = ScanIssue(str(target), "state", None, str(exc))
         return replace(report, issues=(*report.issues, issue), state="refused")
     return replace(report, state="proven")
 
 
-def _prove(target: Path, policy: TrustPolicy, cap: int, data: bytes | memoryview | None) -> None:
-    """Load ``target`` under restriction and prove its state, as the loaders do."""
+def _prove(
+    target: Path, kind: str, policy: TrustPolicy, cap: int, data: bytes | memoryview | None
+) -> None:
+    """Load ``target`` (whose content the scan found to be ``kind``) under restriction and
+    prove its state, as the loaders do."""
     from modelkeep.safety.loader import load_pickle_bytes
 
     if data is not None:
-        if sniff(data) == "skops":
+        # The scan already told what the bytes are (report.kind), never what the name says.
+        if kind == "skops":
             _prove_skops(data, str(target), policy)
-        elif sniff(data) == "pickle":
+        elif kind.startswith(("pickle", "joblib")):
             load_pickle_bytes(
                 data, artifact=str(target), trusted=policy.trusted, max_inflated_bytes=cap
             )
