@@ -602,10 +602,13 @@ def _children(name: str, state: dict[str, Any]) -> Iterator[tuple[object, str, S
 
 
 def _estimator_proof(name: str, relation: Relation | None) -> Proof:
-    allowed = ATTRIBUTES.get(name, frozenset()) | _COMMON
+    recorded = ATTRIBUTES.get(name, frozenset()) | _COMMON
+    allowed: list[frozenset[str]] = []  # with the parameters, once the class is seen
 
     def check(walk: Walk, obj: Any, node: int) -> Iterable[tuple[object, str, Slot | None]]:
-        state = _check_names(walk, obj, node, allowed | _parameters(type(obj)))
+        if not allowed:  # the proof is keyed by the exact class, so this never changes
+            allowed.append(recorded | _parameters(type(obj)))
+        state = _check_names(walk, obj, node, allowed[0])
         _check_parameters(walk, obj, node, state)
         if relation is not None:
             relation(walk, obj, node)
