@@ -122,3 +122,54 @@ def test_eight_processes_register_under_one_name(tmp_path: Path, tiny_bundle: Pa
             previous = event.to_version
         assert registry.aliases("tiny") == {"production": previous}
         assert {e.by for e in history} == {f"w{i}" for i in range(8)}
+
+
+def test_first_use_by_many_at_once_never_sees_a_half_made_index(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    """Registrations and reads that all find no index yet, started together, all succeed.
+
+    Whoever creates the index builds it whole before anybody can open it: a reader or a
+    second writer that opened it half made (the file there, the tables not yet) took it
+    for a damaged index. Threads hold separate lock descriptors, so they race here exactly
+    as processes do, but start within microseconds of each other.
+    """
+    import threading
+
+    def first_use(
+        root: Path,
+        start: threading.Barrier,
+        writes: bool,
+        registered: list[int],
+        failures: list[BaseException],
+    ) -> None:
+        try:
+            with modelkeep.Registry(root) as registry:
+                start.wait()
+                if writes:
+                    registered.append(registry.register(tiny_bundle, "tiny").version)
+                else:
+                    registry.versions()
+        except BaseException as exc:
+            failures.append(exc)
+
+    for round_ in range(24):
+        root = tmp_path / f"registry{round_}"
+        start = threading.Barrier(8)
+        failures: list[BaseException] = []
+        registered: list[int] = []
+        threads = [
+            threading.Thread(target=first_use, args=(root, start, i % 2 == 0, registered, failures))
+            for i in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert failures == [], f"round {round_}: {failures[0]!r}"
+        assert sorted(registered) == [1, 2, 3, 4]
+        with modelkeep.Registry(root) as registry:
+            assert [v.version for v in registry.versions("tiny")] == [1, 2, 3, 4]
+            assert registry.check() == []
+        leftovers = sorted(p.name for p in root.iterdir() if p.name.startswith("."))
+        assert leftovers == [], leftovers

@@ -47,7 +47,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +86,7 @@ __all__ = ["HOME_VARIABLE", "INDEX_NAME", "Registry", "default_root"]
 HOME_VARIABLE = "MODELKEEP_HOME"
 INDEX_NAME = "registry.db"
 _LOCK_NAME = "registry.lock"
+_CREATE_LOCK_NAME = "registry.create.lock"
 _ENV_MODES = ("warn", "strict", "ignore")
 # Without flock (Windows) gc() cannot tell an in-flight copy from debris; it waits this
 # long before removing one.
@@ -182,10 +183,11 @@ class Registry:
         if create:
             self._require_writable(operation)
         read_only = not os.access(self.root, os.W_OK)
-        fresh = _size(index) == 0
+        if create and _size(index) == 0:
+            self._create_index(index)
         try:
             self._store = Store(
-                sqlite_url(str(index), read_only=read_only), location=str(self.root), create=fresh
+                sqlite_url(str(index), read_only=read_only), location=str(self.root), create=False
             )
         except RegistryError as exc:
             held = self._held()
@@ -195,6 +197,23 @@ class Registry:
             state = f"an index that cannot be read ({type(cause).__name__}: {cause})"
             raise IndexLostError(str(self.root), state, held, cause) from exc
         return self._store
+
+    def _create_index(self, index: Path) -> None:
+        """Create the index once, whole, however many processes register at the same time.
+
+        Each process that finds no index takes the creation lock; the first builds the
+        tables in a private file and renames it into place, the others then find it there.
+        Nobody ever opens an index whose tables are half made (which would read as a
+        damaged index).
+        """
+        with locks.exclusive(
+            self.root / _CREATE_LOCK_NAME,
+            role="create index",
+            timeout=self.lock_timeout,
+            registry=str(self.root),
+        ):
+            if _size(index) == 0:
+                _build_index(self.root, index)
 
     def _writer(self) -> Store:
         store = self._open(create=True)
@@ -726,7 +745,7 @@ class Registry:
             RegistryLocationError: the registry's folder is a file or cannot be written.
             RegistryLockedError: another process held the lock ``lock_timeout`` seconds.
         """
-        from modelkeep.registry.store import Store, sqlite_url, utc_now
+        from modelkeep.registry.store import utc_now
 
         self._check_folder_path("rebuild")
         if not self.root.is_dir():
@@ -762,16 +781,20 @@ class Registry:
                 for (name, version), (folder, record) in sorted(chosen.items())
             ]
             stamp = utc_now().replace(":", "").replace("+0000", "Z")
+            index = self.root / INDEX_NAME
+            # Build the new index whole beside the old one, then swap: a reader sees the
+            # old index or the new one, never one half restored.
+            built = _build_index(
+                self.root,
+                None,
+                lambda store: store.restore(rows, counters, pointers, moves),
+            )
             for suffix in ("", "-wal", "-shm"):
                 old = self.root / f"{INDEX_NAME}{suffix}"
                 if old.exists():
                     os.replace(old, self.root / f"{INDEX_NAME}.replaced-{stamp}{suffix}")
-            index = sqlite_url(str(self.root / INDEX_NAME), read_only=False)
-            store = Store(index, location=str(self.root), create=True)
-            try:
-                store.restore(rows, counters, pointers, moves)
-            finally:
-                store.close()
+            os.replace(built, index)
+            _sync_folder(self.root)
             for name, version, row in rows:
                 if chosen[(name, version)][1]["state"] != "committed":
                     self._record(row["folder"], "committed", name, version, row)
@@ -848,6 +871,49 @@ def _unindexed_problem(folder: str, verdict: _Verdict) -> Problem:
         "not in the index and without a committed registration record, yet older than a "
         "crash's leftovers; gc() keeps it: inspect it, then register it again or remove it",
     )
+
+
+def _build_index(
+    root: Path, index: Path | None, fill: Callable[[Store], None] | None = None
+) -> Path:
+    """Build an index (tables, then ``fill``) in a private file beside the index.
+
+    With ``index``, rename the file onto it (the caller holds the creation lock); return
+    the private file's path either way. The file is closed before the rename, so its
+    write-ahead log has been checkpointed into it and nothing is left beside it.
+    """
+    from modelkeep.registry.store import Store, sqlite_url
+
+    partial = root / f".{INDEX_NAME}.{os.getpid()}.new"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{partial}{suffix}").unlink(missing_ok=True)
+    store = Store(sqlite_url(str(partial), read_only=False), location=str(root), create=True)
+    try:
+        if fill is not None:
+            fill(store)
+    except BaseException:
+        store.close()
+        partial.unlink(missing_ok=True)
+        raise
+    store.close()
+    if index is not None:
+        os.replace(partial, index)
+        _sync_folder(root)
+    return partial
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _size(path: Path) -> int:
