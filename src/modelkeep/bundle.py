@@ -26,13 +26,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from modelkeep._claims import check_claims
 from modelkeep._reader import BundleReader as _BundleReader
 from modelkeep._reader import Replaced as _Replaced
+from modelkeep._modes import EnvMode as EnvMode  # re-exported: conversion imports it here
 from modelkeep._reader import open_bundle
 from modelkeep._version import __version__
 from modelkeep.environment import capture_environment, compare_environment
@@ -86,7 +87,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Check", "load", "save", "verify"]
 
-EnvMode = Literal["warn", "strict", "ignore"]
 _ENV_MODES = ("warn", "strict", "ignore")
 _ARTIFACTS = "artifacts"
 

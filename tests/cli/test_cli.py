@@ -1,28 +1,17 @@
-"""The modelkeep command, run as a user runs it: in a subprocess."""
+"""The modelkeep command, run in this process through its real code (``cli_runner``)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import Ran, run
 
 import modelkeep
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelkeep", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_inspect_shows_the_bundle(saved: Path) -> None:
@@ -116,14 +105,8 @@ SHOWN = "\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m"
 CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
-def run_wide(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelkeep", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "250"},
-    )
+def run_wide(*args: str) -> Ran:
+    return run(*args, columns=250)
 
 
 @pytest.fixture
@@ -222,3 +205,24 @@ def test_a_warning_quoting_the_manifest_has_no_control_characters(hostile: Path)
     assert CONTROL.search(result.stdout + result.stderr) is None, repr(result.stderr)
     assert f"numpy: recorded 0.0{SHOWN}" in result.stderr
     assert result.stderr.startswith("Warning: ")
+
+
+def test_the_installed_console_script_runs(saved: Path) -> None:
+    """The one subprocess test: the real entry point, as a user starts it."""
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("modelkeep")
+    shown = subprocess.run(
+        [str(script), "inspect", str(saved)], capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "churn version 1" in shown.stdout
+    misuse = subprocess.run(
+        [str(script), "verify", str(saved), "--env", "loose"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert misuse.returncode == 2
+    assert "Traceback" not in misuse.stderr

@@ -1,29 +1,18 @@
-"""`modelkeep scan` and `modelkeep import`, run as a user runs them: in a subprocess."""
+"""`modelkeep scan` and `modelkeep import`, run in this process through their real code."""
 
 from __future__ import annotations
 
 import json
 import os
 import pickle
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import joblib
+from cli_runner import run
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpora" / "picklescan"
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelkeep", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
 
 
 class _Run:

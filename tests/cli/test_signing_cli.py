@@ -1,5 +1,6 @@
 """keygen, sign and verify --public-key as a user runs them, and interoperability with the
-reference `model_signing` command both ways: all in subprocesses."""
+reference `model_signing` command both ways (the reference tool in a subprocess, modelkeep
+in this process through its real code)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import Ran, run
 
 from modelkeep.signing import key_id, keygen
 
@@ -24,10 +26,8 @@ ALL_PASS = [
 ]
 
 
-def modelkeep(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelkeep", *args], capture_output=True, text=True, timeout=120
-    )
+def modelkeep(*args: str) -> Ran:
+    return run(*args)
 
 
 def model_signing(*args: str) -> subprocess.CompletedProcess[str]:
@@ -52,7 +52,7 @@ def reference_verify(bundle: Path, public: Path) -> subprocess.CompletedProcess[
     )
 
 
-def check_names(result: subprocess.CompletedProcess[str]) -> list[str]:
+def check_names(result: Ran | subprocess.CompletedProcess[str]) -> list[str]:
     return [line.split(":")[0] for line in result.stdout.splitlines()]
 
 

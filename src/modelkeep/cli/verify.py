@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
+from modelkeep._modes import EnvMode
 from modelkeep.cli._common import check_trusted, errors_exit, printable, stdout
 
 # Printed after the checks of a bundle verified without --public-key: what they prove and
@@ -29,7 +30,7 @@ def verify_command(
         ),
     ],
     env: Annotated[
-        str,
+        EnvMode,
         typer.Option(help="Environment differences: warn (pass, report them), strict, ignore."),
     ] = "warn",
     format: Annotated[
@@ -50,13 +51,9 @@ def verify_command(
     """Check a bundle as load() does; exit 0 when every check passes, 1 otherwise."""
     from modelkeep._load import verify
 
-    mode: Literal["warn", "strict", "ignore"]
-    if env not in ("warn", "strict", "ignore"):
-        raise typer.BadParameter(f"expected one of warn, strict, ignore; got {env!r}")
-    mode = env  # type: ignore[assignment]
     check_trusted(trusted)
     with errors_exit():  # a reference naming nothing registered; a bundle's problems are checks
-        results = verify(source, env=mode, format=format, trusted=trusted, public_key=public_key)
+        results = verify(source, env=env, format=format, trusted=trusted, public_key=public_key)
     for check in results:
         mark = "[green]PASS[/green]" if check.passed else "[red]FAIL[/red]"
         stdout.print(f"{mark} {check.name}: ", end="")
