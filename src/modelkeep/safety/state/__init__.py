@@ -42,8 +42,12 @@ def prove_state(obj: object, *, trusted: Iterable[str] = (), root: str = "model"
     from modelkeep.safety.trees import validate_trees
 
     try:
-        Walk(PROOFS, trusted).run(obj, root)
-        return validate_trees(obj, root=root)
+        walk = Walk(PROOFS, trusted)
+        walk.run(obj, root)
+        trees = validate_trees(obj, root=root)
+        for value, node, label in walk.detached:  # inside pandas objects
+            trees += validate_trees(value, root=walk.path(node) + label)
+        return trees
     except ModelkeepError:
         raise
     except Exception as exc:  # the boundary: state no proof foresaw is refused, not raised raw

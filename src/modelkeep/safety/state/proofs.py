@@ -31,6 +31,7 @@ import numpy as np
 from modelkeep.safety.state import relations
 from modelkeep.safety.state.attributes import ATTRIBUTES
 from modelkeep.safety.state.checks import describe
+from modelkeep.safety.state.frames import FRAME_PROOFS
 from modelkeep.safety.state.walk import Proof, Slot, Walk
 
 __all__ = ["ESTIMATORS", "MAX_ITERATIONS", "OPAQUE", "PROOFS", "RECORDS"]
@@ -677,4 +678,5 @@ PROOFS: dict[str, Proof] = {
     **{name: _record_proof(name, rel, where) for name, (rel, where) in RECORDS.items()},
     **{name: _opaque_proof(rel, where) for name, (rel, where) in OPAQUE.items()},
     f"{_SK}.utils._bunch.Bunch": Proof(_bunch),
+    **FRAME_PROOFS,
 }

@@ -188,6 +188,9 @@ class Walk:
         self._seen: set[int] = set()
         self._pending: list[tuple[object, int, Slot | None]] = []
         self.instances: list[tuple[object, int]] = []
+        #: Values a proof found where the tree walk (safety.trees) cannot reach them, inside
+        #: pandas blocks: ``(value, parent node, label)``; prove_state validates their trees.
+        self.detached: list[tuple[object, int, str]] = []
 
     # -- paths
 
