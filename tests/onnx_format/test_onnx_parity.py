@@ -28,7 +28,15 @@ from modelkeep.golden import record_golden
 from modelkeep.manifest import read_manifest
 from modelkeep.onnx import ParityReport
 from modelkeep.onnx.export import build_graph, check_convertible
-from modelkeep.onnx.parity import UNSEEN_CATEGORY, evaluation_rows, measure, original_outputs
+from modelkeep.onnx.parity import (
+    THRESHOLDS_PER_FEATURE,
+    UNSEEN_CATEGORY,
+    evaluation_rows,
+    measure,
+    original_outputs,
+    sample_thresholds,
+    tree_thresholds,
+)
 from modelkeep.onnx.report import render_report
 from modelkeep.onnx.runtime import OnnxRuntime
 from modelkeep.onnx.strategies import strategy_named
@@ -162,7 +170,10 @@ def test_native_categorical_splits_are_caught(tmp_path: Path) -> None:
     assert report.label_mismatches > report.rows // 5
     assert "worst rows:" in str(caught.value)
     # The OrdinalEncoder refuses unseen categories: those probes are named, not compared.
-    assert report.skipped[0].startswith("probe: unseen category in 'plan': the original raised")
+    assert any(
+        s.startswith("probe: unseen category in 'plan': the original raised")
+        for s in report.skipped
+    )
     assert not (tmp_path / "m").exists()
 
 
@@ -270,27 +281,38 @@ def test_exact_ties_are_counted_not_failed(tmp_path: Path) -> None:
     assert report.label_mismatches == 0
 
 
-def test_probe_set_covers_unseen_categories_missing_values_and_midpoints() -> None:
+def test_probe_set_covers_every_region_the_schema_admits() -> None:
     frame, _ = make_frame(100)
     features = infer_schema(frame)
     model, _ = fit("logistic_regression")
     golden = record_golden(model, frame, features, 20, proba=True)
-    rows = evaluation_rows(features, golden, frame)
+    rows = evaluation_rows(features, golden, frame, model=model)
     sources = [group.source for group in rows.groups]
     assert sources[:2] == ["golden", "validation"]
+    columns = ["age", "income", "visits", "plan", "region", "autopay"]
     assert sorted(sources[2:]) == sorted(
-        [
-            "probe: unseen category in 'plan'",
-            "probe: unseen category in 'region'",
-            "probe: missing 'income'",
-            "probe: missing 'visits'",
-            "probe: midpoints of 'income'",
-            "probe: midpoints of 'visits'",
-        ]
+        # A missing value in every column, nullable in training or not (non-strict
+        # prediction accepts one anywhere).
+        [f"probe: missing {c!r}" for c in columns]
+        + ["probe: unseen category in 'plan'", "probe: unseen category in 'region'"]
+        + [f"probe: beyond the range of {c!r}" for c in ("age", "income", "visits")]
+        + ["probe: midpoints of 'income'", "probe: midpoints of 'visits'"]
     )
+    regions = {group.source: group.region for group in rows.groups}
+    assert regions["probe: missing 'plan'"] == "missing string"
+    assert regions["probe: missing 'age'"] == "missing value"
+    assert regions["probe: beyond the range of 'age'"] == "beyond the training range"
     by_source = {group.source: group.frame for group in rows.groups}
-    assert set(by_source["probe: unseen category in 'plan'"]["plan"]) == {UNSEEN_CATEGORY}
-    assert by_source["probe: missing 'income'"]["income"].isna().all()
+    assert set(by_source["probe: unseen category in 'plan'"]["plan"]) == {UNSEEN_CATEGORY, ""}
+    for column in columns:
+        assert by_source[f"probe: missing {column!r}"][column].isna().all()
+    # Beyond each side: one step, one span and far outside.
+    income = frame["income"].dropna()
+    beyond = by_source["probe: beyond the range of 'income'"]["income"].to_numpy()
+    assert (beyond < income.min()).sum() == (beyond > income.max()).sum() > 0
+    assert np.nextafter(income.max(), np.inf) in beyond
+    ages = set(by_source["probe: beyond the range of 'age'"]["age"])
+    assert {frame["age"].min() - 1, frame["age"].max() + 1} <= ages
     # Every midpoint sits strictly between two neighbouring training values, no value on it.
     values = np.unique(frame["income"].dropna().to_numpy())
     midpoints = by_source["probe: midpoints of 'income'"]["income"].to_numpy()
@@ -300,4 +322,122 @@ def test_probe_set_covers_unseen_categories_missing_values_and_midpoints() -> No
     assert not np.isin(midpoints, values).any()
     # Integer columns get none: an integer input cannot take a midpoint.
     assert "probe: midpoints of 'age'" not in by_source
+    # A linear model has no tree thresholds.
+    assert "tree thresholds" not in regions.values()
     assert all(isinstance(g.frame, pd.DataFrame) for g in rows.groups)
+
+
+def test_tree_threshold_probes_straddle_every_threshold_behind_the_scaler() -> None:
+    model, frame = fit("random_forest")
+    features = infer_schema(frame)
+    golden = record_golden(model, frame, features, 20, proba=True)
+    rows = evaluation_rows(features, golden, frame, model=model)
+    by_source = {group.source: group for group in rows.groups}
+    probed = [s for s, g in by_source.items() if g.region == "tree thresholds"]
+    # The numeric columns reach the forest through imputer and scaler; the one-hot and
+    # boolean columns do not, and are said to be left out.
+    assert sorted(probed) == [
+        f"probe: tree thresholds of {c!r}" for c in ("age", "income", "visits")
+    ]
+    assert len(rows.notes) == 1 and rows.notes[0].startswith("tree thresholds of ")
+    scaler = model.named_steps["prep"].named_transformers_["num"].named_steps["standardscaler"]
+    thresholds = tree_thresholds(model.named_steps["model"])
+    for j, column in enumerate(["income", "visits"], start=1):
+        raw = by_source[f"probe: tree thresholds of {column!r}"].frame[column].to_numpy()
+        matrix = np.zeros((raw.size, 3))
+        matrix[:, j] = raw
+        scaled = scaler.transform(matrix)[:, j].astype(np.float32)  # as the trees see it
+        sampled = sample_thresholds(thresholds[j])
+        assert 0 < sampled.size <= THRESHOLDS_PER_FEATURE
+        for t in sampled:
+            below = np.nextafter(np.float32(t), np.float32(-np.inf))
+            above = np.nextafter(np.nextafter(np.float32(t), np.float32(np.inf)), np.inf)
+            # A probe on the threshold (or the float32 value just below it) and one just
+            # above: each side of the split is reached.
+            assert ((scaled <= t) & (scaled >= below)).any(), (column, t)
+            assert ((scaled > t) & (scaled <= above)).any(), (column, t)
+    ages = by_source["probe: tree thresholds of 'age'"].frame["age"]
+    assert ages.dtype == np.int64
+
+
+def test_the_report_counts_rows_and_the_worst_difference_per_region(tmp_path: Path) -> None:
+    model, frame = fit("random_forest")
+    modelkeep.save(model, tmp_path / "m", sample=frame, name="m", formats=("onnx",))
+    report = _report(tmp_path / "m")
+    assert [r.region for r in report.regions] == [
+        "golden",
+        "validation",
+        "missing value",
+        "missing string",
+        "unseen category",
+        "beyond the training range",
+        "midpoints",
+        "tree thresholds",
+    ]
+    assert all(r.passed and r.rows > 0 for r in report.regions)
+    assert sum(r.rows for r in report.regions) == report.rows
+    by_region = {r.region: r for r in report.regions}
+    # 'age' (int64) and 'autopay' (bool) inputs cannot hold a missing value: the converted
+    # model refuses those rows with an error, named, not compared.
+    assert by_region["missing value"].refused == 2 * 8
+    assert sorted(r.split(": the converted")[0] for r in report.refused) == [
+        "probe: missing 'age'",
+        "probe: missing 'autopay'",
+    ]
+    text = render_report(report)
+    assert "  regions (rows compared, largest difference, worst row):" in text
+    assert re.search(r"\n    tree thresholds +\d+ +\S+ +ok", text)
+
+
+def test_a_report_written_before_regions_still_reads() -> None:
+    old = {
+        "passed": True,
+        "strategy": "double",
+        "task": "binary",
+        "thresholds": {"proba_atol": 1e-5, "regression_rtol": 1e-5, "tie_tol": 1e-6},
+        "rows": 10,
+        "sources": {"golden": 10},
+        "outputs": [{"output": "a", "max_abs_diff": 0.0, "mean_abs_diff": 0.0}],
+    }
+    report = ParityReport.model_validate(old)
+    assert (report.regions, report.refused, report.notes) == ([], [], [])
+    assert "regions" not in render_report(report)
+
+
+def test_a_failing_region_is_named_with_its_worst_row() -> None:
+    """float32 alone behind a scaler fails: each failing region says where it is worst."""
+    pipeline, x_train = _churn("random_forest")
+    features = infer_schema(x_train)
+    golden = record_golden(pipeline, x_train, features, 20, proba=True)
+    rows = evaluation_rows(features, golden, x_train, model=pipeline)
+    expected = original_outputs(pipeline, rows, proba=True)
+    graph = build_graph(
+        pipeline, features, check_convertible(pipeline, features), strategy_named("float32")
+    )
+    runtime = OnnxRuntime(
+        graph.SerializeToString(), artifact="float32", features=features, classes=[0, 1]
+    )
+    report = measure(
+        expected,
+        runtime,
+        features=features,
+        classes=[0, 1],
+        labels=["No Churn", "Churn"],
+        task="binary",
+        strategy="float32",
+        thresholds=ParityThresholds(),
+    )
+    failed = [r for r in report.regions if not r.passed]
+    assert failed and not report.passed
+    for region in failed:
+        assert region.worst_row is not None
+        source = region.worst_row.rsplit(" row ", 1)[0]
+        assert source == region.region or source.startswith("probe: ")
+        assert any(
+            f.startswith(f"region {region.region!r}: ")
+            and f.endswith(f"(worst: {region.worst_row})")
+            for f in report.failures
+        )
+    for region in report.regions:
+        if region.passed:
+            assert not any(f.startswith(f"region {region.region!r}") for f in report.failures)

@@ -342,7 +342,7 @@ def export(model: Any, context: DumpContext) -> Exported:
     labels = None
     if context.classes is not None:
         labels = list(context.labels or [str(c) for c in context.classes])
-    rows = parity.evaluation_rows(features, context.golden, context.validation)
+    rows = parity.evaluation_rows(features, context.golden, context.validation, model=model)
     expected = parity.original_outputs(model, rows, proba=context.classes is not None)
 
     attempts: list[Attempt] = []

@@ -1,68 +1,138 @@
 """Measure a converted model against the original before it is written.
 
-The rows compared come from three sources:
+The rows compared come from three sources, and each row belongs to one *region* of the
+input space the schema admits (:data:`REGIONS`); the report counts rows and the worst
+disagreement per region, and a disagreement beyond the thresholds in any region fails:
 
 - ``golden``: the bundle's golden samples;
 - ``validation``: the ``sample`` given to ``save`` (or ``validation=`` given to
   ``convert``), at most :data:`VALIDATION_ROWS` rows spread evenly over it;
-- ``probe``: generated rows at the inputs that break conversions: an unseen category in
-  each string and category column, a missing value in each nullable column, and values
-  exactly on the midpoints between neighbouring values of each float column (where tree
-  thresholds sit): the :data:`CLOSEST_MIDPOINTS` midpoints of the closest neighbours,
-  where float32 rounding decides the branch, and :data:`SPREAD_MIDPOINTS` spread over the
-  range. Integer columns get no midpoints: an integer input cannot take them.
+- ``probe``: rows built by varying one column of a few base rows (golden rows, else the
+  first validation rows), one group per column and region:
+
+  - ``missing value``: a missing value in every column. In the default, non-strict mode a
+    prediction accepts one in any column (one the training data never had missing only
+    warns), so every column is probed, not only the nullable ones;
+  - ``missing string``: the same for string and category columns, where a converted
+    model may confuse a missing string with a real category such as ``""``;
+  - ``unseen category``: :data:`UNSEEN_CATEGORY` (and ``""`` unless it is a category) in
+    every string and category column;
+  - ``beyond the training range``: values below the minimum and above the maximum of
+    every numeric column (one representable step outside, a span outside, far outside);
+  - ``midpoints``: the midpoints between neighbouring training values of every float
+    column, where a tree fitted on the raw column puts its thresholds
+    (:data:`CLOSEST_MIDPOINTS` closest pairs and :data:`SPREAD_MIDPOINTS` spread out);
+  - ``tree thresholds``: for tree models (scikit-learn trees, forests, gradient boosting
+    and histogram gradient boosting, XGBoost, LightGBM), each split threshold mapped back
+    to its raw column through monotone preprocessing (scalers, imputers, passthrough, by
+    ``inverse_transform``), with the values one float32 and one float64 step either side
+    of it, before and after the mapping. At most :data:`THRESHOLDS_PER_FEATURE` distinct
+    thresholds per tree feature (evenly spread over the sorted thresholds, plus the one
+    closest to zero) and :data:`THRESHOLD_ROWS` rows in all, so a large forest's gate
+    stays fast. A threshold on a feature no monotone chain leads to (a one-hot column, a
+    column built from several) is not probed; the report's ``notes`` say how many.
 
 Both models see the same rows, coerced to the schema as a prediction would be; the
 original through scikit-learn, the converted one through onnxruntime fed by
 :mod:`modelkeep.onnx.inputs` (the serving path). A probe group the original itself
 refuses (an unseen category under ``handle_unknown="error"``) is left out and named in
-the report.
+``skipped``; a probe or validation group the converted model's input check refuses with
+a :class:`SchemaError` (a missing value in an ``int64`` input, or another narrowing the
+manifest records) is left out and named in ``refused``: such input gets an error from the
+converted model, never a different answer. Golden rows are never refused.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from modelkeep.errors import SchemaWarning
+from modelkeep.errors import SchemaError, SchemaWarning
 from modelkeep.manifest import FeatureSpec, GoldenSamples, Scalar
-from modelkeep.onnx.report import OutputDifference, ParityReport, ParityThresholds, WorstRow
+from modelkeep.onnx.report import (
+    OutputDifference,
+    ParityReport,
+    ParityThresholds,
+    RegionCheck,
+    WorstRow,
+)
 from modelkeep.onnx.runtime import LABEL, PROBABILITIES, VALUE, OnnxRuntime, onnx_label
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "BEYOND_RANGE",
     "CLOSEST_MIDPOINTS",
+    "GOLDEN",
+    "MIDPOINTS",
+    "MISSING_STRING",
+    "MISSING_VALUE",
+    "REGIONS",
     "SPREAD_MIDPOINTS",
+    "THRESHOLDS_PER_FEATURE",
+    "THRESHOLD_ROWS",
+    "TREE_THRESHOLDS",
+    "UNSEEN",
     "UNSEEN_CATEGORY",
+    "VALIDATION",
     "VALIDATION_ROWS",
     "Expected",
     "Rows",
     "evaluation_rows",
     "measure",
     "original_outputs",
+    "sample_thresholds",
+    "tree_thresholds",
 ]
 
 VALIDATION_ROWS: Final = 10_000
 CLOSEST_MIDPOINTS: Final = 100
 SPREAD_MIDPOINTS: Final = 100
 PROBE_BASE_ROWS: Final = 8
+THRESHOLDS_PER_FEATURE: Final = 48
+THRESHOLD_ROWS: Final = 6_000
 UNSEEN_CATEGORY: Final = "modelkeep-unseen-category"
 WORST_ROWS: Final = 5
+
+GOLDEN: Final = "golden"
+VALIDATION: Final = "validation"
+MISSING_VALUE: Final = "missing value"
+MISSING_STRING: Final = "missing string"
+UNSEEN: Final = "unseen category"
+BEYOND_RANGE: Final = "beyond the training range"
+MIDPOINTS: Final = "midpoints"
+TREE_THRESHOLDS: Final = "tree thresholds"
+#: Every region, in the order reports list them.
+REGIONS: Final = (
+    GOLDEN,
+    VALIDATION,
+    MISSING_VALUE,
+    MISSING_STRING,
+    UNSEEN,
+    BEYOND_RANGE,
+    MIDPOINTS,
+    TREE_THRESHOLDS,
+)
 
 
 @dataclass
 class Group:
-    """Consecutive rows of one source: ``golden``, ``validation`` or a probe."""
+    """Consecutive rows of one source (``golden``, ``validation`` or a probe) and region."""
 
     source: str
     frame: pd.DataFrame
+    region: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.region:
+            self.region = self.source if self.source in (GOLDEN, VALIDATION) else ""
 
 
 @dataclass
@@ -70,12 +140,20 @@ class Rows:
     """Every row to compare, as groups of frames coerced to the schema."""
 
     groups: list[Group] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def evaluation_rows(
-    features: Sequence[FeatureSpec], golden: GoldenSamples, validation: Any
+    features: Sequence[FeatureSpec],
+    golden: GoldenSamples,
+    validation: Any,
+    *,
+    model: Any = None,
 ) -> Rows:
-    """The golden, validation and probe rows, each group coerced to the schema."""
+    """The golden, validation and probe rows, each group coerced to the schema.
+
+    ``model`` (the fitted original) adds the ``tree thresholds`` probes of its trees.
+    """
     from modelkeep.schema import prepare, to_json_columns
 
     rows = Rows()
@@ -83,19 +161,25 @@ def evaluation_rows(
         # Probes are unusual on purpose; validation data may hold unseen values too.
         warnings.simplefilter("ignore", SchemaWarning)
         if golden.rows:
-            rows.groups.append(Group("golden", prepare(golden.inputs, features)))
+            rows.groups.append(Group(GOLDEN, prepare(golden.inputs, features)))
         if validation is not None:
             frame = _spread(prepare(_schema_columns(validation, features), features))
-            rows.groups.append(Group("validation", frame))
+            rows.groups.append(Group(VALIDATION, frame))
         # Probes vary one column of a few base rows: golden rows when there are some, else
         # the first validation rows without an infinity (JSON cannot hold one). Midpoints
-        # come from the largest set of values at hand.
+        # and ranges come from the largest set of values at hand.
         values = rows.groups[-1].frame if rows.groups else None
         base = _finite_rows(rows.groups[0].frame).iloc[:PROBE_BASE_ROWS] if rows.groups else None
-        if base is not None and values is not None and len(base):
-            columns = to_json_columns(base, features)
-            for source, probe in _probes(values, features, columns):
-                rows.groups.append(Group(source, prepare(probe, features)))
+        if base is None or values is None or not len(base):
+            return rows
+        columns = to_json_columns(base, features)
+        probes = _probes(values, features, columns)
+        if model is not None:
+            thresholds, notes = _threshold_probes(model, features, columns)
+            probes.extend(thresholds)
+            rows.notes.extend(notes)
+        for region, source, probe in probes:
+            rows.groups.append(Group(source, prepare(probe, features), region))
     return rows
 
 
@@ -123,35 +207,65 @@ def _spread(frame: pd.DataFrame) -> pd.DataFrame:
     return spread
 
 
+Probe = tuple[str, str, dict[str, list[Any]]]  # region, source, columns
+
+
+def _varied(columns: dict[str, list[Any]], name: str, values: Sequence[Any]) -> dict[str, Any]:
+    """The base rows, cycled, with column ``name`` set to ``values``: one row per value."""
+    n_base = len(next(iter(columns.values()), []))
+    probe = {k: [v[i % n_base] for i in range(len(values))] for k, v in columns.items()}
+    probe[name] = list(values)
+    return probe
+
+
 def _probes(
     values: pd.DataFrame, features: Sequence[FeatureSpec], columns: dict[str, list[Any]]
-) -> list[tuple[str, dict[str, list[Any]]]]:
+) -> list[Probe]:
     n_base = len(next(iter(columns.values()), []))
-
-    def rows(n: int) -> dict[str, list[Any]]:
-        return {name: [values[i % n_base] for i in range(n)] for name, values in columns.items()}
-
-    probes = []
+    probes: list[Probe] = []
     for spec in features:
-        if spec.dtype in ("string", "category") and _takes_strings(spec):
-            probe = rows(n_base)
-            probe[spec.name] = [UNSEEN_CATEGORY] * n_base
-            probes.append((f"probe: unseen category in {spec.name!r}", probe))
-        if spec.nullable:
-            probe = rows(n_base)
-            probe[spec.name] = [None] * n_base
-            probes.append((f"probe: missing {spec.name!r}", probe))
+        name = spec.name
+        strings = spec.dtype in ("string", "category") and _takes_strings(spec)
+        region = MISSING_STRING if strings else MISSING_VALUE
+        probes.append((region, f"probe: missing {name!r}", _varied(columns, name, [None] * n_base)))
+        if strings:
+            unseen = [UNSEEN_CATEGORY] + ([] if "" in (spec.categories or ()) else [""])
+            probe = _varied(columns, name, [u for u in unseen for _ in range(n_base)])
+            probes.append((UNSEEN, f"probe: unseen category in {name!r}", probe))
+        if spec.dtype in ("integer", "float") and spec.min is not None and spec.max is not None:
+            beyond = _beyond(spec.min, spec.max, integer=spec.dtype == "integer")
+            if beyond:
+                probe = _varied(columns, name, [b for b in beyond for _ in range(n_base)])
+                probes.append((BEYOND_RANGE, f"probe: beyond the range of {name!r}", probe))
         if spec.dtype == "float":
-            midpoints = _midpoints(values[spec.name].to_numpy(dtype=np.float64, na_value=np.nan))
+            midpoints = _midpoints(values[name].to_numpy(dtype=np.float64, na_value=np.nan))
             if midpoints.size:
-                probe = rows(midpoints.size)
-                probe[spec.name] = midpoints.tolist()
-                probes.append((f"probe: midpoints of {spec.name!r}", probe))
+                probe = _varied(columns, name, midpoints.tolist())
+                probes.append((MIDPOINTS, f"probe: midpoints of {name!r}", probe))
     return probes
 
 
 def _takes_strings(spec: FeatureSpec) -> bool:
     return spec.dtype == "string" or all(isinstance(c, str) for c in spec.categories or ())
+
+
+def _beyond(low: float, high: float, *, integer: bool) -> list[Any]:
+    """Values outside ``[low, high]``: one step, one span and far outside, on each side."""
+    span = max(high - low, 1.0)
+    if integer:
+        lo, hi = math.floor(low), math.ceil(high)
+        candidates: list[Any] = [lo - 1, hi + 1, lo - int(span), hi + int(span)]
+        candidates += [lo - 1000 * int(span), hi + 1000 * int(span)]
+        return [v for v in dict.fromkeys(candidates) if -(2**53) <= v <= 2**53]
+    values = [
+        float(np.nextafter(low, -np.inf)),
+        float(np.nextafter(high, np.inf)),
+        low - span,
+        high + span,
+        low - 1e6 * span,
+        high + 1e6 * span,
+    ]
+    return [v for v in dict.fromkeys(values) if math.isfinite(v)]
 
 
 def _midpoints(values: np.ndarray) -> np.ndarray:
@@ -172,6 +286,261 @@ def _midpoints(values: np.ndarray) -> np.ndarray:
     return picked
 
 
+# ------------------------------------------------------------------------ tree thresholds
+
+
+def tree_thresholds(estimator: Any) -> dict[int, np.ndarray]:
+    """Feature index -> the distinct finite split thresholds of ``estimator``'s trees.
+
+    Reads scikit-learn trees and their ensembles (``estimators_``), histogram gradient
+    boosting, XGBoost and LightGBM; anything else has none (an empty dict).
+    """
+    found: dict[int, list[np.ndarray]] = {}
+
+    def add(features: np.ndarray, thresholds: np.ndarray) -> None:
+        features = np.asarray(features, dtype=np.int64)
+        thresholds = np.asarray(thresholds, dtype=np.float64)
+        for j in np.unique(features[features >= 0]).tolist():
+            found.setdefault(int(j), []).append(thresholds[features == j])
+
+    _collect(estimator, add)
+    result = {}
+    for j, parts in found.items():
+        values = np.unique(np.concatenate(parts))
+        values = values[np.isfinite(values)]
+        if values.size:
+            result[j] = values
+    return result
+
+
+def _collect(estimator: Any, add: Callable[[np.ndarray, np.ndarray], None]) -> None:
+    module = type(estimator).__module__.split(".")[0]
+    if module == "xgboost":
+        _xgboost_splits(estimator, add)
+    elif module == "lightgbm":
+        _lightgbm_splits(estimator, add)
+    elif hasattr(estimator, "tree_") and hasattr(estimator.tree_, "threshold"):
+        tree = estimator.tree_
+        add(tree.feature, tree.threshold)
+    elif hasattr(estimator, "_predictors"):  # HistGradientBoosting*
+        for predictors in estimator._predictors:
+            for predictor in predictors:
+                nodes = predictor.nodes
+                numeric = (nodes["is_leaf"] == 0) & (nodes["is_categorical"] == 0)
+                add(nodes["feature_idx"][numeric], nodes["num_threshold"][numeric])
+    elif hasattr(estimator, "estimators_"):
+        for member in np.asarray(estimator.estimators_, dtype=object).ravel().tolist():
+            _collect(member, add)
+
+
+def _xgboost_splits(estimator: Any, add: Callable[[np.ndarray, np.ndarray], None]) -> None:
+    booster = estimator.get_booster()
+    names = list(booster.feature_names or [])
+    table = booster.trees_to_dataframe()
+    splits = table[table["Feature"] != "Leaf"]
+    index = {name: i for i, name in enumerate(names)}
+
+    def position(name: str) -> int:
+        if name in index:
+            return index[name]
+        return int(name[1:]) if name.startswith("f") and name[1:].isdigit() else -1
+
+    features = np.array([position(str(f)) for f in splits["Feature"]], dtype=np.int64)
+    add(features, splits["Split"].to_numpy(dtype=np.float64))
+
+
+def _lightgbm_splits(estimator: Any, add: Callable[[np.ndarray, np.ndarray], None]) -> None:
+    features: list[int] = []
+    thresholds: list[float] = []
+
+    def visit(node: dict[str, Any]) -> None:
+        if "split_feature" not in node:
+            return
+        if node.get("decision_type", "<=") == "<=":
+            features.append(int(node["split_feature"]))
+            thresholds.append(float(node["threshold"]))
+        visit(node["left_child"])
+        visit(node["right_child"])
+
+    for tree in estimator.booster_.dump_model()["tree_info"]:
+        visit(tree["tree_structure"])
+    add(np.array(features, dtype=np.int64), np.array(thresholds, dtype=np.float64))
+
+
+Inverse = Callable[[np.ndarray], np.ndarray]
+
+
+def _identity(values: np.ndarray) -> np.ndarray:
+    return values
+
+
+def _raw_columns(model: Any, names: Sequence[str]) -> tuple[Any, dict[int, tuple[str, Inverse]]]:
+    """The final estimator and, per input feature of it, the raw column and the inverse.
+
+    A feature reached only through monotone per-column steps maps back to its column; the
+    inverse turns a value of the feature into the raw value that becomes it.
+    """
+    from sklearn.pipeline import Pipeline
+
+    current: dict[int, tuple[str, Inverse]] = {j: (n, _identity) for j, n in enumerate(names)}
+    while isinstance(model, Pipeline):
+        for _, step in model.steps[:-1]:
+            current = _through(step, current)
+        model = model.steps[-1][1]
+    return model, current
+
+
+def _through(step: Any, current: dict[int, tuple[str, Inverse]]) -> dict[int, tuple[str, Inverse]]:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import (
+        FunctionTransformer,
+        MaxAbsScaler,
+        MinMaxScaler,
+        PowerTransformer,
+        QuantileTransformer,
+        RobustScaler,
+        StandardScaler,
+    )
+
+    if step is None or step == "passthrough":
+        return current
+    if isinstance(step, str):  # "drop"
+        return {}
+    if isinstance(step, Pipeline):
+        for _, inner in step.steps:
+            current = _through(inner, current)
+        return current
+    if isinstance(step, ColumnTransformer):
+        out: dict[int, tuple[str, Inverse]] = {}
+        inputs = getattr(step, "_transformer_to_input_indices", {})
+        for name, transformer, _ in step.transformers_:
+            if name not in inputs or name not in step.output_indices_:
+                continue
+            sub = {k: current[i] for k, i in enumerate(inputs[name]) if i in current}
+            start = step.output_indices_[name].start
+            out.update({start + k: v for k, v in _through(transformer, sub).items()})
+        return out
+    if isinstance(step, FunctionTransformer) and step.func is None:
+        return current
+    if isinstance(step, SimpleImputer):
+        if step.add_indicator:
+            return {}
+        kept = np.flatnonzero(~np.isnan(np.asarray(step.statistics_, dtype=np.float64)))
+        if step.keep_empty_features or kept.size == len(step.statistics_):
+            return current
+        return {k: current[int(i)] for k, i in enumerate(kept) if int(i) in current}
+    monotone = (
+        StandardScaler,
+        MinMaxScaler,
+        RobustScaler,
+        MaxAbsScaler,
+        PowerTransformer,
+        QuantileTransformer,
+    )
+    if isinstance(step, monotone):
+        width = int(step.n_features_in_)
+        return {
+            j: (column, _composed(step, j, width, inverse))
+            for j, (column, inverse) in current.items()
+        }
+    return {}
+
+
+def _composed(step: Any, j: int, width: int, inverse: Inverse) -> Inverse:
+    def apply(values: np.ndarray) -> np.ndarray:
+        matrix = np.zeros((values.size, width), dtype=np.float64)
+        matrix[:, j] = values
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = np.asarray(step.inverse_transform(matrix), dtype=np.float64)[:, j]
+        return inverse(raw)
+
+    return apply
+
+
+def _threshold_probes(
+    model: Any, features: Sequence[FeatureSpec], columns: dict[str, list[Any]]
+) -> tuple[list[Probe], list[str]]:
+    """Rows on and one step either side of each (sampled) tree threshold, per raw column."""
+    try:
+        estimator, mapping = _raw_columns(model, [f.name for f in features])
+        thresholds = tree_thresholds(estimator)
+    except Exception as exc:  # an unusual model: no threshold probes, said in the report
+        return [], [f"tree thresholds not read: {type(exc).__name__}: {exc}"[:200]]
+    if not thresholds:
+        return [], []
+    specs = {f.name: f for f in features}
+    per_column: dict[str, list[np.ndarray]] = {}
+    unmapped = 0
+    for j, values in sorted(thresholds.items()):
+        target = mapping.get(j)
+        spec = specs.get(target[0]) if target else None
+        if target is None or spec is None or spec.dtype not in ("integer", "float"):
+            unmapped += 1
+            continue
+        column, inverse = target
+        chosen = sample_thresholds(values)
+        around = _steps_around(chosen)
+        with np.errstate(all="ignore"):
+            raw = inverse(around)
+            exact = inverse(chosen)
+        raw = np.concatenate([raw, _steps_around(exact[np.isfinite(exact)])])
+        raw = raw[np.isfinite(raw)]
+        if spec.dtype == "integer":
+            raw = np.concatenate([np.floor(raw), np.ceil(raw)])
+            raw = raw[np.abs(raw) <= 2.0**53]
+        per_column.setdefault(column, []).append(raw)
+    probes: list[Probe] = []
+    budget = THRESHOLD_ROWS // max(1, len(per_column))
+    for column, parts in per_column.items():
+        raw = np.unique(np.concatenate(parts))
+        if raw.size > budget:  # evenly spread over the sorted values, ends included
+            raw = raw[np.unique(np.linspace(0, raw.size - 1, num=budget).round().astype(int))]
+        if not raw.size:
+            continue
+        integer = specs[column].dtype == "integer"
+        probe_values: list[Any] = [int(v) for v in raw] if integer else raw.tolist()
+        probe = _varied(columns, column, probe_values)
+        probes.append((TREE_THRESHOLDS, f"probe: tree thresholds of {column!r}", probe))
+    notes = []
+    if unmapped:
+        notes.append(
+            f"tree thresholds of {unmapped} of {len(thresholds)} tree feature(s) not probed: "
+            "no monotone chain of steps leads to them from one numeric column"
+        )
+    return probes, notes
+
+
+def sample_thresholds(values: np.ndarray) -> np.ndarray:
+    """At most THRESHOLDS_PER_FEATURE: evenly spread, ends and the one closest to 0 kept."""
+    if values.size <= THRESHOLDS_PER_FEATURE:
+        return values
+    spread = np.linspace(0, values.size - 1, num=THRESHOLDS_PER_FEATURE - 1).round().astype(int)
+    chosen = np.unique(np.append(spread, int(np.argmin(np.abs(values)))))
+    sampled: np.ndarray = values[chosen]
+    return sampled
+
+
+def _steps_around(values: np.ndarray) -> np.ndarray:
+    """Each value, its float32 rounding, and one float32 and one float64 step either side."""
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        single = values.astype(np.float32)
+        parts = [
+            values,
+            np.nextafter(values, -np.inf),
+            np.nextafter(values, np.inf),
+            single.astype(np.float64),
+            np.nextafter(single, np.float32(-np.inf)).astype(np.float64),
+            np.nextafter(single, np.float32(np.inf)).astype(np.float64),
+        ]
+    around = np.concatenate(parts)
+    finite: np.ndarray = around[np.isfinite(around)]
+    return finite
+
+
 # ------------------------------------------------------------------------------ outputs
 
 
@@ -186,37 +555,53 @@ class Expected:
     probabilities: np.ndarray | None
     skipped: list[str]
     counts: dict[str, int]
+    regions: list[str] = field(default_factory=list)  # per row
+    spans: list[tuple[str, str, int, int]] = field(default_factory=list)  # source, region
+    notes: list[str] = field(default_factory=list)
+    refused: dict[str, int] = field(default_factory=dict)  # region -> rows the original refused
 
 
 def original_outputs(model: Any, rows: Rows, *, proba: bool) -> Expected:
-    """Run the original on each group; a group it refuses is skipped and named."""
+    """Run the original on each group; a group it refuses is skipped and named.
+
+    Groups whose columns have the same dtypes are run as one batch (a forest's predict
+    costs per call as much as per row); a batch the original refuses is run group by group,
+    so only the groups it refuses are left out.
+    """
     import pandas as pd
 
-    from modelkeep.golden import model_input
-
-    frames, sources, positions, predictions, probabilities = [], [], [], [], []
+    frames, sources, regions, positions, predictions, probabilities = [], [], [], [], [], []
     skipped: list[str] = []
     counts: dict[str, int] = {}
+    spans: list[tuple[str, str, int, int]] = []
+    refused: dict[str, int] = {}
+    start = 0
+    batches: dict[tuple[str, ...], list[Group]] = {}
     for group in rows.groups:
-        data = model_input(model, group.frame)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # e.g. unknown categories found during transform
-                predicted = np.asarray(model.predict(data))
-                probability = np.asarray(model.predict_proba(data), np.float64) if proba else None
-        except Exception as exc:  # whatever the original raises, it refused these rows
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            skipped.append(f"{group.source}: the original raised {type(exc).__name__}: {first}")
-            continue
-        frames.append(group.frame.reset_index(drop=True))
-        n = len(group.frame)
-        sources.extend([group.source] * n)
-        positions.append(np.arange(n))
-        predictions.append(predicted)
-        if probability is not None:
-            probabilities.append(probability)
-        key = group.source.split(":")[0]
-        counts[key] = counts.get(key, 0) + n
+        batches.setdefault(tuple(map(str, group.frame.dtypes)), []).append(group)
+    for batch in batches.values():
+        results = _run_batch(model, batch, proba=proba)
+        for group, result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                first = str(result).splitlines()[0] if str(result) else ""
+                skipped.append(
+                    f"{group.source}: the original raised {type(result).__name__}: {first}"
+                )
+                refused[group.region] = refused.get(group.region, 0) + len(group.frame)
+                continue
+            predicted, probability = result
+            frames.append(group.frame.reset_index(drop=True))
+            n = len(group.frame)
+            sources.extend([group.source] * n)
+            regions.extend([group.region] * n)
+            spans.append((group.source, group.region, start, start + n))
+            start += n
+            positions.append(np.arange(n))
+            predictions.append(predicted)
+            if probability is not None:
+                probabilities.append(probability)
+            key = group.source.split(":")[0]
+            counts[key] = counts.get(key, 0) + n
     if not frames:
         raise ValueError("the original model refused every row compared")
     return Expected(
@@ -227,7 +612,53 @@ def original_outputs(model: Any, rows: Rows, *, proba: bool) -> Expected:
         probabilities=np.concatenate(probabilities) if proba else None,
         skipped=skipped,
         counts=counts,
+        regions=regions,
+        spans=spans,
+        notes=list(rows.notes),
+        refused=refused,
     )
+
+
+_Outputs = tuple[np.ndarray, np.ndarray | None]
+
+
+def _run_batch(model: Any, batch: list[Group], *, proba: bool) -> list[_Outputs | BaseException]:
+    """The original's outputs per group of ``batch`` (same dtypes), or what it raised."""
+    import pandas as pd
+
+    if len(batch) > 1:
+        try:
+            frame = pd.concat([g.frame for g in batch], ignore_index=True)
+            predicted, probability = _predict(model, frame, proba=proba)
+        except Exception:  # some group is refused: find which, one by one
+            pass
+        else:
+            bounds = np.cumsum([0] + [len(g.frame) for g in batch])
+            return [
+                (
+                    predicted[a:b],
+                    None if probability is None else probability[a:b],
+                )
+                for a, b in itertools.pairwise(bounds.tolist())
+            ]
+    results: list[_Outputs | BaseException] = []
+    for group in batch:
+        try:
+            results.append(_predict(model, group.frame, proba=proba))
+        except Exception as exc:  # whatever the original raises, it refused these rows
+            results.append(exc)
+    return results
+
+
+def _predict(model: Any, frame: pd.DataFrame, *, proba: bool) -> _Outputs:
+    from modelkeep.golden import model_input
+
+    data = model_input(model, frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. unknown categories found during transform
+        predicted = np.asarray(model.predict(data))
+        probability = np.asarray(model.predict_proba(data), np.float64) if proba else None
+    return predicted, probability
 
 
 def measure(
@@ -241,28 +672,143 @@ def measure(
     strategy: str,
     thresholds: ParityThresholds,
 ) -> ParityReport:
-    """Compare the converted model with the original's outputs on the same rows."""
+    """Compare the converted model with the original's outputs on the same rows.
+
+    Each group is fed through the converted model's input check on its own: a probe or
+    validation group it refuses (:class:`SchemaError`) is named in the report's
+    ``refused`` and not compared; a refused golden group raises.
+    """
+
+    parts: list[dict[str, np.ndarray]] = []
+    keep = np.ones(len(expected.frame), dtype=bool)
+    narrowed: list[str] = []
+    narrowed_rows: dict[str, int] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SchemaWarning)
-        feeds, _ = runtime.feeds(expected.frame)
+        for source, region, start, stop in expected.spans or [("", "", 0, len(expected.frame))]:
+            try:
+                feeds, _ = runtime.feeds(expected.frame.iloc[start:stop])
+            except SchemaError as exc:
+                if region in ("", GOLDEN):
+                    raise
+                keep[start:stop] = False
+                first = str(exc).splitlines()[0]
+                narrowed.append(f"{source}: the converted model refuses it: {first}"[:300])
+                narrowed_rows[region] = narrowed_rows.get(region, 0) + stop - start
+                continue
+            parts.append(feeds)
+    if not parts:
+        raise ValueError("the converted model refused every row compared")
+    if not keep.all():
+        expected = _subset(expected, keep)
+    feeds = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     out = runtime.run(feeds)
     if classes is None:
-        return _measure_regression(expected, out, features, strategy, thresholds, task)
-    return _measure_classifier(
-        expected,
-        out,
-        runtime,
-        features,
-        list(classes),
-        list(labels or []),
-        strategy,
-        thresholds,
-        task,
+        report = _measure_regression(expected, out, features, strategy, thresholds, task)
+    else:
+        report = _measure_classifier(
+            expected,
+            out,
+            runtime,
+            features,
+            list(classes),
+            list(labels or []),
+            strategy,
+            thresholds,
+            task,
+        )
+    regions = [
+        r.model_copy(update={"refused": narrowed_rows.get(r.region, 0)}) for r in report.regions
+    ]
+    seen = {r.region for r in regions}
+    for region in REGIONS:  # regions with no row compared are listed too
+        if region not in seen and (region in narrowed_rows or region in expected.refused):
+            regions.append(
+                RegionCheck(
+                    region=region,
+                    rows=0,
+                    refused=narrowed_rows.get(region, 0),
+                    skipped=expected.refused.get(region, 0),
+                    passed=True,
+                )
+            )
+    regions.sort(key=lambda r: REGIONS.index(r.region) if r.region in REGIONS else len(REGIONS))
+    return report.model_copy(
+        update={"regions": regions, "refused": narrowed, "notes": list(expected.notes)}
+    )
+
+
+def _subset(expected: Expected, keep: np.ndarray) -> Expected:
+    index = np.flatnonzero(keep)
+    counts: dict[str, int] = {}
+    for i in index.tolist():
+        key = expected.sources[i].split(":")[0]
+        counts[key] = counts.get(key, 0) + 1
+    return Expected(
+        frame=expected.frame.iloc[index].reset_index(drop=True),
+        sources=[expected.sources[i] for i in index],
+        positions=expected.positions[index],
+        predictions=expected.predictions[index],
+        probabilities=None if expected.probabilities is None else expected.probabilities[index],
+        skipped=expected.skipped,
+        counts=counts,
+        regions=[expected.regions[i] for i in index] if expected.regions else [],
+        spans=[],
+        notes=expected.notes,
+        refused=expected.refused,
     )
 
 
 def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
+
+
+def _region_checks(
+    expected: Expected,
+    difference: np.ndarray,
+    bad: np.ndarray,
+    mismatched: np.ndarray | None,
+) -> list[RegionCheck]:
+    """Per region: rows, worst difference and where, label mismatches, verdict."""
+    regions = np.asarray(expected.regions or [""] * len(difference), dtype=object)
+    checks = []
+    for region in dict.fromkeys(regions.tolist()):
+        where = np.flatnonzero(regions == region)
+        ranking = difference[where]
+        if mismatched is not None:  # a label flip first, then the largest difference
+            order = np.lexsort((-ranking, ~mismatched[where]))
+        else:
+            order = np.argsort(-ranking, kind="stable")
+        worst = int(where[order[0]]) if where.size else None
+        worst_diff = float(ranking.max()) if where.size else 0.0
+        shown = None
+        if worst is not None and (bad[where].any() or worst_diff > 0):
+            shown = f"{expected.sources[worst]} row {int(expected.positions[worst])}"
+        checks.append(
+            RegionCheck(
+                region=str(region) or "all",
+                rows=int(where.size),
+                skipped=expected.refused.get(str(region), 0),
+                label_mismatches=int(mismatched[where].sum()) if mismatched is not None else 0,
+                max_difference=_finite(worst_diff),
+                worst_row=shown,
+                passed=not bool(bad[where].any()),
+            )
+        )
+    return checks
+
+
+def _region_failures(checks: list[RegionCheck]) -> list[str]:
+    """One failure per region beyond the thresholds, naming its worst row."""
+    failures = []
+    for check in checks:
+        if check.passed:
+            continue
+        parts = [f"{check.label_mismatches} label(s) differ"] if check.label_mismatches else []
+        shown = "inf" if check.max_difference is None else f"{check.max_difference:.3g}"
+        parts.append(f"largest difference {shown}")
+        failures.append(f"region {check.region!r}: {', '.join(parts)} (worst: {check.worst_row})")
+    return failures
 
 
 def _measure_regression(
@@ -279,13 +825,15 @@ def _measure_regression(
     relative = absolute / np.maximum(1.0, np.abs(want))
     relative = np.where(np.isnan(relative), np.inf, relative)
     worst_rel = float(relative.max()) if relative.size else 0.0
+    bad_rows = ~(relative <= thresholds.regression_rtol)
     failures = []
-    if not worst_rel <= thresholds.regression_rtol:
-        bad = int((relative > thresholds.regression_rtol).sum())
+    if bad_rows.any():
         failures.append(
-            f"{bad} prediction(s) differ by more than {thresholds.regression_rtol:g} "
-            f"(relative), at most {worst_rel:.3g}"
+            f"{int(bad_rows.sum())} prediction(s) differ by more than "
+            f"{thresholds.regression_rtol:g} (relative), at most {worst_rel:.3g}"
         )
+    checks = _region_checks(expected, relative, bad_rows, None)
+    failures.extend(_region_failures(checks))
     order = np.argsort(-relative, kind="stable")[:WORST_ROWS]
     worst = [
         _worst_row(expected, features, int(i), want[i].item(), got[i].item(), relative[i])
@@ -310,6 +858,7 @@ def _measure_regression(
         max_rel_diff=_finite(worst_rel),
         failures=failures,
         worst_rows=worst,
+        regions=checks,
     )
 
 
@@ -339,7 +888,8 @@ def _measure_classifier(
         (top[:, -1] - top[:, -2] <= thresholds.tie_tol) if want.shape[1] > 1 else np.zeros(n, bool)
     )
     differ = got_pos != want_pos
-    mismatches = int((differ & ~ties).sum())
+    mismatched = differ & ~ties
+    mismatches = int(mismatched.sum())
     row_diff = diff.max(axis=1) if n else np.zeros(0)
     worst_diff = float(row_diff.max()) if n else 0.0
     failures = []
@@ -351,7 +901,11 @@ def _measure_classifier(
             f"{bad} row(s) with a probability difference above {thresholds.proba_atol:g}, "
             f"at most {worst_diff:.3g}"
         )
-    rank = np.lexsort((-row_diff, ~(differ & ~ties)))[:WORST_ROWS]
+    checks = _region_checks(
+        expected, row_diff, mismatched | ~(row_diff <= thresholds.proba_atol), mismatched
+    )
+    failures.extend(_region_failures(checks))
+    rank = np.lexsort((-row_diff, ~mismatched))[:WORST_ROWS]
     names = labels or [str(c) for c in classes]
     worst = [
         _worst_row(
@@ -390,6 +944,7 @@ def _measure_classifier(
         ],
         failures=failures,
         worst_rows=worst,
+        regions=checks,
     )
 
 

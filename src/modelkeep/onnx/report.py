@@ -15,6 +15,7 @@ __all__ = [
     "OutputDifference",
     "ParityReport",
     "ParityThresholds",
+    "RegionCheck",
     "WorstRow",
     "render_report",
     "summarize",
@@ -63,6 +64,28 @@ class WorstRow(_Frozen):
     tie: bool = False
 
 
+class RegionCheck(_Frozen):
+    """The rows of one region of the input space and how the converted model fared on them.
+
+    Regions (``golden``, ``validation``, ``missing value``, ``missing string``, ``unseen
+    category``, ``beyond the training range``, ``midpoints``, ``tree thresholds``) are
+    listed in :mod:`modelkeep.onnx.parity`. ``rows`` were compared; ``skipped`` rows the
+    original itself refused; ``refused`` rows the converted model's input check refused
+    (a narrowing: it raises on such input rather than answer differently).
+    ``max_difference`` is the largest probability difference (classifiers) or relative
+    difference (regressors) and ``worst_row`` where it is (``"<source> row <n>"``).
+    """
+
+    region: str
+    rows: int
+    skipped: int = 0
+    refused: int = 0
+    label_mismatches: int = 0
+    max_difference: float | None = 0.0
+    worst_row: str | None = None
+    passed: bool
+
+
 class Attempt(_Frozen):
     """One conversion strategy tried, and how it fared."""
 
@@ -82,6 +105,9 @@ class ParityReport(_Frozen):
     ``label_mismatches`` the differing labels that are not ties, ``ties`` the rows whose two
     highest probabilities are within ``thresholds.tie_tol``. ``outputs`` holds the
     largest and mean absolute difference per class probability (or of the prediction).
+    ``regions`` counts the rows and the worst difference per region of the input space
+    (empty in reports written before regions existed); ``refused`` names the groups the
+    converted model's input check refused; ``notes`` what the probes could not cover.
     """
 
     passed: bool
@@ -101,6 +127,9 @@ class ParityReport(_Frozen):
     failures: list[str] = Field(default_factory=list)
     worst_rows: list[WorstRow] = Field(default_factory=list)
     attempts: list[Attempt] = Field(default_factory=list)
+    regions: list[RegionCheck] = Field(default_factory=list)
+    refused: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
     @property
     def max_abs_diff(self) -> float | None:
@@ -141,8 +170,27 @@ def render_report(report: ParityReport, *, worst: int = 5) -> str:
     ordered = sorted(report.sources.items(), key=lambda item: (order.get(item[0], 3), item[0]))
     sources = ", ".join(f"{name} {count}" for name, count in ordered)
     lines.append(f"  rows compared: {report.rows} ({sources})")
+    if report.regions:
+        lines.append("  regions (rows compared, largest difference, worst row):")
+        width = max(len(r.region) for r in report.regions)
+        for r in report.regions:
+            extra = [f"{r.label_mismatches} label(s) differ"] if r.label_mismatches else []
+            if r.skipped:
+                extra.append(f"{r.skipped} refused by the original")
+            if r.refused:
+                extra.append(f"{r.refused} refused by the converted model's input check")
+            where = f", worst {r.worst_row}" if r.worst_row and r.max_difference != 0 else ""
+            lines.append(
+                f"    {r.region:<{width}}  {r.rows:>6}  {_g(r.max_difference):>8}  "
+                f"{'ok' if r.passed else 'FAILED'}{where}"
+                + (f" ({', '.join(extra)})" if extra else "")
+            )
     if report.skipped:
         lines.append("  not compared: " + "; ".join(report.skipped))
+    if report.refused:
+        lines.append("  refused by the converted model: " + "; ".join(report.refused))
+    if report.notes:
+        lines.append("  notes: " + "; ".join(report.notes))
     if report.task != "regression":
         equal = report.rows - report.label_mismatches - report.tie_mismatches
         lines.append(
