@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "ArtifactError",
@@ -124,7 +124,13 @@ def format_names(names: Iterable[object], limit: int = _MAX_LISTED) -> str:
 
 
 class ModelkeepError(Exception):
-    """Base class of every error modelkeep raises."""
+    """Base class of every error modelkeep raises.
+
+    ``exit_code`` is the command line's exit status for it: 1 (an error), or 2 for misuse
+    (an argument that is not one of its choices or not of the expected form).
+    """
+
+    exit_code: ClassVar[int] = 1
 
 
 class ManifestError(ModelkeepError, ValueError):
@@ -581,6 +587,8 @@ class SchemaError(ModelkeepError, ValueError):
 class InvalidArgumentError(ModelkeepError, ValueError):
     """An argument of the wrong type or value (``parameter`` names it)."""
 
+    exit_code: ClassVar[int] = 2
+
     def __init__(self, parameter: str, expected: str, got: str, hint: str = "") -> None:
         self.parameter = parameter
         self.expected = expected
@@ -592,6 +600,8 @@ class InvalidArgumentError(ModelkeepError, ValueError):
 
 class InvalidChoiceError(ModelkeepError, ValueError):
     """An option given a value outside the ones it accepts."""
+
+    exit_code: ClassVar[int] = 2
 
     def __init__(self, name: str, known: Iterable[str], context: str) -> None:
         self.name = name

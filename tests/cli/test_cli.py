@@ -226,3 +226,13 @@ def test_the_installed_console_script_runs(saved: Path) -> None:
     )
     assert misuse.returncode == 2
     assert "Traceback" not in misuse.stderr
+
+
+def test_an_argument_outside_its_choices_exits_2_with_the_library_message(saved: Path) -> None:
+    """The library decides (InvalidChoiceError.exit_code); the command only renders."""
+    result = run("convert", str(saved), "--to", "nope")
+    assert result.returncode == 2, result.output
+    assert result.stderr.startswith("Error: to: expected one of 'joblib', ")
+    assert result.stderr.rstrip().endswith("got 'nope'.")
+    assert modelkeep.errors.InvalidChoiceError.exit_code == 2
+    assert modelkeep.errors.ManifestError.exit_code == 1

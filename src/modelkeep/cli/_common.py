@@ -50,16 +50,17 @@ FAILED, USAGE = 1, 2
 
 @contextmanager
 def errors_exit() -> Iterator[None]:
-    """Turn a ModelkeepError or an OSError into ``Error: ...`` on stderr and exit status 1.
+    """Turn a ModelkeepError or an OSError into ``Error: ...`` on stderr and an exit status.
 
-    An OSError is a user's file that cannot be read or written (``-o`` in a missing
-    directory, a missing ``--sample``): a message, never a traceback.
+    The status is the error's own ``exit_code``: 1, or 2 for misuse (an argument outside
+    its choices). An OSError is a user's file that cannot be read or written (``-o`` in a
+    missing directory, a missing ``--sample``): a message and status 1, never a traceback.
     """
     try:
         yield
     except ModelkeepError as exc:
         stderr.print(f"Error: {printable(exc)}", markup=False)
-        raise typer.Exit(FAILED) from exc
+        raise typer.Exit(exc.exit_code) from exc
     except OSError as exc:
         stderr.print(f"Error: {printable(describe_os_error(exc))}", markup=False)
         raise typer.Exit(FAILED) from exc
