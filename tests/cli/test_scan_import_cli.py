@@ -102,6 +102,10 @@ def test_scan_json(tmp_path: Path, fitted: Callable[[str], Any]) -> None:
         ("trusted", True, []),
         ("untrusted", False, ["posix.system"]),
     ]
+    from modelkeep.safety.report import scan
+
+    # The command maps the library's own verdict; it does not judge.
+    assert [scan(r["path"]).status for r in reports] == ["trusted", "untrusted"]
     (ref,) = reports[1]["references"]
     assert ref == {
         "name": "posix.system",

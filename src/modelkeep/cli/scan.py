@@ -13,6 +13,7 @@ from modelkeep.errors import ModelkeepError
 # Exit statuses, worst wins.
 TRUSTED, UNTRUSTED, UNREADABLE = 0, 1, 2
 _STATUS = {TRUSTED: "trusted", UNTRUSTED: "UNTRUSTED", UNREADABLE: "UNREADABLE"}
+_EXIT = {"trusted": TRUSTED, "untrusted": UNTRUSTED, "unreadable": UNREADABLE}
 
 
 def scan_command(
@@ -48,7 +49,7 @@ def scan_command(
         except (OSError, ModelkeepError) as exc:
             status, error = UNREADABLE, f"{type(exc).__name__}: {exc}"
         else:
-            status = UNREADABLE if report.errors else TRUSTED if report.safe else UNTRUSTED
+            status = _EXIT[report.status]
         worst = max(worst, status)
         entry: dict[str, Any] = {"path": str(path), "status": _STATUS[status].lower()}
         if report is not None:

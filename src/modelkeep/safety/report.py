@@ -90,6 +90,15 @@ class ScanReport:
         clean = not self.untrusted and not self.issues and not self.errors
         return clean and self.state in ("proven", "no code")
 
+    @property
+    def status(self) -> str:
+        """The verdict in one word: ``"trusted"`` (``safe``), ``"untrusted"`` (a name is not
+        trusted, or something is unsafe, or the state was refused or not checked), or
+        ``"unreadable"`` (a file could not be read to its end)."""
+        if self.errors:
+            return "unreadable"
+        return "trusted" if self.safe else "untrusted"
+
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
         data = asdict(self)
