@@ -516,6 +516,14 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
                 f"BUILD on an instance of {cls.__module__}.{cls.__qualname__}, which is not "
                 "an allowed class"
             )
+        # pandas writes a BlockManager by calling it, never with a BUILD: its __setstate__
+        # re-places the blocks and follows the placements unchecked (a crash) while loading.
+        cls = type(inst)
+        if (cls.__module__, cls.__qualname__) == ("pandas.core.internals.managers", "BlockManager"):
+            raise self._unsafe(
+                "BUILD on a pandas BlockManager; pandas writes one by calling it, and a BUILD "
+                "would re-place its blocks at positions pandas follows unchecked while loading"
+            )
         # A booster's __setstate__ hands its saved model to the library's C++ parser, which
         # follows the model's indices unchecked: the bytes are proven before it sees them.
         if type(inst).__module__ in _BOOSTER_MODULES:
