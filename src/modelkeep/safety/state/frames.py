@@ -326,7 +326,7 @@ def _series(walk: Walk, obj: Any, node: int) -> list[Child]:
     manager = state.get("_mgr")
     if type(manager) is not t.single_block_manager:
         raise walk.refuse(node, f"_mgr: expected a SingleBlockManager, got {describe(manager)}")
-    fields = _state(walk, manager, node, frozenset({"axes", "blocks"}))
+    fields = _state(walk, manager, node, frozenset({"axes", "blocks", "_cache"}))
     axes, blocks = fields.get("axes"), fields.get("blocks")
     if type(axes) is not list or len(axes) != 1:
         raise walk.refuse(node, f"_mgr.axes: expected the index alone, got {describe(axes)}")

@@ -1,0 +1,263 @@
+"""pandas objects inside a model: benign ones load (pickle protocols 2 to 5, joblib, a
+bundle) and equal what was saved; hostile ones built against the allowlist (block
+placements, categorical codes, ranges, pyarrow offsets, objects hidden in cells, changes made
+after pandas or the unpickler last looked) are refused with a modelkeep error, in a confined
+child, and nothing runs or crashes."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import frame_payloads as fp
+import hostile_state_payloads as hp
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from hostile_state_payloads import PICKLE, STATE, TREE
+
+import modelkeep
+from modelkeep.safety.state import frames, prove_state
+from modelkeep.safety.state.walk import qualified
+
+
+def _frame(rows: int = 6) -> pd.DataFrame:
+    rng = np.random.RandomState(0)
+    return pd.DataFrame(
+        {
+            "i": np.arange(rows),
+            "f": rng.rand(rows),
+            "o": (["a", 1, None, 2.5, ("t", 1)] * rows)[:rows],
+            "c": pd.Categorical(
+                (["x", "y", None] * rows)[:rows], categories=["y", "x"], ordered=True
+            ),
+            "s": [f"s{i}" for i in range(rows)],
+            "d": pd.date_range("2020-01-01", periods=rows, freq="D"),
+            "b": rng.rand(rows) > 0.5,
+            "u": np.arange(rows, dtype=np.uint8),
+            "f2": rng.rand(rows),
+        },
+        index=pd.Index([f"r{i}" for i in range(rows)], name="rows"),
+    )
+
+
+def _objects() -> dict[str, Any]:
+    """pandas objects as models and their owners keep them."""
+    from sklearn.linear_model import LogisticRegression
+
+    df = _frame()
+    x = np.random.RandomState(0).rand(20, 2)
+    tagged = df.assign(z=1)
+    tagged.attrs["source"] = "unit"
+    return {
+        "model": LogisticRegression().fit(x, (x[:, 0] > 0.5).astype(int)),
+        "frame": df,
+        "reordered": df[["f2", "i", "f", "s"]],  # placements out of column order
+        "sliced": df.iloc[1:4, ::2],
+        "transposed": df[["i", "f"]].T,
+        "tagged": tagged,
+        "empty": pd.DataFrame(),
+        "series": df["f"],
+        "object_series": df["o"],
+        "category_series": df["c"],
+        "string_series": df["s"],
+        "datetime_series": df["d"],
+        "named": pd.Series([1, 2], index=pd.RangeIndex(5, 7), name=("a", 1)),
+        "columns": df.columns,
+        "range": pd.RangeIndex(2, 20, 3, name="r"),
+        "ints": pd.Index([3, 1, 2]),
+        "objects": pd.Index(["a", 1], dtype=object),
+        "categorical": pd.Categorical(["a", "b", "a"]),
+        "category_dtype": pd.CategoricalDtype(["a", "b"], ordered=True),
+        "list": [df, df["i"]],
+    }
+
+
+def _assert_same(got: Any, want: Any) -> None:
+    assert type(got) is type(want)
+    if isinstance(want, pd.DataFrame):
+        pd.testing.assert_frame_equal(got, want)
+        assert got.attrs == want.attrs
+    elif isinstance(want, pd.Series):
+        pd.testing.assert_series_equal(got, want)
+    elif isinstance(want, pd.Index):
+        pd.testing.assert_index_equal(got, want)
+    elif isinstance(want, pd.Categorical):
+        pd.testing.assert_extension_array_equal(got, want)
+    elif isinstance(want, list):
+        assert len(got) == len(want)
+        for a, b in zip(got, want, strict=True):
+            _assert_same(a, b)
+    elif isinstance(want, pd.CategoricalDtype):
+        assert got == want
+    else:  # the estimator
+        np.testing.assert_array_equal(got.coef_, want.coef_)
+
+
+def _check_loaded(got: dict[str, Any], want: dict[str, Any]) -> None:
+    assert set(got) == set(want)
+    for key in want:
+        _assert_same(got[key], want[key])
+    # The proofs emptied pandas' caches and position arrays: it rebuilds them on use.
+    frame = got["frame"]
+    assert frame["c"].cat.codes.tolist() == want["frame"]["c"].cat.codes.tolist()
+    assert frame.loc["r2", "s"] == "s2"
+    assert float(frame.select_dtypes("number").sum().sum()) == pytest.approx(
+        float(want["frame"].select_dtypes("number").sum().sum())
+    )
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_pickled_pandas_objects_load_and_equal(tmp_path: Path, protocol: int) -> None:
+    want = _objects()
+    path = tmp_path / "objects.pkl"
+    path.write_bytes(pickle.dumps(want, protocol=protocol))
+    _check_loaded(modelkeep.safe_load(path), want)
+
+
+def test_joblib_pandas_objects_load_and_equal(tmp_path: Path) -> None:
+    want = _objects()
+    path = tmp_path / "objects.joblib"
+    joblib.dump(want, path)
+    _check_loaded(modelkeep.safe_load(path), want)
+
+
+def test_bundle_with_a_pandas_index_in_a_pipeline_loads(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    x = pd.DataFrame({"k": ["a", "b", "c", "a"] * 10})
+    y = np.array([0, 1, 1, 0] * 10)
+    categories = pd.Index(["a", "b", "c"])
+    encoder = OrdinalEncoder(categories=[categories])
+    pipe = make_pipeline(encoder, LogisticRegression()).fit(x, y)
+    modelkeep.save(pipe, tmp_path / "b", sample=x, name="enc", formats=("pickle",))
+    model = modelkeep.load(tmp_path / "b", env="ignore")
+    pd.testing.assert_index_equal(model.estimator.steps[0][1].categories[0], categories)
+    assert model.predict(x.head(4)).tolist() == pipe.predict(x.head(4)).tolist()
+
+
+def test_proof_names_are_the_classes_the_walk_sees() -> None:
+    # The table is keyed by strings so that proving needs no pandas import; a rename in a
+    # pandas release must fail here, not silently leave a class unproven.
+    import pyarrow  # noqa: F401  (ArrowStringArray needs it)
+    from pandas.core.internals import managers
+
+    classes = {
+        frames.FRAME: pd.DataFrame,
+        frames.SERIES: pd.Series,
+        frames.INDEX: pd.Index,
+        frames.RANGE_INDEX: pd.RangeIndex,
+        frames.CATEGORICAL: pd.Categorical,
+        frames.CATEGORICAL_DTYPE: pd.CategoricalDtype,
+        frames.STRING_DTYPE: pd.StringDtype,
+        frames.STRING_ARRAY: pd.arrays.StringArray,
+        frames.DATETIME_ARRAY: pd.arrays.DatetimeArray,
+        frames.ARROW_STRING_ARRAY: pd.arrays.ArrowStringArray,
+        frames.BLOCK_MANAGER: managers.BlockManager,
+        frames.SINGLE_BLOCK_MANAGER: managers.SingleBlockManager,
+    }
+    assert set(classes) == set(frames.FRAME_PROOFS)
+    assert {name: qualified(cls) for name, cls in classes.items()} == {n: n for n in classes}
+
+
+def test_proof_drops_what_pandas_derived_from_placements() -> None:
+    df = _frame()
+    df.loc["r1", "i"]  # builds the manager's position arrays and the index engine
+    assert df._mgr._blknos is not None and df.index._cache
+    prove_state({"frame": df})
+    assert df._mgr._blknos is None and not df.index._cache
+    assert df.loc["r1", "i"] == 1
+
+
+# -- hostile files, loaded in the confined child
+
+
+CASES = [
+    hp.Case("placement-out-of-bounds", fp.placement([0, 1, 100_000_000]), STATE),
+    hp.Case("placement-negative", fp.placement([0, 1, -3]), STATE),
+    hp.Case("placement-duplicated", fp.placement([0, 1, 1]), STATE),
+    hp.Case("placement-wrong-length", fp.placement([0, 1]), PICKLE + STATE),
+    hp.Case("block-build-after-frame", fp.placement_rebuilt, PICKLE),
+    hp.Case(
+        "manager-build-places-block-out-of-bounds",
+        fp.manager_rebuilt(np.zeros((3, 4)), np.array([0, 1, 100_000_000])),
+        PICKLE,
+    ),
+    hp.Case(
+        "manager-build-block-longer-than-index",
+        fp.manager_rebuilt(np.zeros((3, 1000)), np.array([0, 1, 2])),
+        PICKLE,
+    ),
+    hp.Case("index-build-shorter-than-blocks", fp.index_shrunk, STATE),
+    hp.Case("range-index-build-shorter-than-block", fp.range_index(_range=range(2)), STATE),
+    hp.Case("range-index-build-huge", fp.range_index(_range=range(1 << 62)), STATE),
+    hp.Case("range-index-step-zero", fp.range_index_step_zero, PICKLE),
+    hp.Case("range-index-huge", fp.range_index_huge, STATE),
+    hp.Case("categorical-code-past-categories", fp.categorical_codes(7), STATE),
+    hp.Case("categorical-code-negative", fp.categorical_codes(-5), STATE),
+    hp.Case("categorical-build-after-frame", fp.categorical_codes_rebuilt, STATE),
+    hp.Case("series-build-says-dataframe", fp.series_typ_rebuilt, STATE),
+    hp.Case("arrow-offsets-out-of-range", fp.arrow_offsets(True), PICKLE),
+    hp.Case("arrow-offsets-setitem-after-validation", fp.arrow_offsets(False), STATE),
+    hp.Case("tree-cycle-in-series-object-column", fp.tree_in_series, TREE),
+    hp.Case("tree-cycle-in-frame-object-column", fp.tree_in_frame, TREE),
+    hp.Case("callable-in-frame-cell", fp.callable_in_frame, STATE),
+    hp.Case("block-manager-alone", fp.manager_alone, STATE),
+]
+
+#: What the refusal must name: the path to the bad object (or, for a load-time refusal,
+#: what the unpickler refused).
+NAMED = {
+    "placement-out-of-bounds": "model['frame']: block 0: expected positions in [0, 4)",
+    "placement-negative": "model['frame']: block 0: expected positions in [0, 4)",
+    "placement-duplicated": "expected the blocks to hold each of the 4 columns once",
+    "placement-wrong-length": "Number of manager items must equal union of block items",
+    "block-build-after-frame": "BUILD on an instance of pandas.core.internals.blocks.NumpyBlock",
+    "manager-build-places-block-out-of-bounds": "BUILD on a pandas BlockManager",
+    "manager-build-block-longer-than-index": "BUILD on a pandas BlockManager",
+    "index-build-shorter-than-blocks": "model['frame']: block 0 values: expected shape (3, 2)",
+    "range-index-build-shorter-than-block": "model['series']: .iloc: expected positions in",
+    "range-index-build-huge": "model['series']: .index: expected at most",
+    "range-index-step-zero": "Step must not be zero",
+    "range-index-huge": "model['columns']: ._range: expected at most",
+    "categorical-code-past-categories": "model['frame'].iloc[:, 0]: codes: expected values in "
+    "[-1, 2)",
+    "categorical-code-negative": "model['frame'].iloc[:, 0]: codes: expected values in [-1, 2)",
+    "categorical-build-after-frame": "model['frame'].iloc[:, 0]: codes",
+    "series-build-says-dataframe": "model['series']: _typ: expected 'series'",
+    "arrow-offsets-out-of-range": "a pyarrow array whose buffers are invalid",
+    "arrow-offsets-setitem-after-validation": "model['frame'].iloc[:, 0]: _pa_array: its "
+    "buffers are invalid",
+    "tree-cycle-in-series-object-column": "model['s'].iloc[1].tree_: node 0",
+    "tree-cycle-in-frame-object-column": "model[0].iloc[2, 3].tree_: node 0",
+    "callable-in-frame-cell": "model['frame'].iloc[1, 3]: expected data, got the callable "
+    "numpy.mean",
+    "block-manager-alone": "model['m']: a pandas.core.internals.managers.BlockManager",
+}
+
+
+@pytest.fixture(scope="module")
+def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    workdir = tmp_path_factory.mktemp("hostile-frames")
+    jobs = []
+    for case in CASES:
+        path = workdir / f"{case.id}.pkl"
+        path.write_bytes(case.build())
+        jobs.append(
+            {"id": case.id, "mode": "safe_load", "path": str(path), "trusted": [], "attrs": []}
+        )
+    return hp.run_confined(jobs, str(workdir))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_hostile_frame_is_refused(case: hp.Case, verdicts: dict[str, dict[str, Any]]) -> None:
+    verdict = verdicts[case.id]
+    shown = json.dumps(verdict, indent=2)[:3000]
+    assert verdict["outcome"] == "refused", shown
+    assert verdict["error"] in case.expect, shown
+    assert NAMED[case.id] in verdict["message"], shown
