@@ -258,3 +258,22 @@ def callable_in_frame() -> bytes:
 
 def manager_alone() -> bytes:
     return pickle.dumps({"m": frame()._mgr}, protocol=5)
+
+
+def tree_in_column_index() -> bytes:
+    """A malformed tree as a column label: the frame's axes live in its block manager,
+    where the tree walk does not look."""
+    df = pd.DataFrame(np.zeros((2, 2)))
+    df.columns = pd.Index(["a", _bad_tree_model()], dtype=object)
+    return pickle.dumps({"frame": df}, protocol=5)
+
+
+def string_array_holds(value: object) -> Callable[[], bytes]:
+    """A string[python] column whose object array holds ``value`` instead of a string."""
+
+    def build() -> bytes:
+        s = pd.Series(["a", "b"], dtype="string[python]")
+        s.array._ndarray[1] = value
+        return pickle.dumps({"series": s}, protocol=5)
+
+    return build

@@ -71,6 +71,9 @@ def _objects() -> dict[str, Any]:
         "ints": pd.Index([3, 1, 2]),
         "objects": pd.Index(["a", 1], dtype=object),
         "categorical": pd.Categorical(["a", "b", "a"]),
+        "python_strings": pd.Series(["a", None, "c"], dtype="string[python]"),
+        "python_string_array": pd.array(["x", None], dtype="string[python]"),
+        "arrow_strings": pd.Series(["a", None], dtype="string[pyarrow]"),
         "category_dtype": pd.CategoricalDtype(["a", "b"], ordered=True),
         "list": [df, df["i"]],
     }
@@ -85,7 +88,7 @@ def _assert_same(got: Any, want: Any) -> None:
         pd.testing.assert_series_equal(got, want)
     elif isinstance(want, pd.Index):
         pd.testing.assert_index_equal(got, want)
-    elif isinstance(want, pd.Categorical):
+    elif isinstance(want, pd.api.extensions.ExtensionArray):
         pd.testing.assert_extension_array_equal(got, want)
     elif isinstance(want, list):
         assert len(got) == len(want)
@@ -160,6 +163,7 @@ def test_proof_names_are_the_classes_the_walk_sees() -> None:
         frames.ARROW_STRING_ARRAY: pd.arrays.ArrowStringArray,
         frames.BLOCK_MANAGER: managers.BlockManager,
         frames.SINGLE_BLOCK_MANAGER: managers.SingleBlockManager,
+        frames.NA_TYPE: type(pd.NA),
     }
     assert set(classes) == set(frames.FRAME_PROOFS)
     assert {name: qualified(cls) for name, cls in classes.items()} == {n: n for n in classes}
@@ -208,6 +212,9 @@ CASES = [
     hp.Case("tree-cycle-in-frame-object-column", fp.tree_in_frame, TREE),
     hp.Case("callable-in-frame-cell", fp.callable_in_frame, STATE),
     hp.Case("block-manager-alone", fp.manager_alone, STATE),
+    hp.Case("tree-cycle-as-column-label", fp.tree_in_column_index, TREE),
+    hp.Case("string-array-holds-callable", fp.string_array_holds(np.mean), STATE),
+    hp.Case("string-array-holds-number", fp.string_array_holds(7), STATE),
 ]
 
 #: What the refusal must name: the path to the bad object (or, for a load-time refusal,
@@ -238,6 +245,11 @@ NAMED = {
     "callable-in-frame-cell": "model['frame'].iloc[1, 3]: expected data, got the callable "
     "numpy.mean",
     "block-manager-alone": "model['m']: a pandas.core.internals.managers.BlockManager",
+    "tree-cycle-as-column-label": "model['frame'].columns[1].tree_: node 0",
+    "string-array-holds-callable": "model['series'].array: [1]: expected a string or a "
+    "missing value, got numpy.mean",
+    "string-array-holds-number": "model['series'].array: [1]: expected a string or a missing "
+    "value, got 7",
 }
 
 

@@ -115,6 +115,7 @@ ALLOWED: frozenset[str] = frozenset(
         "pandas.RangeIndex",
         "pandas.Series",
         "pandas.StringDtype",
+        "pandas.NA",  # the missing value of string[python] arrays: a singleton, not callable
         "pandas.arrays.DatetimeArray",
         "pandas.arrays.StringArray",
         "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked",

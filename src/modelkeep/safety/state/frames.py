@@ -69,6 +69,7 @@ DATETIME_ARRAY = "pandas.arrays.DatetimeArray"
 ARROW_STRING_ARRAY = "pandas.arrays.ArrowStringArray"
 BLOCK_MANAGER = "pandas.core.internals.managers.BlockManager"
 SINGLE_BLOCK_MANAGER = "pandas.core.internals.managers.SingleBlockManager"
+NA_TYPE = "pandas.api.typing.NAType"
 
 #: numpy dtype kinds a block or an index may hold as a plain ndarray.
 _PLAIN_KINDS = "biufcO"
@@ -585,7 +586,9 @@ def _string_array(walk: Walk, obj: Any, node: int) -> list[Child]:
     for position, item in enumerate(values):
         if type(item) is not str and item is not na and not (type(item) is float and item != item):
             raise walk.refuse(
-                node, f"[{position}]: expected a string or a missing value, got {describe(item)}"
+                node,
+                f"[{position}]: expected a string or a missing value, got "
+                f"{describe(item) if type(item) in _ATOMS else qualified(item)}",
             )
     return [(dtype, ".dtype", None)]
 
@@ -624,6 +627,12 @@ def _arrow_string_array(walk: Walk, obj: Any, node: int) -> list[Child]:
     return []
 
 
+def _missing(walk: Walk, obj: Any, node: int) -> list[Child]:
+    if obj is not _types().na:
+        raise walk.refuse(node, "expected pandas.NA itself, got another NAType")
+    return []
+
+
 def _inside(owner: str) -> Proof:
     """Managers are proven whole by the frame or series that holds them."""
 
@@ -647,4 +656,5 @@ FRAME_PROOFS: dict[str, Proof] = {
     ARROW_STRING_ARRAY: Proof(_arrow_string_array),
     BLOCK_MANAGER: _inside(FRAME),
     SINGLE_BLOCK_MANAGER: _inside(SERIES),
+    NA_TYPE: Proof(_missing),
 }
