@@ -263,3 +263,41 @@ def test_concurrent_saves_of_one_path_get_distinct_versions(tmp_path: Path) -> N
     manifest = json.loads((target / "modelkeep.json").read_text())
     assert manifest["version"] == "4"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "saver.py"]
+
+
+# ------------------------------------------------------------------ labels without proba
+
+
+def test_a_classifier_without_predict_proba_saves_its_labels_alone(
+    tmp_path: Path,
+) -> None:
+    from sklearn.svm import LinearSVC
+
+    frame, target = _frame()
+    prep = ColumnTransformer(
+        [("num", StandardScaler(), ["tenure", "charges"]), ("zone", OneHotEncoder(), ["zone"])]
+    )
+    model = Pipeline([("prep", prep), ("svm", LinearSVC())]).fit(frame, target)
+    with pytest.warns(modelkeep.ArtifactSkippedWarning) as caught:
+        manifest = modelkeep.save(
+            model, tmp_path / "m", sample=frame, name="svm", formats=("skops", "onnx")
+        )
+    # The ONNX conversion is refused with our error, naming the step; skops is saved.
+    error = caught[0].message.error  # type: ignore[union-attr]
+    assert isinstance(error, modelkeep.UnconvertibleModelError)
+    assert (error.step, error.step_type) == ("svm", "sklearn.svm.LinearSVC")
+    assert [a.format for a in manifest.artifacts] == ["skops"]
+    golden = manifest.golden
+    assert golden.probabilities is None
+    assert golden.predictions == model.predict(frame.iloc[golden.rows]).tolist()
+
+    loaded = modelkeep.load(tmp_path / "m")  # replays the golden labels
+    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+    with pytest.raises(
+        InvalidArgumentError,
+        match=re.escape(
+            "predict_proba: expected a classifier with class probabilities, got LinearSVC, "
+            "which has no predict_proba. This model gives labels only; use predict()."
+        ),
+    ):
+        loaded.predict_proba(frame)

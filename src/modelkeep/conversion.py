@@ -24,7 +24,13 @@ from modelkeep.bundle import (
     _write_file,
     load,
 )
-from modelkeep.errors import InvalidChoiceError, ManifestError, UnknownFormatError
+from modelkeep.errors import (
+    InvalidArgumentError,
+    InvalidChoiceError,
+    ManifestError,
+    MissingDependencyError,
+    UnknownFormatError,
+)
 from modelkeep.formats import available_formats, get_format
 from modelkeep.formats.base import DumpContext, ServingFormat
 from modelkeep.manifest import MANIFEST_NAME, Manifest, dump_manifest
@@ -32,7 +38,7 @@ from modelkeep.manifest import MANIFEST_NAME, Manifest, dump_manifest
 if TYPE_CHECKING:
     from modelkeep.onnx.report import ParityThresholds
 
-__all__ = ["convert"]
+__all__ = ["convert", "read_validation"]
 
 _NOT_CARRIED = frozenset({MANIFEST_NAME, "model.sig"})
 
@@ -53,8 +59,9 @@ def convert(
         path: the bundle directory.
         to: the format to add (``"onnx"``).
         validation: rows to measure the conversion on besides the golden samples and the
-            generated probes: a DataFrame with the model's columns (others are ignored).
-            Without it only the golden samples and the probes built on them are compared.
+            generated probes: a DataFrame with the model's columns (others are ignored),
+            or the path of a ``.csv`` or ``.parquet`` file holding them. Without it only
+            the golden samples and the probes built on them are compared.
         parity: thresholds of the parity check (default ``ParityThresholds()``).
         force: write a conversion that fails its parity check, marked as failed.
         trusted, env: as for :func:`modelkeep.load` of the original artifact.
@@ -64,8 +71,10 @@ def convert(
 
     Raises:
         InvalidChoiceError: the bundle already holds ``to``, or holds nothing to convert
-            from; UnknownFormatError; UnconvertibleModelError; ParityError; and every
-            error of :func:`modelkeep.load`. The bundle is unchanged when any is raised.
+            from, or ``validation`` is a file neither ``.csv`` nor ``.parquet``;
+        InvalidArgumentError: the ``validation`` file cannot be read.
+        UnknownFormatError, UnconvertibleModelError, ParityError, and every error of
+            :func:`modelkeep.load`. The bundle is unchanged when any is raised.
 
     Example:
         >>> modelkeep.convert("churn_model", to="onnx", validation=X_valid)
@@ -73,6 +82,7 @@ def convert(
     target = Path(path)
     if to not in available_formats():
         raise UnknownFormatError(to, available_formats(), context="to")
+    validation = read_validation(validation)
     original = load(target, env=env, trusted=trusted, format=_source_format(target, to))
     manifest = original.manifest
     context = DumpContext(
@@ -121,3 +131,43 @@ def _source_format(target: Path, to: str) -> str:
     raise InvalidChoiceError(
         ", ".join(formats), ["a bundle holding the model itself (skops)"], "convert"
     )
+
+
+_READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def read_validation(validation: Any) -> Any:
+    """``validation`` as rows: a path of a ``.csv`` or ``.parquet`` file is read.
+
+    Anything else (a DataFrame, records, None) is returned as it is.
+
+    Raises:
+        InvalidChoiceError: a path with another suffix.
+        InvalidArgumentError: the file is missing or cannot be read as its suffix says.
+        MissingDependencyError: a Parquet file without pyarrow installed.
+    """
+    if not isinstance(validation, str | os.PathLike):
+        return validation
+    path = Path(validation)
+    kind = _READERS.get(path.suffix.lower())
+    if kind is None:
+        raise InvalidChoiceError(str(path), [".csv", ".parquet"], "validation file type")
+    import pandas as pd
+
+    try:
+        if kind == "csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "Reading a Parquet validation file", "pyarrow", "parquet"
+        ) from exc
+    except Exception as exc:  # pandas' and pyarrow's errors share no useful base class
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise InvalidArgumentError(
+            "validation",
+            f"a readable {kind.upper() if kind == 'csv' else 'Parquet'} file of rows with "
+            "the model's columns",
+            f"{str(path)!r}, which cannot be read ({type(exc).__name__}: {first})",
+            "Check the path and the file's contents, or pass a DataFrame.",
+        ) from exc

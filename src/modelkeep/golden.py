@@ -120,8 +120,11 @@ def record_golden(
     """Pick golden rows of ``sample`` and record the model's outputs on them.
 
     Outputs are computed on the rows as they will be rebuilt from the manifest's JSON, so
-    the replay compares like with like.
+    the replay compares like with like. ``proba`` records class probabilities too, when
+    the model has ``predict_proba``: a classifier without it (``LinearSVC``, a
+    ``Pipeline`` ending in one) gets its labels recorded alone.
     """
+    proba = proba and hasattr(model, "predict_proba")
     rows = select_rows(sample, n)
     inputs = to_json_columns(sample.iloc[rows], features)
     if not rows:

@@ -119,6 +119,18 @@ class Model:
             SchemaError: as :meth:`predict`.
         """
         labels = self._proba_columns()
+        if not hasattr(self._estimator, "predict_proba"):  # LinearSVC: labels only
+            from modelkeep.errors import InvalidArgumentError
+
+            final = self._estimator
+            while getattr(final, "steps", None):  # a Pipeline: its final estimator
+                final = final.steps[-1][1]
+            raise InvalidArgumentError(
+                "predict_proba",
+                "a classifier with class probabilities",
+                f"{type(final).__name__}, which has no predict_proba",
+                "This model gives labels only; use predict().",
+            )
         import pandas as pd
 
         frame = self.prepare(X, strict=strict)

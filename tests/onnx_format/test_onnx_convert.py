@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,19 @@ from onnx_cases import fit
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.svm import LinearSVC
 
 import modelkeep
-from conftest import NUMERIC, make_frame
-from modelkeep import InvalidChoiceError, ParityError, ParityThresholds, SchemaWarning
+from conftest import CATEGORICAL, NUMERIC, make_frame, preprocessor
+from modelkeep import (
+    InvalidChoiceError,
+    ParityError,
+    ParityThresholds,
+    SchemaWarning,
+    UnconvertibleModelError,
+)
 from modelkeep.manifest import MANIFEST_NAME, read_manifest
 from modelkeep.onnx import ParityReport
 
@@ -161,4 +169,149 @@ def test_the_command_reports_an_unconvertible_model(tmp_path: Path) -> None:
         "equivalent. Replace the step with a convertible one, or save without 'onnx' in "
         "formats.\n"
     )
+    assert _files(path) == before
+
+
+@pytest.fixture
+def forest_bundle(tmp_path: Path) -> Path:
+    model, frame = fit("random_forest")
+    path = tmp_path / "forest"
+    modelkeep.save(model, path, sample=frame, name="forest")
+    return path
+
+
+def test_validation_rows_come_from_a_csv_or_parquet_path(
+    forest_bundle: Path, tmp_path: Path
+) -> None:
+    frame, _ = make_frame(150, seed=2)
+    parquet = tmp_path / "validation.parquet"
+    frame.to_parquet(parquet)
+    manifest = modelkeep.convert(forest_bundle, validation=parquet)
+    report = ParityReport.model_validate(manifest.artifacts[1].details["parity"])
+    assert report.passed
+    assert report.sources["validation"] == 150
+
+
+def test_the_command_takes_a_parquet_validation_file(forest_bundle: Path, tmp_path: Path) -> None:
+    frame, _ = make_frame(120, seed=3)
+    parquet = tmp_path / "validation.parquet"
+    frame.to_parquet(parquet)
+    converted = run("convert", str(forest_bundle), "--validation", str(parquet))
+    assert converted.returncode == 0, converted.stderr
+    assert re.search(
+        r"rows compared: \d+ \(golden 20, validation 120, probe \d+\)", converted.stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        (
+            "rows.txt",
+            b"a,b\n",
+            "Error: validation file type: expected one of '.csv', '.parquet', got '{path}'.\n",
+        ),
+        (
+            "absent.csv",
+            None,
+            "Error: validation: expected a readable CSV file of rows with the model's columns, "
+            "got '{path}', which cannot be read (FileNotFoundError: [Errno 2] No such file or "
+            "directory: '{path}'). Check the path and the file's contents, or pass a "
+            "DataFrame.\n",
+        ),
+        (
+            "broken.parquet",
+            b"not a parquet file",
+            "Error: validation: expected a readable Parquet file of rows with the model's "
+            "columns, got '{path}', which cannot be read (ArrowInvalid: ",
+        ),
+    ],
+    ids=["wrong-type", "missing-file", "not-parquet"],
+)
+def test_a_validation_file_that_cannot_be_read_is_a_modelkeep_error(
+    forest_bundle: Path, tmp_path: Path, name: str, content: bytes | None, expected: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    before = _files(forest_bundle)
+    result = run("convert", str(forest_bundle), "--validation", str(path))
+    assert result.returncode == 2
+    assert result.stderr.startswith(expected.format(path=path))
+    assert _files(forest_bundle) == before
+    with pytest.raises(modelkeep.ModelkeepError) as caught:
+        modelkeep.convert(forest_bundle, validation=path)
+    assert f"Error: {caught.value}\n".startswith(expected.format(path=path))
+
+
+def _string_imputer() -> ColumnTransformer:
+    return ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), StandardScaler()), NUMERIC),
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("encode", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                CATEGORICAL,
+            ),
+        ]
+    )
+
+
+def _infrequent_encoder() -> ColumnTransformer:
+    return ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), StandardScaler()), NUMERIC),
+            (
+                "cat",
+                OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5),
+                CATEGORICAL,
+            ),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("prep", "step", "step_type"),
+    [
+        (_string_imputer, "prep/cat/impute", "sklearn.impute.SimpleImputer"),
+        (_infrequent_encoder, "prep/cat", "sklearn.preprocessing.OneHotEncoder"),
+    ],
+    ids=["string-imputer", "infrequent-encoder"],
+)
+def test_a_refusal_names_the_step_that_caused_it(
+    prep: Callable[[], ColumnTransformer], step: str, step_type: str, tmp_path: Path
+) -> None:
+    frame, y = make_frame(300)
+    model = Pipeline([("prep", prep()), ("model", LogisticRegression(max_iter=500))]).fit(frame, y)
+    with pytest.raises(UnconvertibleModelError) as caught:
+        modelkeep.save(model, tmp_path / "m", sample=frame, name="m", formats=("onnx",))
+    assert (caught.value.step, caught.value.step_type) == (step, step_type)
+    assert str(caught.value).startswith(
+        f"Cannot convert to onnx: step {step!r} ({step_type}): expected a step with a "
+        "converter to onnx, got an error from the converter: "
+    )
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_classifier_without_predict_proba_is_refused_naming_it(tmp_path: Path) -> None:
+    frame, y = make_frame(200)
+    model = Pipeline([("prep", preprocessor()), ("svm", LinearSVC())]).fit(frame, y)
+    path = tmp_path / "m"
+    modelkeep.save(model, path, sample=frame, name="m")
+    before = _files(path)
+    with pytest.raises(
+        UnconvertibleModelError,
+        match=re.escape(
+            "Cannot convert to onnx: step 'svm' (sklearn.svm.LinearSVC): expected a step with "
+            "a converter to onnx, got a classifier without predict_proba (labels only), while "
+            "the ONNX model modelkeep writes answers predict_proba with class probabilities. "
+            "Replace the step with a convertible one, or save without 'onnx' in formats."
+        ),
+    ):
+        modelkeep.convert(path)
     assert _files(path) == before

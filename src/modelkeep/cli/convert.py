@@ -23,7 +23,8 @@ def convert_command(
         Path | None,
         typer.Option(
             "--validation",
-            help="A CSV of rows with the model's columns to measure the conversion on.",
+            help="A .csv or .parquet file of rows with the model's columns to measure the "
+            "conversion on.",
         ),
     ] = None,
     force: Annotated[
@@ -41,22 +42,13 @@ def convert_command(
     conversion that fails its parity check is refused (exit 1) unless --force.
     """
     from modelkeep._load import resolve_source
-    from modelkeep.conversion import convert
+    from modelkeep.conversion import convert, read_validation
     from modelkeep.onnx.report import ParityReport, render_report
     from modelkeep.registry.refs import Reference
 
     check_trusted(trusted)
     with errors_exit():
-        rows = None
-        if validation is not None:
-            import pandas as pd
-
-            try:
-                rows = pd.read_csv(validation)
-            except (OSError, ValueError) as exc:
-                raise typer.BadParameter(
-                    f"cannot read {str(validation)!r} as CSV: {exc}", param_hint="--validation"
-                ) from exc
+        rows = read_validation(validation)
         registered = None
         found = resolve_source(source)
         if isinstance(found, Reference):

@@ -191,17 +191,48 @@ def check_convertible(model: Any, features: Sequence[FeatureSpec]) -> list[Input
 
 
 def _unconvertible(model: Any, exc: BaseException) -> UnconvertibleModelError:
-    """The step a converter's error most likely concerns, named in our error."""
+    """Our error for a converter error no strategy got past, naming the step it concerns.
+
+    The step is the one whose converter raised (the innermost frame of the traceback
+    converting one of the model's steps: skl2onnx passes each step as
+    ``operator.raw_operator``), else the last step whose class the message names (an
+    onnxruntime node is named after its operator), else the model as a whole: never the
+    final estimator by default, which blamed it for its encoders' and imputers' errors.
+    """
     message = str(exc).splitlines()[0] if str(exc) else ""
     steps = list(walk(model))
-    named = [(p, s) for p, s in steps if type(s).__name__ in str(exc)]
-    path, step = named[-1] if named else steps[-1]
+    found = _converting(steps, exc)
+    if found is None:
+        named = [(p, s) for p, s in steps if type(s).__name__ in str(exc)]
+        found = named[-1] if named else steps[0]
+    path, step = found
     return UnconvertibleModelError(
         _FORMAT,
         path,
         qualname(step),
         f"an error from the converter: {type(exc).__name__}: {message}",
     )
+
+
+def _converting(steps: list[tuple[str, Any]], exc: BaseException) -> tuple[str, Any] | None:
+    """The step whose converter was running when ``exc`` was raised, if one was."""
+    by_id = {id(step): (path, step) for path, step in steps}
+    found = None
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:  # the cause holds the frames
+        seen.add(id(error))
+        trace = error.__traceback__
+        while trace is not None:
+            operator = trace.tb_frame.f_locals.get("operator")
+            raw = getattr(operator, "raw_operator", None)
+            if raw is not None and id(raw) in by_id:
+                found = by_id[id(raw)]  # innermost wins
+            trace = trace.tb_next
+        if found is not None:
+            return found
+        error = error.__cause__ or error.__context__
+    return None
 
 
 # ------------------------------------------------------------------------ graph
@@ -338,6 +369,17 @@ def export(model: Any, context: DumpContext) -> Exported:
     require_packages()
     features = list(context.features)
     kinds = check_convertible(model, features)
+    if context.classes is not None and not hasattr(model, "predict_proba"):
+        # The graph's probabilities output would hold decision scores, which OnnxModel
+        # would hand out as probabilities: refused rather than converted labels-only.
+        final = final_estimator(model)
+        raise UnconvertibleModelError(
+            _FORMAT,
+            next((path for path, step in walk(model) if step is final), ""),
+            qualname(final),
+            "a classifier without predict_proba (labels only), while the ONNX model "
+            "modelkeep writes answers predict_proba with class probabilities",
+        )
     thresholds = context.parity if context.parity is not None else ParityThresholds()
     labels = None
     if context.classes is not None:

@@ -680,6 +680,7 @@ def measure(
     """
 
     parts: list[dict[str, np.ndarray]] = []
+    fed: list[tuple[str, str]] = []  # source and region of each part
     keep = np.ones(len(expected.frame), dtype=bool)
     narrowed: list[str] = []
     narrowed_rows: dict[str, int] = {}
@@ -697,12 +698,17 @@ def measure(
                 narrowed_rows[region] = narrowed_rows.get(region, 0) + stop - start
                 continue
             parts.append(feeds)
+            fed.append((source, region))
     if not parts:
         raise ValueError("the converted model refused every row compared")
     if not keep.all():
         expected = _subset(expected, keep)
     feeds = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    out = runtime.run(feeds)
+    try:
+        out = runtime.run(feeds)
+    except Exception:  # onnxruntime failed on some rows: say which region's
+        _raise_failing_group(runtime, parts, fed)
+        raise
     if classes is None:
         report = _measure_regression(expected, out, features, strategy, thresholds, task)
     else:
@@ -736,6 +742,21 @@ def measure(
     return report.model_copy(
         update={"regions": regions, "refused": narrowed, "notes": list(expected.notes)}
     )
+
+
+def _raise_failing_group(
+    runtime: OnnxRuntime, parts: list[dict[str, np.ndarray]], fed: list[tuple[str, str]]
+) -> None:
+    """Run the groups one by one; raise for the first the converted model fails on."""
+    for (source, region), feeds in zip(fed, parts, strict=True):
+        try:
+            runtime.run(feeds)
+        except Exception as exc:  # onnxruntime's errors share no useful base class
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise ValueError(
+                f"region {region or 'all'!r} ({source or 'every row'}): the converted model "
+                f"raised where the original answered: {type(exc).__name__}: {first}"
+            ) from exc
 
 
 def _subset(expected: Expected, keep: np.ndarray) -> Expected:
