@@ -17,7 +17,7 @@ import pytest
 import scipy.sparse
 
 import modelkeep
-from modelkeep.errors import CorruptPickleError, UnprovenTypeError, UnsafePickleError
+from modelkeep.errors import CorruptPickleError, UnsafePickleError
 
 
 def _arrays() -> dict[str, Any]:
@@ -84,17 +84,12 @@ def test_every_protocol_and_compression(protocol: int, how: str, tmp_path: Path)
         joblib.dump(value, path, compress=0 if how == "joblib" else (how, 3), protocol=protocol)
         kind = "joblib" if how == "joblib" else f"joblib ({how})"
         expected = joblib.load(path)
-    # pandas objects have no state proof: the frame loads only when its class is trusted,
-    # and scan says so (every name is allowed, but the state is refused).
-    report = modelkeep.scan(path, trusted=["pandas.DataFrame"])
+    # pandas objects have a state proof (safety.state.frames): the frame loads untrusted,
+    # and scan says its state is proven.
+    report = modelkeep.scan(path)
     assert (report.kind, report.safe, report.errors, report.issues) == (kind, True, (), ())
     assert report.state == "proven"
-    unproven = modelkeep.scan(path)
-    assert (unproven.safe, unproven.untrusted, unproven.state) == (False, (), "refused")
-    assert "no state proof for 'pandas.DataFrame'" in unproven.issues[0].problem
-    with pytest.raises(UnprovenTypeError, match=re.escape("Refusing model['frame']")):
-        modelkeep.safe_load(path)
-    _equal(expected, modelkeep.safe_load(path, trusted=["pandas.DataFrame"]))
+    _equal(expected, modelkeep.safe_load(path))
 
 
 def test_joblib_without_alignment_padding(tmp_path: Path) -> None:
