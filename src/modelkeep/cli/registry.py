@@ -22,6 +22,7 @@ from modelkeep.cli._common import cell, errors_exit, json_text, printable, stder
 from modelkeep.errors import InvalidChoiceError, ModelkeepWarning, format_names
 from modelkeep.registry import ModelVersion, Registry
 from modelkeep.registry.api import LOCK_TIMEOUT_S
+from modelkeep.registry.diff import VersionDiff
 
 app = typer.Typer(
     name="registry",
@@ -237,56 +238,59 @@ def diff_command(
 ) -> None:
     """What changed from REF_A to REF_B: features, labels, metrics, data, environment."""
     with _registry() as registry:
-        result = registry.diff(ref_a, ref_b)
+        result = registry.compare(ref_a, ref_b)
     if as_json:
-        _print_json(result)
+        _print_json(result.to_dict())
         return
     _print_diff(result)
 
 
-def _print_diff(d: dict[str, Any]) -> None:
+def _print_diff(result: VersionDiff) -> None:
     from rich.text import Text
 
     out = stdout
-    out.print(Text(printable(f"{d['a']} -> {d['b']}"), style="bold"))
-    if not d["changes"]:
+    out.print(Text(printable(f"{result.a} -> {result.b}"), style="bold"))
+    diff = result.sections
+    if not diff.changes:
         out.print("No differences.")
-    lines: list[str] = []
-    f = d["features"]
-    lines += [f"+ feature {x['name']} ({x['dtype']})" for x in f["added"]]
-    lines += [f"- feature {x['name']} ({x['dtype']})" for x in f["removed"]]
-    lines += [f"~ feature {x['name']}: {x['from']} -> {x['to']}" for x in f["retyped"]]
-    lines += [f"~ feature {x['name']}: nullable {x['from']} -> {x['to']}" for x in f["nullable"]]
-    if f["reordered"]:
-        lines.append(f"~ feature order: {f['reordered']['from']} -> {f['reordered']['to']}")
-    for feature, change in d["categories"].items():
-        lines += [f"+ category {feature}={v!r}" for v in change["added"]]
-        lines += [f"- category {feature}={v!r}" for v in change["removed"]]
-    lb = d["labels"]
-    lines += [f"+ label {x['value']!r} -> {x['label']!r}" for x in lb["added"]]
-    lines += [f"- label {x['value']!r} -> {x['label']!r}" for x in lb["removed"]]
-    lines += [f"~ label {x['value']!r}: {x['from']!r} -> {x['to']!r}" for x in lb["changed"]]
-    for key in ("task", "model_type"):
-        if d[key]:
-            lines.append(f"~ {key}: {d[key]['from']} -> {d[key]['to']}")
-    for metric, m in d["metrics"].items():
-        delta = f" ({m['delta']:+.4g})" if m["delta"] is not None else ""
-        lines.append(f"  metric {metric}: {m['from']} -> {m['to']}{delta}")
-    for key, change in d["data"].items():
-        if change:
-            lines.append(f"~ data {key}: {change['from']} -> {change['to']}")
-    env = d["environment"]
-    if env["python"]:
-        lines.append(f"~ python: {env['python']['from']} -> {env['python']['to']}")
-    lines += [f"+ package {n}=={v}" for n, v in env["packages"]["added"].items()]
-    lines += [f"- package {n}=={v}" for n, v in env["packages"]["removed"].items()]
+    features = diff.features
+    lines = [f"+ feature {x.name} ({x.dtype})" for x in features.added]
+    lines += [f"- feature {x.name} ({x.dtype})" for x in features.removed]
+    lines += [f"~ feature {n}: {c.before} -> {c.after}" for n, c in features.retyped.items()]
     lines += [
-        f"~ package {n}: {c['from']} -> {c['to']}" for n, c in env["packages"]["changed"].items()
+        f"~ feature {n}: nullable {c.before} -> {c.after}" for n, c in features.nullable.items()
     ]
-    fm = d["formats"]
-    lines += [f"+ format {x}" for x in fm["added"]]
-    lines += [f"- format {x}" for x in fm["removed"]]
-    lines += [f"~ parity {x}: {c['from']} -> {c['to']}" for x, c in fm["parity"].items()]
+    if features.reordered:
+        order = features.reordered
+        lines.append(f"~ feature order: {order.before} -> {order.after}")
+    for feature, categories in diff.categories.items():
+        lines += [f"+ category {feature}={v!r}" for v in categories.added]
+        lines += [f"- category {feature}={v!r}" for v in categories.removed]
+    labels = diff.labels
+    lines += [f"+ label {x.value!r} -> {x.label!r}" for x in labels.added]
+    lines += [f"- label {x.value!r} -> {x.label!r}" for x in labels.removed]
+    lines += [f"~ label {x.value!r}: {x.before!r} -> {x.after!r}" for x in labels.changed]
+    for key, scalar in (("task", diff.task), ("model_type", diff.model_type)):
+        if scalar:
+            lines.append(f"~ {key}: {scalar.before} -> {scalar.after}")
+    for metric, m in diff.metrics.items():
+        delta = f" ({m.delta:+.4g})" if m.delta is not None else ""
+        lines.append(f"  metric {metric}: {m.before} -> {m.after}{delta}")
+    for key, change in diff.data.items():
+        if change:
+            lines.append(f"~ data {key}: {change.before} -> {change.after}")
+    environment = diff.environment
+    if environment.python:
+        python = environment.python
+        lines.append(f"~ python: {python.before} -> {python.after}")
+    packages = environment.packages
+    lines += [f"+ package {n}=={v}" for n, v in packages.added.items()]
+    lines += [f"- package {n}=={v}" for n, v in packages.removed.items()]
+    lines += [f"~ package {n}: {c.before} -> {c.after}" for n, c in packages.changed.items()]
+    formats = diff.formats
+    lines += [f"+ format {x}" for x in formats.added]
+    lines += [f"- format {x}" for x in formats.removed]
+    lines += [f"~ parity {x}: {c.before} -> {c.after}" for x, c in formats.parity.items()]
     for line in lines:  # every value in them comes from the two manifests
         out.print(printable(line), markup=False)
 

@@ -71,14 +71,22 @@ from modelkeep.errors import (
 )
 from modelkeep.manifest import MANIFEST_NAME, Manifest, parse_manifest
 from modelkeep.registry import journal, locks
-from modelkeep.registry.artifacts import BundleFolders, copy_bundle, remove_tree
-from modelkeep.registry.diff import diff_manifests
-from modelkeep.registry.records import AliasEvent, ModelVersion, Problem
+from modelkeep.registry._time import utc_now
+from modelkeep.registry.artifacts import BundleFolders, copy_bundle
+from modelkeep.registry.diff import VersionDiff, diff_manifests
+from modelkeep.registry.records import (
+    AliasEvent,
+    IndexedVersion,
+    ModelVersion,
+    Problem,
+    VersionRecord,
+)
 from modelkeep.registry.refs import check_alias, check_name, parse_reference
 
 if TYPE_CHECKING:
     from modelkeep.model import Model
-    from modelkeep.registry.store import Store
+    from modelkeep.registry.backends import ArtifactStore, MetadataStore
+    from modelkeep.registry.store import SqlStore
 
 __all__ = ["HOME_VARIABLE", "INDEX_NAME", "Registry", "default_root"]
 
@@ -120,6 +128,14 @@ class Registry:
             created on the first write; reading an absent registry finds it empty.
         lock_timeout: how long to wait for the registry lock (another process's
             registration, gc or check) before raising :class:`RegistryLockedError`.
+        metadata: the index (a :class:`~modelkeep.registry.backends.MetadataStore`);
+            default a SQLite file ``registry.db`` in ``root``, created whole on the first
+            write. A store given here is used as it is: ``rebuild()`` does not apply to it.
+        artifacts: where bundles are stored (an
+            :class:`~modelkeep.registry.backends.ArtifactStore`); default folders under
+            ``root`` (``bundles/``, ``staging/``).
+
+    ``root`` holds the lock files (and the alias log) whatever the stores.
 
     References name versions everywhere: ``"churn"`` (the latest version), ``"churn:3"``
     (version 3), ``"churn@production"`` (the version the alias points to).
@@ -136,12 +152,17 @@ class Registry:
         root: str | os.PathLike[str] | None = None,
         *,
         lock_timeout: float = LOCK_TIMEOUT_S,
+        metadata: MetadataStore | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self.root = (Path(root).expanduser() if root is not None else default_root()).absolute()
         self.lock_timeout = lock_timeout
-        self._folders = BundleFolders(self.root)
+        self._folders: ArtifactStore = (
+            artifacts if artifacts is not None else BundleFolders(self.root)
+        )
         self._lock = self.root / _LOCK_NAME
-        self._store: Store | None = None
+        self._given = metadata
+        self._store: MetadataStore | None = metadata
 
     def __repr__(self) -> str:
         return f"Registry({str(self.root)!r})"
@@ -156,17 +177,19 @@ class Registry:
         """Release the index's database engine (the registry stays usable; it reopens)."""
         if self._store is not None:
             self._store.close()
-            self._store = None
+            self._store = self._given
 
     @property
     def exists(self) -> bool:
         """Whether this registry has an index yet (anything was ever registered)."""
-        return (self.root / INDEX_NAME).is_file()
+        return self._given is not None or (self.root / INDEX_NAME).is_file()
 
-    def _open(self, *, create: bool) -> Store | None:
+    def _open(self, *, create: bool) -> MetadataStore | None:
         if self._store is not None:
+            if create and self._given is not None:  # the lock files still live in root
+                self._require_writable("writing to the registry")
             return self._store
-        from modelkeep.registry.store import Store, sqlite_url
+        from modelkeep.registry.store import SqlStore, sqlite_url
 
         operation = "writing to the registry" if create else "reading the registry"
         self._check_folder_path(operation)
@@ -186,7 +209,7 @@ class Registry:
         if create and _size(index) == 0:
             self._create_index(index)
         try:
-            self._store = Store(
+            self._store = SqlStore(
                 sqlite_url(str(index), read_only=read_only), location=str(self.root), create=False
             )
         except RegistryError as exc:
@@ -215,7 +238,7 @@ class Registry:
             if _size(index) == 0:
                 _build_index(self.root, index)
 
-    def _writer(self) -> Store:
+    def _writer(self) -> MetadataStore:
         store = self._open(create=True)
         if store is None:  # pragma: no cover - create=True always opens
             raise RuntimeError("unreachable")
@@ -223,7 +246,7 @@ class Registry:
 
     def _held(self) -> int:
         """How many bundles the store holds: records, and folders without one."""
-        records = journal.read_records(self._folders.bundles)
+        records = self._folders.read_records()
         return len(set(records) | set(self._folders.published()))
 
     def _check_folder_path(self, operation: str) -> None:
@@ -325,36 +348,35 @@ class Registry:
                 manifest = _parse(manifest_bytes, source)
                 model_name = check_name(name if name is not None else manifest.name)
                 _verify(staged, source, env=env, trusted=trusted, options=load_options)
-                row = _index_row(manifest, manifest_bytes, source, by, parent_ref)
                 folder = self._folders.publish(staged)
-                row["folder"] = folder
+                record = _index_record(manifest, manifest_bytes, source, by, parent_ref, folder)
                 published = folder
 
                 def record_pending(number: int) -> None:
-                    self._record(published, "pending", model_name, number, row)
+                    self._record(published, "pending", model_name, number, record)
 
-                version = store.add_version(model_name, row, before_commit=record_pending)
+                version = store.add_version(model_name, record, before_commit=record_pending)
             except BaseException:
                 if folder is None:
-                    remove_tree(staged)
+                    self._folders.remove_staged(staged.name)
                 else:
                     self._discard_unindexed(folder)
                 raise
             with suppress(OSError):  # left pending: gc() finishes it from the index
-                self._record(folder, "committed", model_name, version, row)
+                self._record(folder, "committed", model_name, version, record)
         return self.get(f"{model_name}:{version}")
 
-    def _record(self, folder: str, state: str, name: str, version: int, row: Any) -> None:
-        journal.write_record(
-            self._folders.bundles, folder, state=state, name=name, version=version, row=row
-        )
+    def _record(
+        self, folder: str, state: str, name: str, version: int, record: VersionRecord
+    ) -> None:
+        self._folders.write_record(folder, state=state, name=name, version=version, record=record)
 
     def _discard_unindexed(self, folder: str) -> None:
         # The insert failed, or so it seemed: remove the folder only if no row names it.
         try:
             if folder not in self._writer().folders():
                 self._folders.remove(folder)
-                journal.remove_record(self._folders.bundles, f"{folder}.json")
+                self._folders.remove_record(f"{folder}.json")
         except (ModelkeepError, OSError):
             pass  # left for gc(), which checks the index before removing anything
 
@@ -411,8 +433,10 @@ class Registry:
             raise UnknownReferenceError(
                 ref, kind="name", name=parsed.name, registry=str(self.root), known=[]
             )
-        row = store.resolve(parsed, ref)
-        return ModelVersion.from_row(row, self._folders.path(row["folder"]))
+        return self._version(store.resolve(parsed, ref))
+
+    def _version(self, indexed: IndexedVersion) -> ModelVersion:
+        return ModelVersion.from_record(indexed, self._folders.path(indexed.record.folder))
 
     def path(self, ref: str) -> Path:
         """The stored bundle directory of the version ``ref`` names (read-only)."""
@@ -432,16 +456,15 @@ class Registry:
         store = self._open(create=False)
         if store is None:
             return []
-        rows = store.versions(check_name(name) if name is not None else None)
-        return [ModelVersion.from_row(r, self._folders.path(r["folder"])) for r in rows]
+        found = store.versions(check_name(name) if name is not None else None)
+        return [self._version(indexed) for indexed in found]
 
     def models(self) -> list[ModelVersion]:
         """The latest version of each name."""
         store = self._open(create=False)
         if store is None:
             return []
-        rows = store.versions(latest_only=True)
-        return [ModelVersion.from_row(r, self._folders.path(r["folder"])) for r in rows]
+        return [self._version(indexed) for indexed in store.versions(latest_only=True)]
 
     def names(self) -> list[str]:
         """Every name with at least one version."""
@@ -483,10 +506,10 @@ class Registry:
                 reason=reason,
                 before_commit=self._log_move,
             )
-        return AliasEvent(**entry) if entry is not None else None
+        return entry
 
-    def _log_move(self, entry: dict[str, Any]) -> None:
-        journal.append_alias_move(self.root, entry)
+    def _log_move(self, entry: AliasEvent) -> None:
+        journal.append_alias_move(self.root, entry.to_dict())
 
     def delete_alias(
         self, name: str, alias: str, *, reason: str | None = None, by: str | None = None
@@ -511,7 +534,7 @@ class Registry:
             )
         if entry is None:  # pragma: no cover - the store raises for an absent alias
             raise RuntimeError("unreachable")
-        return AliasEvent(**entry)
+        return entry
 
     def aliases(self, name: str) -> dict[str, int]:
         """Alias -> version for ``name``."""
@@ -533,7 +556,7 @@ class Registry:
             raise UnknownReferenceError(
                 name, kind="name", name=name, registry=str(self.root), known=self.names()
             )
-        return [AliasEvent(**e) for e in events]
+        return events
 
     # ----------------------------------------------------------------------------- delete
 
@@ -555,11 +578,11 @@ class Registry:
         version = self.get(ref)
         store = self._writer()
         with self._locked("delete", alone=False):
-            row = store.resolve(parsed, ref)
+            indexed = store.resolve(parsed, ref)
             folder = store.delete_version(parsed.name, parsed.version, ref)
             with suppress(OSError):  # unreferenced now: if this fails, gc() removes it
                 # The tombstone first: it keeps the number taken should the index be lost.
-                self._record(folder, "deleted", parsed.name, parsed.version, row)
+                self._record(folder, "deleted", parsed.name, parsed.version, indexed.record)
                 self._folders.remove(folder)
         return version
 
@@ -569,11 +592,16 @@ class Registry:
         """What changed from ``ref_a`` to ``ref_b``, as JSON-serializable data.
 
         See :func:`modelkeep.registry.diff.diff_manifests` for the sections; ``a`` and
-        ``b`` name the two exact versions compared.
+        ``b`` name the two exact versions compared. :meth:`compare` gives the same as
+        typed sections.
         """
+        return self.compare(ref_a, ref_b).to_dict()
+
+    def compare(self, ref_a: str, ref_b: str) -> VersionDiff:
+        """What changed from ``ref_a`` to ``ref_b``, as typed sections (``to_dict()`` is
+        :meth:`diff`)."""
         a, b = self.get(ref_a), self.get(ref_b)
-        result = diff_manifests(a.manifest(), b.manifest())
-        return {"a": a.ref, "b": b.ref, **result}
+        return VersionDiff(a.ref, b.ref, diff_manifests(a.manifest(), b.manifest()))
 
     def card(self, ref: str, *, html: bool = False) -> str:
         """A model card for the version ``ref`` names: Markdown, or a standalone HTML page."""
@@ -601,7 +629,7 @@ class Registry:
             RegistryLockedError: another process held the lock ``lock_timeout`` seconds.
         """
         store = self._open(create=False)
-        problems = [Problem(*p) for p in store.consistency()] if store is not None else []
+        problems = store.consistency() if store is not None else []
         if not self.root.is_dir():
             return problems
         # Alone with the folders for a moment: in-flight registrations finish first, so
@@ -617,7 +645,7 @@ class Registry:
             record = survey.records.get(folder)
             if record is None or record["state"] != "committed":
                 problems.append(Problem("record_missing", ref, _NO_RECORD))
-        unlogged = [e["id"] for e in moves if logged.get(e["id"], {}).get("at") != e["at"]]
+        unlogged = [e.id for e in moves if logged.get(e.id, {}).get("at") != e.at]
         if unlogged:
             detail = f"{len(unlogged)} alias move(s) of the index are not in it; gc() writes them"
             problems.append(Problem("alias_log_missing", journal.ALIAS_LOG_NAME, detail))
@@ -629,15 +657,15 @@ class Registry:
             problems.append(Problem("unreferenced", f"bundles/{entry}", _DEBRIS))
         return problems
 
-    def _survey(self, store: Store | None) -> _Survey:
+    def _survey(self, store: MetadataStore | None) -> _Survey:
         return _Survey(
             folders=self._folders,
             indexed=store.folders() if store is not None else {},
             counters=store.counters() if store is not None else {},
-            records=journal.read_records(self._folders.bundles),
+            records=self._folders.read_records(),
             published=self._folders.published(),
             staged=self._folders.staged(),
-            leftovers=journal.leftovers(self._folders.bundles),
+            leftovers=self._folders.leftovers(),
         )
 
     def _check_folder(self, folder: str, ref: str, expected: str) -> Problem | None:
@@ -694,7 +722,8 @@ class Registry:
                     if verdict.record is not None and verdict.record["state"] != "deleted":
                         record = verdict.record
                         name, number = record["name"], record["version"]
-                        self._record(folder, "deleted", name, number, record["row"])
+                        kept = VersionRecord.from_row({**record["row"], "folder": folder})
+                        self._record(folder, "deleted", name, number, kept)
                     if verdict.has_folder:
                         self._folders.remove(folder)
                         removed.append(f"bundles/{folder}")
@@ -703,29 +732,28 @@ class Registry:
                         self._folders.remove(folder)
                         removed.append(f"bundles/{folder}")
                     if verdict.record is not None:
-                        journal.remove_record(self._folders.bundles, f"{folder}.json")
+                        self._folders.remove_record(f"{folder}.json")
                         removed.append(f"bundles/{folder}.json")
             for entry in survey.staged:
-                if _old_enough(self._folders.staging / entry):
-                    remove_tree(self._folders.staging / entry)
+                if _old_enough(self._folders.staging_path(entry)):
+                    self._folders.remove_staged(entry)
                     removed.append(f"staging/{entry}")
             for entry in survey.leftovers:
-                journal.remove_record(self._folders.bundles, entry)
+                self._folders.remove_record(entry)
                 removed.append(f"bundles/{entry}")
         return removed
 
-    def _journal_index(self, store: Store, survey: _Survey) -> None:
+    def _journal_index(self, store: MetadataStore, survey: _Survey) -> None:
         """Write the records and alias log lines the index holds and the store lacks."""
-        for row in store.versions():
-            record = survey.records.get(row["folder"])
-            if row["folder"] in survey.published and (
-                record is None or record["state"] != "committed"
-            ):
-                self._record(row["folder"], "committed", row["name"], row["version"], row)
+        for indexed in store.versions():
+            folder = indexed.record.folder
+            record = survey.records.get(folder)
+            if folder in survey.published and (record is None or record["state"] != "committed"):
+                self._record(folder, "committed", indexed.name, indexed.version, indexed.record)
         moves = store.history(None)
         logged = {e["id"]: e for e in journal.read_alias_log(self.root)}
-        if any(logged.get(e["id"], {}).get("at") != e["at"] for e in moves):
-            journal.write_alias_log(self.root, moves)
+        if any(logged.get(e.id, {}).get("at") != e.at for e in moves):
+            journal.write_alias_log(self.root, [e.to_dict() for e in moves])
 
     # ---------------------------------------------------------------------------- rebuild
 
@@ -745,15 +773,22 @@ class Registry:
             RegistryLocationError: the registry's folder is a file or cannot be written.
             RegistryLockedError: another process held the lock ``lock_timeout`` seconds.
         """
-        from modelkeep.registry.store import utc_now
-
         self._check_folder_path("rebuild")
+        if self._given is not None:
+            raise RegistryError(
+                str(self.root),
+                "rebuilding the index",
+                ValueError(
+                    f"rebuild() writes the default SQLite index; this registry's metadata "
+                    f"store is {self._given!r}, restore it with its own tools"
+                ),
+            )
         if not self.root.is_dir():
             return []
         self._require_writable("rebuild")
         with self._locked("rebuild", alone=True):
             self.close()
-            records = journal.read_records(self._folders.bundles)
+            records = self._folders.read_records()
             moves = journal.read_alias_log(self.root)
             chosen: dict[tuple[str, int], tuple[str, journal.Record]] = {}
             counters: dict[str, int] = {}
@@ -777,9 +812,12 @@ class Registry:
                     pointers[(name, move["alias"])] = move["to_version"]
             pointers = {k: v for k, v in pointers.items() if (k[0], v) in chosen}
             rows = [
-                (name, version, {**record["row"], "folder": folder})
+                IndexedVersion(
+                    name, version, VersionRecord.from_row({**record["row"], "folder": folder})
+                )
                 for (name, version), (folder, record) in sorted(chosen.items())
             ]
+            events = [AliasEvent.from_dict(move) for move in moves]
             stamp = utc_now().replace(":", "").replace("+0000", "Z")
             index = self.root / INDEX_NAME
             # Build the new index whole beside the old one, then swap: a reader sees the
@@ -787,7 +825,7 @@ class Registry:
             built = _build_index(
                 self.root,
                 None,
-                lambda store: store.restore(rows, counters, pointers, moves),
+                lambda store: store.restore(rows, counters, pointers, events),
             )
             for suffix in ("", "-wal", "-shm"):
                 old = self.root / f"{INDEX_NAME}{suffix}"
@@ -795,9 +833,10 @@ class Registry:
                     os.replace(old, self.root / f"{INDEX_NAME}.replaced-{stamp}{suffix}")
             os.replace(built, index)
             _sync_folder(self.root)
-            for name, version, row in rows:
+            for indexed in rows:
+                name, version = indexed.name, indexed.version
                 if chosen[(name, version)][1]["state"] != "committed":
-                    self._record(row["folder"], "committed", name, version, row)
+                    self._record(indexed.record.folder, "committed", name, version, indexed.record)
         return self.versions()
 
 
@@ -823,7 +862,7 @@ class _Verdict:
 class _Survey:
     """The store and the index side by side, read while holding the lock alone."""
 
-    folders: BundleFolders
+    folders: ArtifactStore
     indexed: dict[str, tuple[str, str]]
     counters: dict[str, int]
     records: dict[str, journal.Record]
@@ -874,7 +913,7 @@ def _unindexed_problem(folder: str, verdict: _Verdict) -> Problem:
 
 
 def _build_index(
-    root: Path, index: Path | None, fill: Callable[[Store], None] | None = None
+    root: Path, index: Path | None, fill: Callable[[SqlStore], None] | None = None
 ) -> Path:
     """Build an index (tables, then ``fill``) in a private file beside the index.
 
@@ -882,12 +921,12 @@ def _build_index(
     the private file's path either way. The file is closed before the rename, so its
     write-ahead log has been checkpointed into it and nothing is left beside it.
     """
-    from modelkeep.registry.store import Store, sqlite_url
+    from modelkeep.registry.store import SqlStore, sqlite_url
 
     partial = root / f".{INDEX_NAME}.{os.getpid()}.new"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{partial}{suffix}").unlink(missing_ok=True)
-    store = Store(sqlite_url(str(partial), read_only=False), location=str(root), create=True)
+    store = SqlStore(sqlite_url(str(partial), read_only=False), location=str(root), create=True)
     try:
         if fill is not None:
             fill(store)
@@ -968,29 +1007,35 @@ def schema_hash(manifest: Manifest) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(contract).encode()).hexdigest()
 
 
-def _index_row(
-    manifest: Manifest, manifest_bytes: bytes, source: Path, by: str, parent: str | None
-) -> dict[str, Any]:
+def _index_record(
+    manifest: Manifest,
+    manifest_bytes: bytes,
+    source: Path,
+    by: str,
+    parent: str | None,
+    folder: str,
+) -> VersionRecord:
     env = manifest.environment
     labels = manifest.target.labels
-    return {
-        "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
-        "created_at": manifest.created_at.isoformat(),
-        "registered_at": _now(),
-        "registered_by": by,
-        "task": manifest.task,
-        "model_type": manifest.model_type,
-        "metrics": dict(manifest.metrics),
-        "data_version": manifest.data.data_version,
-        "data_fingerprint": manifest.data.fingerprint,
-        "schema_hash": schema_hash(manifest),
-        "label_map": [[e.value, e.label] for e in labels] if labels else None,
-        "environment": {
+    return VersionRecord(
+        folder=folder,
+        manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+        created_at=manifest.created_at.isoformat(),
+        registered_at=utc_now(),
+        registered_by=by,
+        task=manifest.task,
+        model_type=manifest.model_type,
+        metrics=dict(manifest.metrics),
+        data_version=manifest.data.data_version,
+        data_fingerprint=manifest.data.fingerprint,
+        schema_hash=schema_hash(manifest),
+        label_map=[[e.value, e.label] for e in labels] if labels else None,
+        environment={
             "python": f"{env.python_implementation} {env.python_version}",
             "platform": env.platform,
             "packages": dict(env.packages),
         },
-        "formats": [
+        formats=[
             {
                 "format": a.format,
                 "path": a.path,
@@ -1000,18 +1045,12 @@ def _index_row(
             }
             for a in manifest.artifacts
         ],
-        "parent": parent if parent is not None else manifest.lineage.parent,
-        "git_commit": manifest.lineage.git_commit,
-        "tags": list(manifest.tags),
-        "description": manifest.description,
-        "source": str(source),
-    }
-
-
-def _now() -> str:
-    from modelkeep.registry.store import utc_now
-
-    return utc_now()
+        parent=parent if parent is not None else manifest.lineage.parent,
+        git_commit=manifest.lineage.git_commit,
+        tags=list(manifest.tags),
+        description=manifest.description,
+        source=str(source),
+    )
 
 
 def _copy_bundle(source: Path, target: Path) -> None:

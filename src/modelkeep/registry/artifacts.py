@@ -1,4 +1,5 @@
-"""The artifact store: a folder of immutable bundle copies.
+"""The default artifact store (``backends.ArtifactStore``): a folder of immutable bundle
+copies.
 
 Layout under the registry root::
 
@@ -24,7 +25,9 @@ from pathlib import Path
 from modelkeep._reader import BundleReader, open_bundle
 from modelkeep.errors import BundleNotFoundError
 from modelkeep.manifest import MANIFEST_NAME
+from modelkeep.registry import journal
 from modelkeep.registry.journal import fsync_dir
+from modelkeep.registry.records import VersionRecord
 
 __all__ = ["BundleFolders", "copy_bundle"]
 
@@ -88,6 +91,34 @@ class BundleFolders:
     def staged(self) -> list[str]:
         """Every entry in ``staging/`` (in-flight or abandoned copies)."""
         return _entries(self.staging)
+
+    def staging_path(self, entry: str) -> Path:
+        """Where the staging entry ``entry`` lives."""
+        return self.staging / entry
+
+    def remove_staged(self, entry: str) -> None:
+        """Delete an entry of ``staging/`` (an abandoned copy)."""
+        remove_tree(self.staging / entry)
+
+    def write_record(
+        self, folder: str, *, state: str, name: str, version: int, record: VersionRecord
+    ) -> None:
+        """Write (or replace) ``bundles/<folder>.json`` atomically and durably."""
+        journal.write_record(
+            self.bundles, folder, state=state, name=name, version=version, row=record.to_row()
+        )
+
+    def read_records(self) -> dict[str, journal.Record]:
+        """Folder id -> registration record, for every readable record in ``bundles/``."""
+        return journal.read_records(self.bundles)
+
+    def remove_record(self, name: str) -> None:
+        """Delete a record file (or a temporary leftover) named ``name`` in ``bundles/``."""
+        journal.remove_record(self.bundles, name)
+
+    def leftovers(self) -> list[str]:
+        """Temporary record files a crash left in ``bundles/``."""
+        return journal.leftovers(self.bundles)
 
 
 def _entries(directory: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""The metadata store: the registry's index on SQLAlchemy Core.
+"""The default metadata store (``backends.MetadataStore``): the index on SQLAlchemy Core.
 
 Tables::
 
@@ -18,7 +18,7 @@ it, and SQLite could not create its ``-shm`` file to coordinate with a writer an
 
 The index is not the only copy of what it holds: each write runs a ``before_commit``
 callback inside its transaction, which the registry uses to journal the version or alias
-move in the store (``journal.py``); :meth:`Store.restore` writes a fresh index back from
+move in the store (``journal.py``); :meth:`SqlStore.restore` writes a fresh index back from
 that journal.
 
 Writes that read-then-write (the next version number, an alias's previous value) run in
@@ -32,7 +32,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,9 +39,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from modelkeep.errors import RegistryError, UnknownReferenceError, VersionInUseError
+from modelkeep.registry._time import utc_now
+from modelkeep.registry.backends import alias_log_problems, counter_problem
+from modelkeep.registry.records import AliasEvent, IndexedVersion, Problem, VersionRecord
 from modelkeep.registry.refs import Reference
 
-__all__ = ["STORE_FORMAT", "Store", "utc_now"]
+__all__ = ["STORE_FORMAT", "SqlStore", "sqlite_url"]
 
 #: Version of the index's table layout, recorded in ``meta``.
 STORE_FORMAT = "1"
@@ -116,11 +118,6 @@ _WRITE = "modelkeep_write"
 _BUSY_TIMEOUT_S = 60.0
 
 
-def utc_now() -> str:
-    """The current UTC time as ISO 8601 with microseconds (sorts as text)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
 def sqlite_url(path: str, *, read_only: bool) -> str:
     """The SQLAlchemy URL of the SQLite index at ``path`` (opened immutable when read-only)."""
     if read_only:
@@ -178,8 +175,9 @@ def _set_wal(dbapi_connection: Any) -> None:
             time.sleep(0.05)
 
 
-class Store:
-    """The index behind one registry. ``location`` names it in error messages.
+class SqlStore:
+    """The index behind one registry, in a SQL database. ``location`` names it in error
+    messages.
 
     ``create``: make the tables if the database has none (a new index); otherwise an index
     without them is an error, never silently a new empty one.
@@ -257,9 +255,9 @@ class Store:
     # --------------------------------------------------------------------------- versions
 
     def add_version(
-        self, name: str, row: Mapping[str, Any], *, before_commit: Callable[[int], None]
+        self, name: str, record: VersionRecord, *, before_commit: Callable[[int], None]
     ) -> int:
-        """Assign ``name``'s next version number and insert ``row`` under it, atomically.
+        """Assign ``name``'s next version number and insert ``record`` under it, atomically.
 
         ``before_commit(version)`` runs once the number is taken, before the row is
         inserted; if it raises, nothing is committed.
@@ -279,11 +277,13 @@ class Store:
                     sa.update(names).where(names.c.name == name).values(next_version=version + 1)
                 )
             before_commit(version)
-            connection.execute(sa.insert(versions).values(**row, name=name, version=version))
+            connection.execute(
+                sa.insert(versions).values(**record.to_row(), name=name, version=version)
+            )
         return version
 
-    def resolve(self, ref: Reference, text: str) -> dict[str, Any]:
-        """The version row ``ref`` points to; :class:`UnknownReferenceError` if none."""
+    def resolve(self, ref: Reference, text: str) -> IndexedVersion:
+        """The version ``ref`` points to; :class:`UnknownReferenceError` if none."""
         with self._read(f"resolving {text!r}") as connection:
             numbers = self._numbers(connection, ref.name)
             if not numbers:
@@ -309,8 +309,8 @@ class Store:
 
     def versions(
         self, name: str | None = None, *, latest_only: bool = False
-    ) -> list[dict[str, Any]]:
-        """Version rows (with their aliases), by name then version."""
+    ) -> list[IndexedVersion]:
+        """Versions (with their aliases), by name then version."""
         with self._read("listing versions") as connection:
             query = sa.select(versions).order_by(versions.c.name, versions.c.version)
             if name is not None:
@@ -325,16 +325,16 @@ class Store:
                     newest,
                     sa.and_(versions.c.name == newest.c.name, versions.c.version == newest.c.v),
                 )
-            rows = [dict(r._mapping) for r in connection.execute(query)]
+            rows = [r._asdict() for r in connection.execute(query)]
             pointers = connection.execute(
                 sa.select(aliases).order_by(aliases.c.name, aliases.c.alias)
             )
             by_version: dict[tuple[str, int], list[str]] = {}
             for pointer in pointers:
                 by_version.setdefault((pointer.name, pointer.version), []).append(pointer.alias)
-            for row in rows:
-                row["aliases"] = by_version.get((row["name"], row["version"]), [])
-            return rows
+            return [
+                _indexed(row, by_version.get((row["name"], row["version"]), [])) for row in rows
+            ]
 
     def names(self) -> list[str]:
         """Every name that has at least one version."""
@@ -345,7 +345,7 @@ class Store:
     def delete_version(self, name: str, version: int, text: str) -> str:
         """Remove a version's row; return its folder. Refused while an alias points to it."""
         with self._write(f"deleting {text!r}") as connection:
-            row = self._row(connection, name, version)
+            found = self._row(connection, name, version)
             pointing = connection.execute(
                 sa.select(aliases.c.alias).where(
                     aliases.c.name == name, aliases.c.version == version
@@ -357,7 +357,7 @@ class Store:
             connection.execute(
                 sa.delete(versions).where(versions.c.name == name, versions.c.version == version)
             )
-            return str(row["folder"])
+            return found.record.folder
 
     # ---------------------------------------------------------------------------- aliases
 
@@ -369,8 +369,8 @@ class Store:
         *,
         by: str,
         reason: str | None,
-        before_commit: Callable[[dict[str, Any]], None],
-    ) -> dict[str, Any] | None:
+        before_commit: Callable[[AliasEvent], None],
+    ) -> AliasEvent | None:
         """Point ``alias`` at ``version`` (None: remove it) and log the move, atomically.
 
         Returns the log entry, or None when the alias already pointed there.
@@ -411,7 +411,7 @@ class Store:
                 )
             else:
                 connection.execute(sa.update(aliases).where(where).values(version=version))
-            entry = {
+            entry: dict[str, Any] = {
                 "name": name,
                 "alias": alias,
                 "from_version": current,
@@ -422,15 +422,15 @@ class Store:
             }
             inserted = connection.execute(sa.insert(alias_log).values(**entry))
             key = inserted.inserted_primary_key
-            entry["id"] = int(key[0]) if key is not None else 0
-            before_commit(entry)
-            return entry
+            event = AliasEvent(id=int(key[0]) if key is not None else 0, **entry)
+            before_commit(event)
+            return event
 
     def aliases(self, name: str) -> dict[str, int]:
         with self._read("listing aliases") as connection:
             return self._aliases(connection, name)
 
-    def history(self, name: str | None, alias: str | None = None) -> list[dict[str, Any]]:
+    def history(self, name: str | None, alias: str | None = None) -> list[AliasEvent]:
         """Alias moves for ``name`` (or one alias; every name for None), oldest first."""
         with self._read("reading the alias history") as connection:
             query = sa.select(alias_log)
@@ -438,7 +438,8 @@ class Store:
                 query = query.where(alias_log.c.name == name)
             if alias is not None:
                 query = query.where(alias_log.c.alias == alias)
-            return [dict(r._mapping) for r in connection.execute(query.order_by(alias_log.c.id))]
+            query = query.order_by(alias_log.c.id)
+            return [AliasEvent.from_dict(r._asdict()) for r in connection.execute(query)]
 
     # ------------------------------------------------------------------------ consistency
 
@@ -450,13 +451,13 @@ class Store:
 
     def restore(
         self,
-        rows: Sequence[tuple[str, int, Mapping[str, Any]]],
+        entries: Sequence[IndexedVersion],
         counters: Mapping[str, int],
         pointers: Mapping[tuple[str, str], int],
-        moves: Sequence[Mapping[str, Any]],
+        moves: Sequence[AliasEvent],
     ) -> None:
-        """Fill an empty index in one transaction: version rows ``(name, version, row)``,
-        next-version counters, aliases ``(name, alias) -> version`` and the alias log."""
+        """Fill an empty index in one transaction: versions, next-version counters,
+        aliases ``(name, alias) -> version`` and the alias log."""
         with self._write("rebuilding the index") as connection:
             for name, next_version in sorted(counters.items()):
                 connection.execute(
@@ -464,14 +465,18 @@ class Store:
                         name=name, next_version=next_version, created_at=utc_now()
                     )
                 )
-            for name, version, row in rows:
-                connection.execute(sa.insert(versions).values(**row, name=name, version=version))
+            for indexed in entries:
+                connection.execute(
+                    sa.insert(versions).values(
+                        **indexed.record.to_row(), name=indexed.name, version=indexed.version
+                    )
+                )
             for (name, alias), version in sorted(pointers.items()):
                 connection.execute(
                     sa.insert(aliases).values(name=name, alias=alias, version=version)
                 )
             for move in moves:
-                connection.execute(sa.insert(alias_log).values(**move))
+                connection.execute(sa.insert(alias_log).values(**move.to_dict()))
 
     def folders(self) -> dict[str, tuple[str, str]]:
         """Folder id -> (``name:version``, manifest SHA-256) for every indexed version."""
@@ -484,77 +489,64 @@ class Store:
                 for r in connection.execute(query)
             }
 
-    def consistency(self) -> list[tuple[str, str, str]]:
-        """Problems inside the index itself, as (kind, subject, detail)."""
-        problems: list[tuple[str, str, str]] = []
+    def consistency(self) -> list[Problem]:
+        """Problems inside the index itself: the database's own integrity check, version
+        counters, aliases pointing nowhere and an alias log out of step with the aliases."""
         with self._read("checking the index") as connection:
-            if self._url.startswith("sqlite"):
-                for (result,) in connection.exec_driver_sql("PRAGMA quick_check"):
-                    if result != "ok":
-                        problems.append(("index_corrupt", self.location, str(result)))
-            counters = {
-                str(n): int(v)
-                for n, v in connection.execute(sa.select(names.c.name, names.c.next_version))
-            }
-            newest = connection.execute(
-                sa.select(versions.c.name, sa.func.max(versions.c.version)).group_by(
-                    versions.c.name
+            return [
+                *self._corruption(connection),
+                *self._counter_problems(connection),
+                *self._dangling_aliases(connection),
+                *self._alias_log_problems(connection),
+            ]
+
+    def _corruption(self, connection: Connection) -> list[Problem]:
+        if not self._url.startswith("sqlite"):
+            return []
+        return [
+            Problem("index_corrupt", self.location, str(result))
+            for (result,) in connection.exec_driver_sql("PRAGMA quick_check")
+            if result != "ok"
+        ]
+
+    def _counter_problems(self, connection: Connection) -> list[Problem]:
+        counters = {
+            str(n): int(v)
+            for n, v in connection.execute(sa.select(names.c.name, names.c.next_version))
+        }
+        newest = connection.execute(
+            sa.select(versions.c.name, sa.func.max(versions.c.version)).group_by(versions.c.name)
+        )
+        return [
+            problem
+            for name, top in newest
+            if (problem := counter_problem(name, counters.get(name), top)) is not None
+        ]
+
+    def _dangling_aliases(self, connection: Connection) -> list[Problem]:
+        dangling = connection.execute(
+            sa.select(aliases.c.name, aliases.c.alias, aliases.c.version)
+            .select_from(
+                aliases.outerjoin(
+                    versions,
+                    sa.and_(
+                        aliases.c.name == versions.c.name,
+                        aliases.c.version == versions.c.version,
+                    ),
                 )
             )
-            for name, top in newest:
-                if name not in counters:
-                    problems.append(("counter_missing", name, "no version counter for this name"))
-                elif counters[name] <= top:
-                    problems.append(
-                        (
-                            "counter_behind",
-                            name,
-                            f"next version counter {counters[name]} is not above version {top}",
-                        )
-                    )
-            dangling = connection.execute(
-                sa.select(aliases.c.name, aliases.c.alias, aliases.c.version)
-                .select_from(
-                    aliases.outerjoin(
-                        versions,
-                        sa.and_(
-                            aliases.c.name == versions.c.name,
-                            aliases.c.version == versions.c.version,
-                        ),
-                    )
-                )
-                .where(versions.c.folder.is_(None))
-            )
-            for name, alias, version in dangling:
-                problems.append(
-                    ("dangling_alias", f"{name}@{alias}", f"points to missing version {version}")
-                )
-            current = dict(
-                ((r.name, r.alias), r.version) for r in connection.execute(sa.select(aliases))
-            )
-            last: dict[tuple[str, str], int | None] = {}
-            for entry in connection.execute(sa.select(alias_log).order_by(alias_log.c.id)):
-                key = (entry.name, entry.alias)
-                if last.get(key) != entry.from_version:
-                    problems.append(
-                        (
-                            "alias_log_broken",
-                            f"{entry.name}@{entry.alias}",
-                            f"log entry {entry.id} moves from {entry.from_version}, but the "
-                            f"previous entry left it at {last.get(key)}",
-                        )
-                    )
-                last[key] = entry.to_version
-            for key in sorted(set(last) | set(current)):
-                if last.get(key) != current.get(key):
-                    problems.append(
-                        (
-                            "alias_log_broken",
-                            f"{key[0]}@{key[1]}",
-                            f"alias points to {current.get(key)}, the log ends at {last.get(key)}",
-                        )
-                    )
-        return problems
+            .where(versions.c.folder.is_(None))
+        )
+        return [
+            Problem("dangling_alias", f"{name}@{alias}", f"points to missing version {version}")
+            for name, alias, version in dangling
+        ]
+
+    def _alias_log_problems(self, connection: Connection) -> list[Problem]:
+        current = {(r.name, r.alias): r.version for r in connection.execute(sa.select(aliases))}
+        query = sa.select(alias_log).order_by(alias_log.c.id)
+        moves = [AliasEvent.from_dict(r._asdict()) for r in connection.execute(query)]
+        return alias_log_problems(current, moves)
 
     # ---------------------------------------------------------------------------- helpers
 
@@ -566,23 +558,30 @@ class Store:
         query = sa.select(aliases.c.alias, aliases.c.version).where(aliases.c.name == name)
         return {str(a): int(v) for a, v in connection.execute(query.order_by(aliases.c.alias))}
 
-    def _row(self, connection: Connection, name: str, version: int) -> dict[str, Any]:
+    def _row(self, connection: Connection, name: str, version: int) -> IndexedVersion:
         row = connection.execute(
             sa.select(versions).where(versions.c.name == name, versions.c.version == version)
         ).first()
         if row is None:
             numbers = self._numbers(connection, name)
             raise self._unknown(f"{name}:{version}", "version", name, [str(n) for n in numbers])
-        result = dict(row._mapping)
         pointing = connection.execute(
             sa.select(aliases.c.alias)
             .where(aliases.c.name == name, aliases.c.version == version)
             .order_by(aliases.c.alias)
         )
-        result["aliases"] = [str(a) for a in pointing.scalars()]
-        return result
+        return _indexed(row._asdict(), [str(a) for a in pointing.scalars()])
 
     def _unknown(self, text: str, kind: str, name: str, known: list[str]) -> UnknownReferenceError:
         return UnknownReferenceError(
             text, kind=kind, name=name, registry=self.location, known=known
         )
+
+
+def _indexed(row: Mapping[str, Any], pointing: Sequence[str]) -> IndexedVersion:
+    return IndexedVersion(
+        name=str(row["name"]),
+        version=int(row["version"]),
+        record=VersionRecord.from_row(row),
+        aliases=tuple(pointing),
+    )
