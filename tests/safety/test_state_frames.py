@@ -178,6 +178,22 @@ def test_proof_drops_what_pandas_derived_from_placements() -> None:
     assert df.loc["r1", "i"] == 1
 
 
+def test_both_walls_refuse_a_build_on_a_block_manager() -> None:
+    # pandas' BlockManager.__setstate__ follows the new placements unchecked while loading
+    # (a crash), so neither wall may let a BUILD reach it; each is checked here alone.
+    from pandas.core.internals.managers import BlockManager
+
+    from modelkeep.safety import unpickler
+    from modelkeep.safety.pickle_scan import scan_pickle
+
+    payload = fp.manager_rebuilt(np.zeros((3, 4)), np.array([0, 1, 100_000_000]))()
+    problems = [finding.problem for finding in scan_pickle(payload).findings]
+    assert [p for p in problems if p.startswith(_MANAGER_BUILD)] != [], problems
+    refusal = unpickler._never_built(BlockManager)
+    assert refusal is not None and f"BUILD on a {refusal}".startswith(_MANAGER_BUILD)
+    assert unpickler._never_built(pd.DataFrame) is None
+
+
 # -- hostile files, loaded in the confined child
 
 
@@ -217,6 +233,8 @@ CASES = [
     hp.Case("string-array-holds-number", fp.string_array_holds(7), STATE),
 ]
 
+_MANAGER_BUILD = "BUILD on a pandas.core.internals.managers.BlockManager; pandas writes one"
+
 #: What the refusal must name: the path to the bad object (or, for a load-time refusal,
 #: what the unpickler refused).
 NAMED = {
@@ -225,8 +243,8 @@ NAMED = {
     "placement-duplicated": "expected the blocks to hold each of the 4 columns once",
     "placement-wrong-length": "Number of manager items must equal union of block items",
     "block-build-after-frame": "BUILD on an instance of pandas.core.internals.blocks.NumpyBlock",
-    "manager-build-places-block-out-of-bounds": "BUILD on a pandas BlockManager",
-    "manager-build-block-longer-than-index": "BUILD on a pandas BlockManager",
+    "manager-build-places-block-out-of-bounds": _MANAGER_BUILD,
+    "manager-build-block-longer-than-index": _MANAGER_BUILD,
     "index-build-shorter-than-blocks": "model['frame']: block 0 values: expected shape (3, 2)",
     "range-index-build-shorter-than-block": "model['series']: .iloc: expected positions in",
     "range-index-build-huge": "model['series']: .index: expected at most",

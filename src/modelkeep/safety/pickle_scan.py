@@ -55,7 +55,7 @@ from modelkeep.safety.numpy_state import (
     dtype_state_problem,
     reconstruct_problem,
 )
-from modelkeep.safety.special import SPECIAL, Form, Static, names_with
+from modelkeep.safety.special import NEVER_BUILT, SPECIAL, Form, Static, names_with
 
 __all__ = [
     "MAX_ARRAY_NESTING",
@@ -1208,6 +1208,9 @@ class _Machine:
         elif isinstance(target, _Made):
             self.grow(target, (state,))  # objects nest through their state too
             pair = target.cls.pair if target.cls is not None else None
+            if target.cls is not None and target.cls.fullname in NEVER_BUILT:
+                name = target.cls.fullname
+                self.finding(f"BUILD on a {name}; {NEVER_BUILT[name]}")
             if pair == _WRAPPER:
                 self.build_wrapper(target, state)
             elif target.array:

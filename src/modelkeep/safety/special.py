@@ -19,7 +19,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["SPECIAL", "Build", "Form", "Special", "StandIn", "Static", "names_with"]
+__all__ = [
+    "NEVER_BUILT",
+    "SPECIAL",
+    "Build",
+    "Form",
+    "Special",
+    "StandIn",
+    "Static",
+    "names_with",
+]
 
 
 class Form(enum.Enum):
@@ -86,6 +95,9 @@ class Special:
     static: Static | None = None
     stand_in: StandIn | None = None
     after: Build | None = None
+    #: Why both walls refuse a BUILD on an instance: the library writes it by calling the
+    #: class, and its ``__setstate__`` trusts what it is given while still loading.
+    never_built: str | None = None
 
 
 #: Every specially handled global, by ``module.name``.
@@ -128,6 +140,12 @@ SPECIAL: dict[str, Special] = {
     "pandas.core.indexes.base._new_Index": Special(
         static=Static.NEW_INDEX, stand_in=StandIn.NEW_INDEX
     ),
+    "pandas.core.internals.managers.BlockManager": Special(
+        never_built=(
+            "pandas writes one by calling it, and a BUILD would re-place its blocks at "
+            "positions pandas follows unchecked while loading"
+        )
+    ),
     "pyarrow.lib.py_buffer": Special(form=Form.BUFFER),
     "pyarrow.lib._restore_array": Special(form=Form.RESTORE_ARRAY, after=Build.ARROW),
     "sklearn.tree._tree.Tree": Special(form=Form.TREE),
@@ -142,3 +160,9 @@ def names_with(static: Static) -> frozenset[tuple[str, str]]:
         for full, entry in SPECIAL.items()
         if entry.static is static
     )
+
+
+#: Classes whose instances no saved model gives a BUILD, with the reason, by ``module.name``.
+NEVER_BUILT: dict[str, str] = {
+    name: entry.never_built for name, entry in SPECIAL.items() if entry.never_built is not None
+}

@@ -73,7 +73,7 @@ from modelkeep.safety.pickle_scan import (
     shared_dtype,
 )
 from modelkeep.safety.policy import TrustPolicy
-from modelkeep.safety.special import SPECIAL, Build, Form, StandIn
+from modelkeep.safety.special import NEVER_BUILT, SPECIAL, Build, Form, StandIn
 
 __all__ = ["Refusal", "RestrictedUnpickler"]
 
@@ -516,14 +516,9 @@ class RestrictedUnpickler(_PyUnpickler):  # type: ignore[misc]
                 f"BUILD on an instance of {cls.__module__}.{cls.__qualname__}, which is not "
                 "an allowed class"
             )
-        # pandas writes a BlockManager by calling it, never with a BUILD: its __setstate__
-        # re-places the blocks and follows the placements unchecked (a crash) while loading.
-        cls = type(inst)
-        if (cls.__module__, cls.__qualname__) == ("pandas.core.internals.managers", "BlockManager"):
-            raise self._unsafe(
-                "BUILD on a pandas BlockManager; pandas writes one by calling it, and a BUILD "
-                "would re-place its blocks at positions pandas follows unchecked while loading"
-            )
+        never = _never_built(type(inst))
+        if never is not None:
+            raise self._unsafe(f"BUILD on a {never}")
         # A booster's __setstate__ hands its saved model to the library's C++ parser, which
         # follows the model's indices unchecked: the bytes are proven before it sees them.
         if type(inst).__module__ in _BOOSTER_MODULES:
@@ -667,6 +662,18 @@ def _built_kind(cls: type) -> int:
             kind = _PLAIN_OBJECT
         _KINDS[cls] = kind
     return kind
+
+
+_NEVER: dict[type, str | None] = {}
+
+
+def _never_built(cls: type) -> str | None:
+    """``name; reason`` when the shared table refuses a BUILD on ``cls`` (cached per class)."""
+    if cls not in _NEVER:
+        name = f"{cls.__module__}.{cls.__qualname__}"
+        reason = NEVER_BUILT.get(name)
+        _NEVER[cls] = None if reason is None else f"{name}; {reason}"
+    return _NEVER[cls]
 
 
 def _check_arrow(array: Any, unpickler: RestrictedUnpickler) -> None:
