@@ -30,7 +30,7 @@ def _frame(rows: int = 6) -> pd.DataFrame:
         {
             "i": np.arange(rows),
             "f": rng.rand(rows),
-            "o": (["a", 1, None, 2.5, ("t", 1)] * rows)[:rows],
+            "o": (["a", 1, None, 2.5, ("t", 1), pd.Timestamp("2021-05-01 10:30")] * rows)[:rows],
             "c": pd.Categorical(
                 (["x", "y", None] * rows)[:rows], categories=["y", "x"], ordered=True
             ),
@@ -164,6 +164,7 @@ def test_proof_names_are_the_classes_the_walk_sees() -> None:
         frames.BLOCK_MANAGER: managers.BlockManager,
         frames.SINGLE_BLOCK_MANAGER: managers.SingleBlockManager,
         frames.NA_TYPE: type(pd.NA),
+        frames.TIMESTAMP: pd.Timestamp,
     }
     assert set(classes) == set(frames.FRAME_PROOFS)
     assert {name: qualified(cls) for name, cls in classes.items()} == {n: n for n in classes}

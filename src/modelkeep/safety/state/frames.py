@@ -70,6 +70,7 @@ ARROW_STRING_ARRAY = "pandas.arrays.ArrowStringArray"
 BLOCK_MANAGER = "pandas.core.internals.managers.BlockManager"
 SINGLE_BLOCK_MANAGER = "pandas.core.internals.managers.SingleBlockManager"
 NA_TYPE = "pandas.api.typing.NAType"
+TIMESTAMP = "pandas.Timestamp"
 
 #: numpy dtype kinds a block or an index may hold as a plain ndarray.
 _PLAIN_KINDS = "biufcO"
@@ -633,6 +634,16 @@ def _missing(walk: Walk, obj: Any, node: int) -> list[Child]:
     return []
 
 
+def _timestamp(walk: Walk, obj: Any, node: int) -> list[Child]:
+    """A Timestamp is made by pandas' own checked ``_unpickle_timestamp`` and takes no
+    BUILD (its class is not allowed to); only the naive ones a file can describe are kept."""
+    if getattr(obj, "__dict__", None):
+        raise walk.refuse(node, "a Timestamp with attributes of its own")
+    if obj.tzinfo is not None:
+        raise walk.refuse(node, f"expected a Timestamp without a time zone, got {obj.tzinfo!r}")
+    return []
+
+
 def _inside(owner: str) -> Proof:
     """Managers are proven whole by the frame or series that holds them."""
 
@@ -657,4 +668,5 @@ FRAME_PROOFS: dict[str, Proof] = {
     BLOCK_MANAGER: _inside(FRAME),
     SINGLE_BLOCK_MANAGER: _inside(SERIES),
     NA_TYPE: Proof(_missing),
+    TIMESTAMP: Proof(_timestamp),
 }
