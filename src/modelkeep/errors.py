@@ -4,41 +4,50 @@ Each error derives from :class:`ModelkeepError` and from the closest builtin, so
 catch either. Errors carry their facts as attributes; the message is built from them in
 ``__init__`` in one shape: what went wrong, what was expected, what came, what to do.
 
+Errors come in families a caller can catch whole; each leaf also derives from the closest
+builtin. The families and ``ModelkeepError``/``ModelkeepWarning`` are exported at the top
+level; the leaves live here (and are still reachable as ``modelkeep.<Name>``).
+
 Hierarchy::
 
-    ModelkeepError(Exception)
-    ├── ManifestError(ValueError)               the manifest cannot be read or is invalid
-    │   └── UnsupportedFormatVersionError       written by a newer/unknown modelkeep
-    ├── BundleExistsError(FileExistsError)      save() target exists and overwrite=False
-    ├── BundleWriteError(OSError)               save() cannot create the bundle at the path given
-    ├── BundleNotFoundError(FileNotFoundError)  no bundle at the path given
-    ├── BundleLayoutError(ValueError)           a symlink or special file inside a bundle
-    ├── IntegrityError(ValueError)              an artifact's size or SHA-256 changed
+    ModelkeepError(Exception)                   exit_code 1 (2: misuse) for the command line
+    ├── BundleError                             the bundle on disk
+    │   ├── ManifestError(ValueError)           the manifest cannot be read or is invalid
+    │   │   └── UnsupportedFormatVersionError   written by a newer/unknown modelkeep
+    │   ├── BundleExistsError(FileExistsError)  save() target exists and overwrite=False
+    │   ├── BundleWriteError(OSError)           save() cannot create the bundle at the path
+    │   ├── BundleNotFoundError(FileNotFoundError)  no bundle at the path given
+    │   ├── BundleLayoutError(ValueError)       a symlink or special file inside a bundle (also
+    │   │                                       an UnsafeArtifactError)
+    │   ├── IntegrityError(ValueError)          an artifact's size or SHA-256 changed
+    │   ├── ArtifactError(ValueError)           an artifact cannot be deserialized
+    │   │   ├── CorruptPickleError              a pickle stream truncated, malformed or too big
+    │   │   │                                   (also an UnsafeArtifactError)
+    │   │   └── ArtifactFormatError             an artifact's content is not its recorded format
+    │   ├── EnvironmentMismatchError(RuntimeError)  env="strict" and versions differ
+    │   └── GoldenMismatchError(ValueError)     the loaded model disagrees with its golden samples
+    ├── UnsafeArtifactError                     refused as unsafe; nothing of it ran
+    │   ├── UntrustedTypesError(TypeError)      the artifact references types nobody trusted
+    │   ├── UnsafePickleError(ValueError)       a pickle stream does what no saved model does
+    │   ├── NeverTrustedError(ValueError)       trusted= names something never trustable
+    │   ├── UnsafeModelError(ValueError)        a deserialized tree is malformed
+    │   ├── UnsafeStateError(ValueError)        an object's state is not one a fit makes
+    │   └── UnprovenTypeError(TypeError)        an allowed class whose state has no proof
+    ├── InputError                              the caller's input; the bundle is fine
+    │   ├── SchemaError(ValueError)             prediction input does not fit the schema
+    │   ├── SampleMismatchError(ValueError)     save()'s sample disagrees with the model
+    │   ├── LabelMapError(ValueError)           labels= keys are not the model's classes
+    │   ├── NotFittedModelError(ValueError)     save() was given an unfitted estimator
+    │   ├── InvalidArgumentError(ValueError)    an argument of the wrong type or value (exit 2)
+    │   └── InvalidChoiceError(ValueError)      an option outside its allowed values (exit 2)
+    │       └── UnknownFormatError              a format name modelkeep does not know
     ├── SignatureError(ValueError)              model.sig missing, by another key, or files differ
-    ├── SigningKeyError(ValueError)             a key file that cannot be used to sign or verify
-    ├── SigningKeyExistsError(FileExistsError)  keygen() would overwrite a key file
-    ├── ArtifactError(ValueError)               an artifact cannot be deserialized
-    │   ├── CorruptPickleError                  a pickle stream truncated, malformed or too big
-    │   └── ArtifactFormatError                 an artifact's content is not its recorded format
-    ├── EnvironmentMismatchError(RuntimeError)  env="strict" and versions differ
-    ├── UntrustedTypesError(TypeError)          the artifact references types nobody trusted
-    ├── UnsafePickleError(ValueError)           a pickle stream does what no saved model does
-    ├── NeverTrustedError(ValueError)           trusted= names something that can never be trusted
-    ├── UnsafeModelError(ValueError)            a deserialized tree is malformed
-    ├── UnsafeStateError(ValueError)            a deserialized object's state is not one a fit makes
-    ├── UnprovenTypeError(TypeError)            an allowed class modelkeep cannot prove the state of
-    ├── GoldenMismatchError(ValueError)         the loaded model disagrees with its golden samples
-    ├── NotFittedModelError(ValueError)         save() was given an unfitted estimator
-    ├── SampleMismatchError(ValueError)         save()'s sample disagrees with the model
-    ├── LabelMapError(ValueError)               labels= keys are not the model's classes
-    ├── SchemaError(ValueError)                 prediction input does not fit the schema
-    ├── InvalidArgumentError(ValueError)        an argument of the wrong type or value
-    ├── InvalidChoiceError(ValueError)          an option outside its allowed values
-    │   └── UnknownFormatError                  a format name modelkeep does not know
-    ├── MissingDependencyError(ImportError)     an optional extra is not installed
+    │   ├── SigningKeyError                     a key file that cannot sign or verify
+    │   └── SigningKeyExistsError(FileExistsError)  keygen() would overwrite a key file
     ├── ConversionError(ValueError)             a model cannot be written faithfully in a format
     │   ├── UnconvertibleModelError             a step has no converter (ONNX)
     │   └── ParityError                         the converted model disagrees with the original
+    ├── MissingDependencyError(ImportError)     an optional extra is not installed
     ├── InvalidReferenceError(ValueError)       a registry reference, name or alias is malformed
     ├── UnknownReferenceError(LookupError)      no such name, version or alias in the registry
     ├── BundleRejectedError(ValueError)         register() was given a bundle failing verification
@@ -53,6 +62,9 @@ Hierarchy::
     ├── SchemaWarning                           input accepted but unusual (unseen category ...)
     ├── ParityWarning                           loading an artifact forced past its parity check
     └── ArtifactSkippedWarning                  save() left out one of several formats
+
+The registry's errors are not a family yet: ``RegistryError`` is still the index error, and
+the reference errors sit beside it (the next step folds them under one family).
 """
 
 from __future__ import annotations
@@ -65,6 +77,7 @@ __all__ = [
     "ArtifactError",
     "ArtifactFormatError",
     "ArtifactSkippedWarning",
+    "BundleError",
     "BundleExistsError",
     "BundleLayoutError",
     "BundleNotFoundError",
@@ -77,6 +90,7 @@ __all__ = [
     "EnvironmentMismatchWarning",
     "GoldenMismatchError",
     "IndexLostError",
+    "InputError",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidChoiceError",
@@ -103,6 +117,7 @@ __all__ = [
     "UnknownFormatError",
     "UnknownReferenceError",
     "UnprovenTypeError",
+    "UnsafeArtifactError",
     "UnsafeModelError",
     "UnsafePickleError",
     "UnsafeStateError",
@@ -133,15 +148,33 @@ class ModelkeepError(Exception):
     exit_code: ClassVar[int] = 1
 
 
-class ManifestError(ModelkeepError, ValueError):
+class BundleError(ModelkeepError):
+    """Family: the bundle on disk (missing, exists, damaged, changed, or disagreeing with
+    what it records). Catch it to handle any problem with a bundle's files."""
+
+
+class UnsafeArtifactError(ModelkeepError):
+    """Family: an artifact refused as unsafe (untrusted names, an unsafe or corrupt pickle
+    stream, a state no fit makes, a class without a proof). Nothing of it was run."""
+
+
+class InputError(ModelkeepError):
+    """Family: a caller's input (prediction rows, a sample, labels, an argument) that does
+    not fit what was expected. Fix the call; the bundle is fine."""
+
+
+class ManifestError(BundleError, ValueError):
     """The bundle's manifest is missing, unreadable or invalid."""
 
     def __init__(self, path: str, problem: str) -> None:
         self.path = path
         self.problem = problem
-        super().__init__(
-            f"Manifest {path!r}: {problem}. The bundle is damaged or was not written by "
-            "modelkeep; save the model again or restore the bundle from a copy."
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"Manifest {self.path!r}: {self.problem}. The bundle is damaged or was not "
+            "written by modelkeep; save the model again or restore the bundle from a copy."
         )
 
 
@@ -151,17 +184,17 @@ class UnsupportedFormatVersionError(ManifestError):
     def __init__(self, path: str, found: object, supported: Sequence[int]) -> None:
         self.found = found
         self.supported = tuple(supported)
-        ModelkeepError.__init__(
-            self,
-            f"Manifest {path!r}: format_version expected one of "
-            f"{', '.join(map(str, supported))}, got {found!r}. The bundle was written by a "
-            "different modelkeep release; upgrade modelkeep to read it.",
+        super().__init__(path, f"unsupported format_version {found!r}")
+
+    def _message(self) -> str:
+        return (
+            f"Manifest {self.path!r}: format_version expected one of "
+            f"{', '.join(map(str, self.supported))}, got {self.found!r}. The bundle was "
+            "written by a different modelkeep release; upgrade modelkeep to read it."
         )
-        self.path = path
-        self.problem = f"unsupported format_version {found!r}"
 
 
-class BundleExistsError(ModelkeepError, FileExistsError):
+class BundleExistsError(BundleError, FileExistsError):
     """``save()`` refuses to replace an existing path without ``overwrite=True``."""
 
     def __init__(self, path: str) -> None:
@@ -172,7 +205,7 @@ class BundleExistsError(ModelkeepError, FileExistsError):
         )
 
 
-class BundleWriteError(ModelkeepError, OSError):
+class BundleWriteError(BundleError, OSError):
     """``save()`` cannot create the bundle directory at the path it was given."""
 
     def __init__(self, path: str, problem: str, hint: str) -> None:
@@ -181,7 +214,7 @@ class BundleWriteError(ModelkeepError, OSError):
         super().__init__(f"Cannot save to {path!r}: {problem}. {hint}")
 
 
-class BundleNotFoundError(ModelkeepError, FileNotFoundError):
+class BundleNotFoundError(BundleError, FileNotFoundError):
     """There is no bundle at the given path."""
 
     def __init__(self, path: str, detail: str = "no such directory") -> None:
@@ -192,7 +225,7 @@ class BundleNotFoundError(ModelkeepError, FileNotFoundError):
         )
 
 
-class BundleLayoutError(ModelkeepError, ValueError):
+class BundleLayoutError(BundleError, UnsafeArtifactError, ValueError):
     """A bundle holds something other than regular files and directories (a symlink ...).
 
     ``entry`` is its path relative to the bundle, ``kind`` what it is (``"a symbolic
@@ -212,7 +245,7 @@ class BundleLayoutError(ModelkeepError, ValueError):
         )
 
 
-class IntegrityError(ModelkeepError, ValueError):
+class IntegrityError(BundleError, ValueError):
     """An artifact's bytes differ from what the manifest recorded."""
 
     def __init__(self, artifact: str, field: str, expected: object, got: object) -> None:
@@ -238,62 +271,77 @@ _SIGNATURE_ADVICE = {
 
 
 class SignatureError(ModelkeepError, ValueError):
-    """A bundle's signature (``model.sig``) is missing, wrong or does not match its files.
+    """A bundle's signature (``model.sig``) is missing, wrong or does not match its files;
+    also the family of the signing-key errors.
 
     ``kind`` says which, for callers that map errors to codes: ``"missing"`` (no
     signature), ``"wrong_key"`` (not made by the key given), ``"malformed"`` (not a
     signature modelkeep can read), ``"mismatch"`` (a file changed, was added or removed
     after signing, or the signature leaves out the manifest or an artifact),
-    ``"unsignable"`` (``sign`` met something it cannot sign, e.g. a symlink).
+    ``"unsignable"`` (``sign`` met something it cannot sign, e.g. a symlink), ``"key"``
+    (:class:`SigningKeyError`) and ``"key_exists"`` (:class:`SigningKeyExistsError`).
+    ``bundle`` is the path the problem is about: the bundle, or the key file.
     """
 
     def __init__(self, bundle: str, reason: str, *, kind: str) -> None:
         self.bundle = bundle
         self.reason = reason
         self.kind = kind
-        super().__init__(
-            f"Signature of bundle {bundle!r}: {reason}. {_SIGNATURE_ADVICE.get(kind, '')}".rstrip()
-        )
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        advice = _SIGNATURE_ADVICE.get(self.kind, "")
+        return f"Signature of bundle {self.bundle!r}: {self.reason}. {advice}".rstrip()
 
 
-class SigningKeyError(ModelkeepError, ValueError):
+class SigningKeyError(SignatureError):
     """A key file that cannot be used to sign or verify (missing, not PEM, unsupported curve)."""
 
     def __init__(self, path: str, problem: str) -> None:
         self.path = path
         self.problem = problem
-        super().__init__(
-            f"Key file {path!r}: {problem}. Use an unencrypted EC P-256, P-384 or P-521 key "
-            "in PEM format, as `modelkeep keygen` writes: the private key to sign, the .pub "
-            "file to verify."
+        super().__init__(path, problem, kind="key")
+
+    def _message(self) -> str:
+        return (
+            f"Key file {self.path!r}: {self.problem}. Use an unencrypted EC P-256, P-384 or "
+            "P-521 key in PEM format, as `modelkeep keygen` writes: the private key to sign, "
+            "the .pub file to verify."
         )
 
 
-class SigningKeyExistsError(ModelkeepError, FileExistsError):
+class SigningKeyExistsError(SignatureError, FileExistsError):
     """``keygen()`` refuses to overwrite an existing file."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        super().__init__(
-            f"Cannot write key file {path!r}: it already exists. keygen never overwrites a "
-            "key; choose another path, or move the old key away first."
+        super().__init__(path, "it already exists", kind="key_exists")
+
+    def _message(self) -> str:
+        return (
+            f"Cannot write key file {self.path!r}: it already exists. keygen never overwrites "
+            "a key; choose another path, or move the old key away first."
         )
 
 
-class ArtifactError(ModelkeepError, ValueError):
+class ArtifactError(BundleError, ValueError):
     """An artifact whose hash matched but which its format cannot read."""
 
-    def __init__(self, artifact: str, format: str, cause: BaseException) -> None:
+    def __init__(self, artifact: str, format: str, cause: BaseException | None = None) -> None:
         self.artifact = artifact
         self.format = format
-        super().__init__(
-            f"Artifact {artifact!r}: expected a readable {format} file, got an error while "
-            f"reading it: {type(cause).__name__}: {cause}. The file was written by an "
-            "incompatible tool or crafted; save the model again."
+        self.cause = cause
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"Artifact {self.artifact!r}: expected a readable {self.format} file, got an error "
+            f"while reading it: {type(self.cause).__name__}: {self.cause}. The file was "
+            "written by an incompatible tool or crafted; save the model again."
         )
 
 
-class CorruptPickleError(ArtifactError):
+class CorruptPickleError(ArtifactError, UnsafeArtifactError):
     """A pickle or joblib stream that cannot be read: truncated, malformed, or beyond a limit.
 
     ``offset`` is the byte (in the decompressed stream for a compressed joblib file) where
@@ -310,22 +358,23 @@ class CorruptPickleError(ArtifactError):
         offset: int | None = None,
         untrusted: Iterable[str] = (),
     ) -> None:
-        self.artifact = artifact
-        self.format = format
         self.problem = problem
         self.offset = offset
         self.untrusted = tuple(sorted(set(untrusted)))
-        where = "" if offset is None else f"byte {offset}: "
+        super().__init__(artifact, format)
+
+    def _message(self) -> str:
+        where = "" if self.offset is None else f"byte {self.offset}: "
         also = (
             f" Before that point it references untrusted name(s): {format_names(self.untrusted)}."
             if self.untrusted
             else ""
         )
-        ModelkeepError.__init__(
-            self,
-            f"Artifact {artifact!r}: {where}{problem}. Expected a complete, well-formed "
-            f"{format} stream; the file is truncated, corrupt or crafted, and modelkeep did not "
-            f"load it.{also} Restore the file from a copy or save the model again.",
+        return (
+            f"Artifact {self.artifact!r}: {where}{self.problem}. Expected a complete, "
+            f"well-formed {self.format} stream; the file is truncated, corrupt or crafted, and "
+            f"modelkeep did not load it.{also} Restore the file from a copy or save the model "
+            "again."
         )
 
 
@@ -338,15 +387,15 @@ class ArtifactFormatError(ArtifactError):
     """
 
     def __init__(self, artifact: str, format: str, found: str) -> None:
-        self.artifact = artifact
-        self.format = format
         self.found = found
-        ModelkeepError.__init__(
-            self,
-            f"Artifact {artifact!r}: expected {format} content, as the manifest records, got "
-            f"{found} content. The manifest misdescribes the file (it was crafted or "
-            "mislabelled) and modelkeep did not load it; save the model again or get an "
-            "intact copy of the bundle.",
+        super().__init__(artifact, format)
+
+    def _message(self) -> str:
+        return (
+            f"Artifact {self.artifact!r}: expected {self.format} content, as the manifest "
+            f"records, got {self.found} content. The manifest misdescribes the file (it was "
+            "crafted or mislabelled) and modelkeep did not load it; save the model again or "
+            "get an intact copy of the bundle."
         )
 
 
@@ -369,7 +418,7 @@ def _describe_differences(differences: Sequence[EnvironmentDifference]) -> str:
     return "; ".join(str(d) for d in differences)
 
 
-class EnvironmentMismatchError(ModelkeepError, RuntimeError):
+class EnvironmentMismatchError(BundleError, RuntimeError):
     """``env="strict"`` and the environment differs from the recorded one."""
 
     def __init__(self, differences: Sequence[EnvironmentDifference]) -> None:
@@ -381,7 +430,7 @@ class EnvironmentMismatchError(ModelkeepError, RuntimeError):
         )
 
 
-class UntrustedTypesError(ModelkeepError, TypeError):
+class UntrustedTypesError(UnsafeArtifactError, TypeError):
     """The artifact references types that are neither trusted by default nor passed in."""
 
     def __init__(self, artifact: str, types: Iterable[str]) -> None:
@@ -395,7 +444,7 @@ class UntrustedTypesError(ModelkeepError, TypeError):
         )
 
 
-class UnsafePickleError(ModelkeepError, ValueError):
+class UnsafePickleError(UnsafeArtifactError, ValueError):
     """A well-formed pickle stream that does something no saved model does.
 
     ``problems`` lists each construct, with its byte offset: a BUILD that would change a
@@ -417,7 +466,7 @@ class UnsafePickleError(ModelkeepError, ValueError):
         )
 
 
-class NeverTrustedError(ModelkeepError, ValueError):
+class NeverTrustedError(UnsafeArtifactError, ValueError):
     """``trusted=`` names something modelkeep never trusts (it imports, evaluates, opens
     files, spawns processes, reaches the network or fetches attributes by name)."""
 
@@ -432,7 +481,7 @@ class NeverTrustedError(ModelkeepError, ValueError):
         )
 
 
-class UnsafeModelError(ModelkeepError, ValueError):
+class UnsafeModelError(UnsafeArtifactError, ValueError):
     """A deserialized tree has node arrays that would make ``predict`` read out of bounds."""
 
     def __init__(self, estimator_path: str, node: int, reason: str) -> None:
@@ -446,7 +495,7 @@ class UnsafeModelError(ModelkeepError, ValueError):
         )
 
 
-class UnsafeStateError(ModelkeepError, ValueError):
+class UnsafeStateError(UnsafeArtifactError, ValueError):
     """A deserialized object's state is not one that fitting could have produced, and the
     library would trust it (an index out of range, a method name, a stored callable ...)."""
 
@@ -460,7 +509,7 @@ class UnsafeStateError(ModelkeepError, ValueError):
         )
 
 
-class UnprovenTypeError(ModelkeepError, TypeError):
+class UnprovenTypeError(UnsafeArtifactError, TypeError):
     """The artifact holds instances of allowed classes whose state modelkeep has no proof for.
 
     An allowed class may be *constructed* safely, but its library trusts the state a file
@@ -478,7 +527,7 @@ class UnprovenTypeError(ModelkeepError, TypeError):
         )
 
 
-class GoldenMismatchError(ModelkeepError, ValueError):
+class GoldenMismatchError(BundleError, ValueError):
     """The loaded model does not reproduce the outputs recorded at save time."""
 
     def __init__(
@@ -508,7 +557,7 @@ class GoldenMismatchError(ModelkeepError, ValueError):
         )
 
 
-class NotFittedModelError(ModelkeepError, ValueError):
+class NotFittedModelError(InputError, ValueError):
     """``save()`` was given an estimator that has not been fitted."""
 
     def __init__(self, model_type: str) -> None:
@@ -518,7 +567,7 @@ class NotFittedModelError(ModelkeepError, ValueError):
         )
 
 
-class SampleMismatchError(ModelkeepError, ValueError):
+class SampleMismatchError(InputError, ValueError):
     """``save()``'s sample does not match the model's inputs."""
 
     def __init__(
@@ -545,7 +594,7 @@ class SampleMismatchError(ModelkeepError, ValueError):
         )
 
 
-class LabelMapError(ModelkeepError, ValueError):
+class LabelMapError(InputError, ValueError):
     """``labels=`` does not cover exactly the model's classes."""
 
     def __init__(self, classes: Sequence[object], keys: Sequence[object]) -> None:
@@ -565,7 +614,7 @@ class LabelMapError(ModelkeepError, ValueError):
         )
 
 
-class SchemaError(ModelkeepError, ValueError):
+class SchemaError(InputError, ValueError):
     """Prediction input that does not fit the model's feature schema."""
 
     def __init__(
@@ -584,7 +633,7 @@ class SchemaError(ModelkeepError, ValueError):
         super().__init__(message)
 
 
-class InvalidArgumentError(ModelkeepError, ValueError):
+class InvalidArgumentError(InputError, ValueError):
     """An argument of the wrong type or value (``parameter`` names it)."""
 
     exit_code: ClassVar[int] = 2
@@ -598,7 +647,7 @@ class InvalidArgumentError(ModelkeepError, ValueError):
         super().__init__(f"{message} {hint}" if hint else message)
 
 
-class InvalidChoiceError(ModelkeepError, ValueError):
+class InvalidChoiceError(InputError, ValueError):
     """An option given a value outside the ones it accepts."""
 
     exit_code: ClassVar[int] = 2
