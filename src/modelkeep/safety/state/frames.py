@@ -99,6 +99,7 @@ class _Types:
     references: Any
     flags: Any
     chunked_array: Any
+    timestamp: Any
     na: Any
 
 
@@ -137,6 +138,7 @@ def _types() -> _Types:
         references=internals.BlockValuesRefs,
         flags=pd.Flags,
         chunked_array=chunked,
+        timestamp=pd.Timestamp,
         na=importlib.import_module("pandas._libs.missing").NA,
     )
 
@@ -181,18 +183,41 @@ def _plain_array(
     return value
 
 
+class _Label(str):
+    """A dict key shown as its own text, so that the tree walk's paths read ``.iloc[1, 3]``."""
+
+    def __repr__(self) -> str:
+        return str.__str__(self)
+
+
 def _object_cells(
-    walk: Walk, values: np.ndarray[Any, Any], node: int, label: Any, slot: Slot
+    walk: Walk,
+    values: np.ndarray[Any, Any],
+    node: int,
+    prefix: str,
+    label: Any,
+    slot: Slot,
 ) -> list[Child]:
-    """Children for every non-atom item of an object array; ``label(flat_position)`` names
-    one. Each is also registered for tree validation, which cannot reach into pandas."""
+    """Children for the items of an object array that can hold anything to check, each
+    labelled ``prefix[label(flat_position)]``. Those that could hold a tree are registered
+    once, as one mapping, for tree validation (which cannot reach into pandas)."""
+    t = _types()
     children: list[Child] = []
+    hidden: dict[_Label, object] = {}
     for position, item in enumerate(values.ravel(order="C")):
-        if type(item) in _ATOMS:
+        kind = type(item)
+        if kind in _ATOMS:
             continue
+        if kind is t.timestamp:  # common in object columns; checked here, without the walk
+            _timestamp(walk, item, node)
+            continue
+        if (kind is tuple or kind is list) and all(type(part) in _ATOMS for part in item):
+            continue  # plain data: nothing in it for the walk or the tree walk
         text = label(position)
-        children.append((item, text, slot))
-        walk.detached.append((item, node, text))
+        children.append((item, f"{prefix}[{text}]", slot))
+        hidden[_Label(text)] = item
+    if hidden:
+        walk.detached.append((hidden, node, prefix))
     return children
 
 
@@ -351,7 +376,7 @@ def _series(walk: Walk, obj: Any, node: int) -> list[Child]:
         if values.shape[0] != n_rows:
             raise walk.refuse(node, f".values: expected {n_rows} rows, got {describe(values)}")
         if values.dtype.kind == "O":
-            children.extend(_object_cells(walk, values, node, lambda i: f".iloc[{i}]", slot))
+            children.extend(_object_cells(walk, values, node, ".iloc", str, slot))
     else:
         length = _data_length(walk, values, node, ".array")
         if length != n_rows:
@@ -428,9 +453,9 @@ def _blocks(walk: Walk, manager: Any, node: int, n_columns: int, n_rows: int) ->
 
                 def label(flat: int, columns: Any = columns) -> str:
                     within, row = divmod(flat, n_rows)  # values are (columns, rows)
-                    return f".iloc[{row}, {int(columns[within])}]"
+                    return f"{row}, {int(columns[within])}"
 
-                children.extend(_object_cells(walk, values, node, label, slot))
+                children.extend(_object_cells(walk, values, node, ".iloc", label, slot))
             continue
         if positions.shape[0] != 1:
             raise walk.refuse(
@@ -500,7 +525,7 @@ def _index(walk: Walk, obj: Any, node: int) -> list[Child]:
     t = _types()
     if type(data) is np.ndarray:
         if data.dtype.kind == "O":
-            return _object_cells(walk, data, node, lambda i: f"[{i}]", (INDEX, "values"))
+            return _object_cells(walk, data, node, "", str, (INDEX, "values"))
         return []
     if type(data) not in (t.arrow_string_array, t.string_array):
         raise walk.refuse(node, f"._data: expected an array of strings, got {describe(data)}")
