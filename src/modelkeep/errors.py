@@ -127,15 +127,36 @@ __all__ = [
 ]
 
 _MAX_LISTED = 5
+# Untrusted type names are what a user copies into trusted=[...]: show more of them.
+_MAX_TYPES = 20
+
+
+def listing(
+    items: Iterable[object],
+    *,
+    limit: int = _MAX_LISTED,
+    quote: bool = True,
+    sort: bool = False,
+    separator: str = ", ",
+) -> str:
+    """The one way a message lists things: ``'a', 'b', 'c' and 3 more``.
+
+    ``quote`` shows each item as ``repr(str(item))``; ``sort`` sorts and drops duplicates
+    (for names; leave rows and problems in their order); at most ``limit`` are shown.
+    """
+    texts = [repr(str(item)) if quote else str(item) for item in items]
+    if sort:
+        texts = sorted(set(texts))
+    shown = separator.join(texts[:limit])
+    if len(texts) > limit:
+        joiner = "; and" if separator.strip() == ";" else " and"
+        shown += f"{joiner} {len(texts) - limit} more"
+    return shown
 
 
 def format_names(names: Iterable[object], limit: int = _MAX_LISTED) -> str:
     """Sorted, quoted, capped list of names: ``'a', 'b', ... and 3 more``."""
-    items = sorted({repr(str(n)) for n in names})
-    shown = ", ".join(items[:limit])
-    if len(items) > limit:
-        shown += f" and {len(items) - limit} more"
-    return shown
+    return listing(names, limit=limit, sort=True)
 
 
 class ModelkeepError(Exception):
@@ -436,11 +457,13 @@ class UntrustedTypesError(UnsafeArtifactError, TypeError):
     def __init__(self, artifact: str, types: Iterable[str]) -> None:
         self.artifact = artifact
         self.types = tuple(sorted(set(types)))
-        listed = ", ".join(self.types)
+        listed = listing(self.types, limit=_MAX_TYPES, quote=False)
+        every = " (all of them: `modelkeep scan`, or this error's .types)"
         super().__init__(
             f"Artifact {artifact!r} references {len(self.types)} untrusted type(s): {listed}. "
             "modelkeep did not load it. If you know where this file came from and trust "
-            "these exact types, pass them as trusted=[...]."
+            "these exact types, pass them as trusted=[...]"
+            f"{every if len(self.types) > _MAX_TYPES else ''}."
         )
 
 
@@ -455,9 +478,7 @@ class UnsafePickleError(UnsafeArtifactError, ValueError):
     def __init__(self, artifact: str, problems: Sequence[str]) -> None:
         self.artifact = artifact
         self.problems = tuple(problems)
-        shown = "; ".join(self.problems[:_MAX_LISTED])
-        if len(self.problems) > _MAX_LISTED:
-            shown += f"; and {len(self.problems) - _MAX_LISTED} more"
+        shown = listing(self.problems, quote=False, separator="; ")
         super().__init__(
             f"Artifact {artifact!r}: expected only what a saved model's pickle does, got "
             f"{len(self.problems)} unsafe construct(s): {shown}. The file was crafted or "
@@ -542,9 +563,7 @@ class GoldenMismatchError(BundleError, ValueError):
         self.rows = tuple(rows)
         self.largest_difference = largest_difference
         self.n_rows = n_rows
-        shown = ", ".join(str(r) for r in self.rows[:10])
-        if len(self.rows) > 10:
-            shown += f" and {len(self.rows) - 10} more"
+        shown = listing(self.rows, quote=False)
         detail = f"{len(self.rows)} of {n_rows} golden rows differ (rows {shown})"
         if largest_difference is not None:
             detail += f"; largest difference {largest_difference:.3g}"
@@ -752,10 +771,7 @@ class InvalidReferenceError(ModelkeepError, ValueError):
 
 
 def _first(items: Sequence[str], limit: int = _MAX_LISTED) -> str:
-    shown = ", ".join(items[:limit])
-    if len(items) > limit:
-        shown += f" and {len(items) - limit} more"
-    return shown
+    return listing(items, limit=limit, quote=False)
 
 
 def _quoted(items: Sequence[str]) -> str:
