@@ -18,6 +18,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import modelkeep
 from modelkeep.errors import EnvironmentMismatchWarning
 from modelkeep.registry import Registry
+from modelkeep.registry.diff import Change, LabelChange, MetricChange
 
 
 def _pipeline(numeric: list[str], categorical: list[str]) -> Pipeline:
@@ -184,3 +185,19 @@ def test_the_reverse_diff_mirrors(diffed: dict[str, Any], registry: Registry) ->
     assert back["features"]["added"] == diffed["features"]["removed"]
     assert back["formats"]["removed"] == ["onnx"]
     assert back["labels"]["removed"] == [{"value": 2, "label": "Downgrade"}]
+
+
+def test_compare_gives_the_same_diff_as_typed_sections(
+    diffed: dict[str, Any], registry: Registry
+) -> None:
+    result = registry.compare("churn:1", "churn:2")
+    assert result.to_dict() == diffed
+    sections = result.sections
+    assert sections.features.retyped == {"age": Change("integer", "float")}
+    assert [(f.name, f.dtype) for f in sections.features.added] == [("region", "string")]
+    assert sections.labels.changed == [LabelChange(1, "Leave", "Churn")]
+    assert sections.metrics["f1"].delta == pytest.approx(0.05)
+    assert sections.metrics["auc"] == MetricChange(0.8, None)
+    assert sections.data.n_rows == Change(40, 60)
+    assert sections.environment.packages.changed["numpy"].after == "1.26.0"
+    assert sections.changes == diffed["changes"]

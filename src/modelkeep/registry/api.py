@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelkeep._reader import SIGNATURE_NAME, open_bundle
 from modelkeep.errors import (
@@ -367,7 +367,12 @@ class Registry:
         return self.get(f"{model_name}:{version}")
 
     def _record(
-        self, folder: str, state: str, name: str, version: int, record: VersionRecord
+        self,
+        folder: str,
+        state: journal.RecordState,
+        name: str,
+        version: int,
+        record: VersionRecord,
     ) -> None:
         self._folders.write_record(folder, state=state, name=name, version=version, record=record)
 
@@ -847,13 +852,16 @@ _NO_RECORD = (
 )
 
 
+_VerdictKind = Literal["debris", "deleted", "lost", "unknown"]
+
+
 @dataclass(frozen=True)
 class _Verdict:
     """What an unindexed folder or record is: ``debris`` (a registration killed before
     its commit), ``deleted`` (a delete cut short), ``lost`` (a committed version the index
     lacks) or ``unknown`` (no record, too old to be a crash's)."""
 
-    kind: str
+    kind: _VerdictKind
     record: journal.Record | None
     has_folder: bool
 
@@ -875,6 +883,7 @@ class _Survey:
         for folder in sorted((set(self.published) | set(self.records)) - set(self.indexed)):
             record = self.records.get(folder)
             has_folder = folder in self.published
+            kind: _VerdictKind
             if record is not None and record["state"] == "deleted":
                 if not has_folder:
                     continue  # a tombstone: what a finished delete leaves
@@ -897,11 +906,12 @@ def _unindexed_problem(folder: str, verdict: _Verdict) -> Problem:
     if verdict.kind == "deleted":
         return Problem("unreferenced", subject, "the folder of a deleted version; gc() removes it")
     if verdict.kind == "lost":
-        record = verdict.record or {}
+        record = verdict.record
+        name, number = (record["name"], record["version"]) if record else (None, None)
         return Problem(
             "not_indexed",
             subject,
-            f"registered as {record.get('name')}:{record.get('version')} but missing from the "
+            f"registered as {name}:{number} but missing from the "
             "index; `modelkeep registry rebuild` restores it (gc() keeps it)",
         )
     return Problem(

@@ -26,7 +26,7 @@ from modelkeep._reader import BundleReader, open_bundle
 from modelkeep.errors import BundleNotFoundError
 from modelkeep.manifest import MANIFEST_NAME
 from modelkeep.registry import journal
-from modelkeep.registry.journal import fsync_dir
+from modelkeep.registry.journal import RecordState, fsync_dir
 from modelkeep.registry.records import VersionRecord
 
 __all__ = ["BundleFolders", "copy_bundle"]
@@ -101,7 +101,13 @@ class BundleFolders:
         remove_tree(self.staging / entry)
 
     def write_record(
-        self, folder: str, *, state: str, name: str, version: int, record: VersionRecord
+        self,
+        folder: str,
+        *,
+        state: RecordState,
+        name: str,
+        version: int,
+        record: VersionRecord,
     ) -> None:
         """Write (or replace) ``bundles/<folder>.json`` atomically and durably."""
         journal.write_record(

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from modelkeep.registry.journal import Record
+from modelkeep.registry.journal import Record, RecordState
 from modelkeep.registry.records import AliasEvent, IndexedVersion, Problem, VersionRecord
 from modelkeep.registry.refs import Reference
 
@@ -159,7 +159,13 @@ class ArtifactStore(Protocol):
         ...
 
     def write_record(
-        self, folder: str, *, state: str, name: str, version: int, record: VersionRecord
+        self,
+        folder: str,
+        *,
+        state: RecordState,
+        name: str,
+        version: int,
+        record: VersionRecord,
     ) -> None:
         """Write (or replace) the registration record of ``folder``, atomically, durably."""
         ...

@@ -28,12 +28,13 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 __all__ = [
     "ALIAS_LOG_NAME",
     "RECORD_FORMAT",
     "Record",
+    "RecordState",
     "append_alias_move",
     "fsync_dir",
     "leftovers",
@@ -53,8 +54,20 @@ _TEMPORARY = ".tmp"
 # Held by the record itself (name, version, folder) or not part of the index row.
 _NOT_IN_ROW = ("folder", "aliases", "name", "version")
 
-#: A record as stored: ``record_format``, ``state``, ``name``, ``version``, ``folder``, ``row``.
-Record = dict[str, Any]
+#: Where a registration stands; a record's state only moves forward.
+RecordState = Literal["pending", "committed", "deleted"]
+
+
+class Record(TypedDict):
+    """A record as stored. ``row`` is the version's index row without its folder (see
+    ``records.VersionRecord.to_row``), as JSON."""
+
+    record_format: int
+    state: RecordState
+    name: str
+    version: int
+    folder: str
+    row: dict[str, Any]
 
 
 def record_path(bundles: Path, folder: str) -> Path:
@@ -63,10 +76,16 @@ def record_path(bundles: Path, folder: str) -> Path:
 
 
 def write_record(
-    bundles: Path, folder: str, *, state: str, name: str, version: int, row: Mapping[str, Any]
+    bundles: Path,
+    folder: str,
+    *,
+    state: RecordState,
+    name: str,
+    version: int,
+    row: Mapping[str, Any],
 ) -> None:
     """Write (or replace) the record of ``folder`` atomically and durably."""
-    record = {
+    record: Record = {
         "record_format": RECORD_FORMAT,
         "state": state,
         "name": name,
@@ -93,7 +112,14 @@ def read_record(bundles: Path, folder: str) -> Record | None:
         return None
     if not _valid(data, folder):
         return None
-    return dict(data)
+    return {
+        "record_format": data["record_format"],
+        "state": data["state"],
+        "name": data["name"],
+        "version": data["version"],
+        "folder": data["folder"],
+        "row": data["row"],
+    }
 
 
 def read_records(bundles: Path) -> dict[str, Record]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from modelkeep.errors import RegistryError, UnknownReferenceError, VersionInUseError
 from modelkeep.registry._time import utc_now
-from modelkeep.registry.backends import alias_log_problems, counter_problem
+from modelkeep.registry.backends import MetadataStore, alias_log_problems, counter_problem
 from modelkeep.registry.records import AliasEvent, IndexedVersion, Problem, VersionRecord
 from modelkeep.registry.refs import Reference
 
@@ -228,3 +229,9 @@ class MemoryStore:
         return UnknownReferenceError(
             text, kind=kind, name=name, registry=self.location, known=known
         )
+
+
+if TYPE_CHECKING:  # mypy proves here that the class satisfies the protocol
+
+    def _conforms(store: MemoryStore) -> MetadataStore:
+        return store
