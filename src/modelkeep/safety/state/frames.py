@@ -385,10 +385,23 @@ def _series(walk: Walk, obj: Any, node: int) -> list[Child]:
     return children
 
 
-def _block_kind(walk: Walk, block: object, node: int, where: str) -> None:
+def _block_kind(walk: Walk, block: Any, node: int, where: str) -> None:
+    """A block of a kind pandas makes, holding the kind of values that kind is made for
+    (pandas picks its code paths by the block's class and trusts the values to match)."""
     t = _types()
-    if type(block) not in (t.numpy_block, t.extension_block, t.datetime_block):
+    holds = {
+        t.numpy_block: (np.ndarray,),
+        t.extension_block: (t.categorical, t.arrow_string_array, t.string_array),
+        t.datetime_block: (t.datetime_array,),
+    }.get(type(block))
+    if holds is None:
         raise walk.refuse(node, f"{where}: expected a pandas block, got {describe(block)}")
+    if type(block.values) not in holds:
+        raise walk.refuse(
+            node,
+            f"{where}: expected a {type(block).__name__} to hold "
+            f"{' or '.join(k.__name__ for k in holds)}, got {describe(block.values)}",
+        )
 
 
 def _placement(walk: Walk, block: Any, node: int, bound: int, where: str) -> np.ndarray[Any, Any]:
