@@ -17,7 +17,9 @@ import io
 import math
 import os
 import pickle
+import re
 import shutil
+import time
 import types
 import uuid
 import warnings
@@ -605,8 +607,10 @@ def _atomic_directory(target: Path, *, replace: bool) -> Iterator[Path]:
     """
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_staging(target)
     staging = parent / f".{target.name}.modelkeep-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
+    held = _hold_directory(staging)
     try:
         yield staging
         _fsync(staging / _ARTIFACTS)
@@ -624,6 +628,61 @@ def _atomic_directory(target: Path, *, replace: bool) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+        if held is not None:
+            os.close(held)
+
+
+# A staging directory younger than this is never taken for a dead save's: its owner may
+# not have locked it yet (mkdir and flock are two calls).
+_STAGING_GRACE_SECONDS = 2.0
+
+
+def _hold_directory(path: Path) -> int | None:
+    """An open descriptor holding an exclusive flock on ``path`` (None without fcntl).
+
+    The lock lives as long as the saving process: a staging directory nobody holds
+    belongs to a save that was killed.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _remove_dead_staging(target: Path) -> None:
+    """Remove the staging directories beside ``target`` left by saves that were killed.
+
+    A save removes its staging directory on any error, but not when its process is
+    killed; the next write to the same path removes it, once no process holds its lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: liveness cannot be told
+        return
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.modelkeep-[0-9a-f]{{12}}")
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not pattern.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live save holds it
+            if time.time() - os.fstat(fd).st_ctime >= _STAGING_GRACE_SECONDS:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:

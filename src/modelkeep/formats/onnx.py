@@ -43,7 +43,7 @@ class OnnxFormat:
         exported = export(model, context)
         with path.open("wb") as stream:
             stream.write(exported.data)
-        return exported.details
+        return {**exported.details, "narrowing": _narrowing_of(exported.data).details()}
 
     def load(self, stream: BinaryIO, *, artifact: str, trusted: Sequence[str]) -> object:
         """An onnxruntime InferenceSession over the file (``trusted`` does not apply)."""
@@ -84,6 +84,7 @@ class OnnxFormat:
     def open(
         self, data: bytes, *, manifest: Manifest, artifact: Artifact, options: Mapping[str, Any]
     ) -> Any:
+        from modelkeep.onnx.inputs import Narrowing
         from modelkeep.onnx.runtime import OnnxRuntime
 
         return OnnxRuntime(
@@ -92,6 +93,8 @@ class OnnxFormat:
             features=manifest.features,
             classes=manifest.target.classes,
             options=options.get("session"),
+            # Bundles written before narrowing was recorded have none (None).
+            narrowing=Narrowing.from_details(artifact.details.get("narrowing")),
         )
 
     def replay_golden(
@@ -123,3 +126,13 @@ class OnnxFormat:
             f"{artifact.path} loaded (onnx, opset {opset}, strategy {strategy}) in "
             f"onnxruntime {version}"
         )
+
+
+def _narrowing_of(data: bytes) -> Any:
+    """The :class:`~modelkeep.onnx.inputs.Narrowing` a converted graph's metadata holds."""
+    import onnx
+
+    from modelkeep.onnx.inputs import Narrowing
+
+    graph = onnx.ModelProto.FromString(data)
+    return Narrowing.from_metadata({p.key: p.value for p in graph.metadata_props})

@@ -34,10 +34,17 @@ from modelkeep.errors import (
 from modelkeep.formats.base import DumpContext
 from modelkeep.manifest import FeatureSpec
 from modelkeep.onnx.inputs import InputKind, UnsupportedFeatureError, input_kind
+from modelkeep.onnx.narrowing import narrowing
 from modelkeep.onnx.report import Attempt, ParityReport, ParityThresholds, render_report, summarize
 from modelkeep.onnx.runtime import LABEL, PROBABILITIES, VALUE
 from modelkeep.onnx.strategies import STRATEGIES, Strategy
 from modelkeep.onnx.structure import final_estimator, qualname, takes_named_columns, walk
+from modelkeep.onnx.trees import (
+    CONVERSION_SECONDS,
+    adjusted_thresholds,
+    route_missing_values,
+    time_limit,
+)
 
 __all__ = ["ML_OPSET", "Exported", "build_graph", "check_convertible", "export", "opset"]
 
@@ -239,9 +246,21 @@ def _converting(steps: list[tuple[str, Any]], exc: BaseException) -> tuple[str, 
 
 
 def build_graph(
-    model: Any, features: Sequence[FeatureSpec], kinds: Sequence[InputKind], strategy: Strategy
+    model: Any,
+    features: Sequence[FeatureSpec],
+    kinds: Sequence[InputKind],
+    strategy: Strategy,
+    *,
+    timeout: float = CONVERSION_SECONDS,
 ) -> Any:
-    """The ONNX ModelProto of ``model`` under ``strategy``, with inputs per feature."""
+    """The ONNX ModelProto of ``model`` under ``strategy``, with inputs per feature.
+
+    Its trees decide as the original's do (:mod:`modelkeep.onnx.trees`: thresholds
+    adjusted in closed form, missing values routed per node); the conversion is stopped
+    with :class:`~modelkeep.onnx.trees.ConversionTimeout` after ``timeout`` seconds. Its
+    metadata records how it takes a missing string and what it refuses that the schema
+    admits (:mod:`modelkeep.onnx.narrowing`), which the input check enforces.
+    """
     from onnx import TensorProto
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
@@ -259,7 +278,7 @@ def build_graph(
         initial = [(_ALL_COLUMNS, numeric([None, len(features)]))]
     final = final_estimator(model)
     options = {id(final): {"zipmap": False}} if is_classifier(final) else None
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), adjusted_thresholds(), time_limit(timeout):
         # Converters read fitted attributes scikit-learn deprecates (SVC's probA_ ...):
         # nothing the caller can act on, and fatal where warnings are errors.
         warnings.simplefilter("ignore")
@@ -270,9 +289,12 @@ def build_graph(
             options=options,
             custom_conversion_functions=strategy.conversion_functions(model),
         )
+    route_missing_values(graph, model)
     _adapt_inputs(graph, features, kinds, named, element)
     _name_outputs(graph, classifier=is_classifier(final))
     graph.metadata_props.add(key="modelkeep.strategy", value=strategy.name)
+    for key, value in narrowing(model, features, kinds).metadata().items():
+        graph.metadata_props.add(key=key, value=value)
     return graph
 
 

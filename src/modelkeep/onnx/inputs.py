@@ -14,7 +14,14 @@ No DataFrame is built and pandas is never imported here: a DataFrame passed in i
 column by column through ``to_numpy()``. What differs from ``prepare``: an integer or
 boolean column the training data had complete is an ``int64`` or ``bool`` input, which
 cannot hold a missing value, so a missing value there is an error rather than a warning;
-a missing string is fed as ``""`` (:data:`MISSING_STRING`).
+a missing string is fed as :data:`MISSING_CATEGORY`, which the graph's encoders read as
+scikit-learn reads a missing value (graphs written before that convention: ``""``,
+:data:`MISSING_STRING`).
+
+A graph may also accept less than the schema (:class:`Narrowing`, read from its metadata
+and recorded in the manifest): a missing value, or an unseen category, in a column where
+the original refuses one (a model whose trees do not take NaN, an encoder with
+``handle_unknown="error"``) is a :class:`SchemaError` naming the column, strict or not.
 """
 
 from __future__ import annotations
@@ -41,12 +48,30 @@ from modelkeep._inputs import (
 from modelkeep.errors import SchemaError, SchemaWarning
 from modelkeep.manifest import FeatureSpec
 
-__all__ = ["MISSING_STRING", "InputKind", "InputPlan", "input_kind", "plan_inputs", "to_feeds"]
+__all__ = [
+    "MISSING_CATEGORY",
+    "MISSING_STRING",
+    "InputKind",
+    "InputPlan",
+    "Narrowing",
+    "input_kind",
+    "plan_inputs",
+    "to_feeds",
+]
 
 InputKind = Literal["double", "int64", "bool", "string"]
 
-#: What a missing value of a string column is fed to the graph as.
+#: What a missing value of a string column is fed as to a graph written before
+#: :data:`MISSING_CATEGORY` (no ``modelkeep.missing_string`` in its metadata).
 MISSING_STRING: Final = ""
+#: What a missing value of a string column is fed as: a string no training category is
+#: (the conversion refuses a model that has it as one); the graph's encoders map it to
+#: the category scikit-learn gives a missing value, or to none.
+MISSING_CATEGORY: Final = "\ue000modelkeep:missing\ue000"
+#: Keys of the graph metadata that carry a :class:`Narrowing`.
+MISSING_STRING_KEY: Final = "modelkeep.missing_string"
+REFUSE_MISSING_KEY: Final = "modelkeep.refuse_missing"
+REFUSE_UNSEEN_KEY: Final = "modelkeep.refuse_unseen"
 
 _MAX_LISTED: Final = 5
 _INT64: Final = (-(2**63), 2**63 - 1)
@@ -92,6 +117,79 @@ def input_kind(spec: FeatureSpec) -> InputKind:
 
 
 @dataclass(frozen=True)
+class Narrowing:
+    """How a converted graph's input differs from the schema's rules.
+
+    ``missing_string``: what a missing string is fed as. ``refuse_missing`` and
+    ``refuse_unseen``: columns where a missing value, or a category not seen in training,
+    is refused (the original refuses it too, or the graph cannot decide as it does).
+    """
+
+    missing_string: str = MISSING_STRING
+    refuse_missing: tuple[str, ...] = ()
+    refuse_unseen: tuple[str, ...] = ()
+
+    def metadata(self) -> dict[str, str]:
+        """The graph metadata entries that record this narrowing."""
+        import json
+
+        return {
+            MISSING_STRING_KEY: self.missing_string,
+            REFUSE_MISSING_KEY: json.dumps(list(self.refuse_missing)),
+            REFUSE_UNSEEN_KEY: json.dumps(list(self.refuse_unseen)),
+        }
+
+    def details(self) -> dict[str, Any]:
+        """As recorded in the manifest's ONNX artifact entry."""
+        return {
+            "missing_string": self.missing_string,
+            "refuse_missing": list(self.refuse_missing),
+            "refuse_unseen": list(self.refuse_unseen),
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> Narrowing:
+        """Read from a graph's metadata; a graph without it is an older one (no narrowing)."""
+        import json
+
+        def names(key: str) -> tuple[str, ...]:
+            raw = metadata.get(key)
+            return tuple(str(n) for n in json.loads(raw)) if raw else ()
+
+        return cls(
+            missing_string=metadata.get(MISSING_STRING_KEY, MISSING_STRING),
+            refuse_missing=names(REFUSE_MISSING_KEY),
+            refuse_unseen=names(REFUSE_UNSEEN_KEY),
+        )
+
+    @classmethod
+    def from_details(cls, details: Mapping[str, Any] | None) -> Narrowing | None:
+        """Read from the manifest entry written by :meth:`details` (None if absent)."""
+        if not isinstance(details, Mapping):
+            return None
+        return cls(
+            missing_string=str(details.get("missing_string", MISSING_STRING)),
+            refuse_missing=tuple(str(n) for n in details.get("refuse_missing", ())),
+            refuse_unseen=tuple(str(n) for n in details.get("refuse_unseen", ())),
+        )
+
+    def union(self, other: Narrowing | None) -> Narrowing:
+        """Both refusals; ``other`` must feed missing strings the same way."""
+        if other is None:
+            return self
+        if other.missing_string != self.missing_string:
+            raise ValueError(
+                f"the graph feeds a missing string as {self.missing_string!r}, the manifest "
+                f"says {other.missing_string!r}"
+            )
+        return Narrowing(
+            self.missing_string,
+            tuple(sorted({*self.refuse_missing, *other.refuse_missing})),
+            tuple(sorted({*self.refuse_unseen, *other.refuse_unseen})),
+        )
+
+
+@dataclass(frozen=True)
 class InputPlan:
     """What :func:`to_feeds` needs of one feature, computed once per model."""
 
@@ -102,9 +200,15 @@ class InputPlan:
     low: float | None
     high: float | None
     categories: frozenset[Any]
+    missing_string: str = MISSING_STRING
+    refuse_missing: bool = False
+    refuse_unseen: bool = False
 
 
-def plan_inputs(features: Sequence[FeatureSpec]) -> list[InputPlan]:
+def plan_inputs(
+    features: Sequence[FeatureSpec], narrowing: Narrowing | None = None
+) -> list[InputPlan]:
+    narrowing = narrowing or Narrowing()
     plans = []
     for spec in features:
         ranged = spec.dtype in ("integer", "float") and spec.min is not None
@@ -117,6 +221,9 @@ def plan_inputs(features: Sequence[FeatureSpec]) -> list[InputPlan]:
                 low=spec.min if ranged else None,
                 high=spec.max if ranged else None,
                 categories=frozenset(spec.categories or ()),
+                missing_string=narrowing.missing_string,
+                refuse_missing=spec.name in narrowing.refuse_missing,
+                refuse_unseen=spec.name in narrowing.refuse_unseen,
             )
         )
     return plans
@@ -164,6 +271,7 @@ def to_feeds(
         if frame and plan.kind == "string":
             converted = _frame_strings(plan, X[plan.name])  # type: ignore[index]
         array, issues = converted or _convert(plan, columns[plan.name])
+        _check_narrowing(plan, issues)
         feeds[plan.name] = array.reshape(-1, 1)
         pending.extend(_column_issues(plan, issues, strict))
     if strict and pending:
@@ -387,7 +495,7 @@ def _strings(plan: InputPlan, values: list[Any]) -> tuple[np.ndarray, _Issues]:
             text = value
         elif _is_missing(value):
             issues.missing.append(row)
-            out[row] = MISSING_STRING
+            out[row] = plan.missing_string
             continue
         elif isinstance(value, str):  # numpy str_
             text = str(value)
@@ -415,7 +523,7 @@ def _frame_strings(plan: InputPlan, column: Any) -> tuple[np.ndarray, _Issues] |
     issues = _Issues()
     if missing.any():
         values = values.copy()
-        values[missing] = MISSING_STRING
+        values[missing] = plan.missing_string
         issues.missing = np.flatnonzero(missing).tolist()
     import pandas as pd
 
@@ -462,6 +570,32 @@ def _value_error(plan: InputPlan, row: int, value: object, problem: str = "") ->
         value=value,
         kind="invalid_value",
     )
+
+
+def _check_narrowing(plan: InputPlan, issues: _Issues) -> None:
+    """:class:`SchemaError` for a value the converted graph refuses (see :class:`Narrowing`)."""
+    if plan.refuse_missing and issues.missing:
+        row = issues.missing[0]
+        raise SchemaError(
+            f"Column {plan.name!r}: row {row}: expected a value, got a missing value. The "
+            "ONNX model refuses a missing value in this column, as the original model "
+            "does or where the conversion cannot answer as it would; send a value, or "
+            "load another format of the bundle.",
+            column=plan.name,
+            row=row,
+            value=None,
+            kind="refused_missing",
+        )
+    if plan.refuse_unseen and issues.unseen:
+        unseen = next(iter(issues.unseen))
+        raise SchemaError(
+            f"Column {plan.name!r}: expected one of the training categories, got "
+            f"{show_value(unseen)}. The ONNX model refuses a category not seen in "
+            "training in this column, as the original model does; send a known category.",
+            column=plan.name,
+            value=unseen,
+            kind="refused_unseen",
+        )
 
 
 def _as_error(warning: SchemaWarning, row: int | None) -> SchemaError:

@@ -15,7 +15,7 @@ import numpy as np
 
 from modelkeep.errors import ArtifactError, GoldenMismatchError, MissingDependencyError
 from modelkeep.manifest import Artifact, FeatureSpec, Manifest, Scalar
-from modelkeep.onnx.inputs import InputPlan, plan_inputs, to_feeds
+from modelkeep.onnx.inputs import InputPlan, Narrowing, plan_inputs, to_feeds
 from modelkeep.onnx.report import ParityReport, ParityThresholds
 
 __all__ = [
@@ -119,6 +119,7 @@ class OnnxRuntime:
         features: Sequence[FeatureSpec],
         classes: Sequence[Scalar] | None,
         options: SessionOptions | None = None,
+        narrowing: Narrowing | None = None,
     ) -> None:
         ort = import_onnxruntime()
         self.artifact = artifact
@@ -130,7 +131,13 @@ class OnnxRuntime:
             )
         except Exception as exc:  # onnxruntime's errors share no useful base class
             raise ArtifactError(artifact, "onnx", exc) from exc
-        self.plans: list[InputPlan] = plan_inputs(features)
+        # What the graph refuses: its own metadata, and what the manifest recorded.
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.narrowing = Narrowing.from_metadata(metadata).union(narrowing)
+        except ValueError as exc:
+            raise ArtifactError(artifact, "onnx", exc) from exc
+        self.plans: list[InputPlan] = plan_inputs(features, self.narrowing)
         self._check_signature()
         self.classes_ = None if classes is None else np.asarray(list(classes))
         self._lookup: dict[int | str, int] = {}

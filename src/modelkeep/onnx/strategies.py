@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -67,7 +67,9 @@ class Strategy:
         final = type(final_estimator(model))
         for _, step in walk(model):
             kind = type(step)
-            if _is_predictor(step) and kind not in functions:
+            if _is_encoder(step) and kind not in functions:
+                functions[kind] = _encoder_converter(kind)
+            elif _is_predictor(step) and kind not in functions:
                 functions[kind] = _estimator_converter(
                     kind,
                     float_input=self.estimator == "float" and kind is final,
@@ -123,6 +125,99 @@ def _registered_converter(model_type: type) -> Converter:
     return converter
 
 
+# ------------------------------------------------------------------------ encoders
+
+
+def _is_encoder(model: Any) -> bool:
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    return isinstance(model, OneHotEncoder | OrdinalEncoder)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+#: What a ``None`` category is written as: modelkeep feeds a missing value as NaN (as
+#: :func:`modelkeep.schema.prepare` does for scikit-learn), which scikit-learn does not
+#: take for a ``None`` category, so no input may reach it.
+NONE_CATEGORY: Final = "\ue000modelkeep:none\ue000"
+
+
+def _written(category: Any) -> str:
+    from modelkeep.onnx.inputs import MISSING_CATEGORY
+
+    if category is None:
+        return NONE_CATEGORY
+    if isinstance(category, float) and category != category:
+        return MISSING_CATEGORY
+    return str(category)
+
+
+class _EncoderContainer:
+    """A container that makes an encoder's string categories take a missing value.
+
+    skl2onnx writes each category of a OneHotEncoder (``cats_strings``) or an
+    OrdinalEncoder (``keys_strings`` of a LabelEncoder) as ``str(category)``; the category
+    scikit-learn gives a missing value (None or NaN, from training data with missing
+    values) becomes ``"None"`` or ``"nan"``, which no missing input is fed as. It is
+    written as :data:`~modelkeep.onnx.inputs.MISSING_CATEGORY` instead, what the input
+    path feeds a missing string as; without such a category, that string is unseen and
+    encodes as scikit-learn encodes a missing value it did not see in training.
+    """
+
+    def __init__(self, container: Any, categories: Sequence[Sequence[Any]]) -> None:
+        self._container = container
+        self._categories = [list(c) for c in categories]
+        self._done: set[int] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._container, name)
+
+    def add_node(self, op_type: str, inputs: Any, outputs: Any, **attrs: Any) -> Any:
+        key = {"OneHotEncoder": "cats_strings", "LabelEncoder": "keys_strings"}.get(op_type)
+        if key is not None and key in attrs:
+            written = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in attrs[key]]
+            for index, categories in enumerate(self._categories):
+                if index in self._done or written != [str(c) for c in categories]:
+                    continue
+                self._done.add(index)
+                attrs[key] = np.array([_written(c).encode("utf-8") for c in categories])
+                break
+        return self._container.add_node(op_type, inputs, outputs, **attrs)
+
+    def check_done(self) -> None:
+        for index, categories in enumerate(self._categories):
+            strings = any(isinstance(c, str) for c in categories)
+            if strings and any(map(_is_missing, categories)) and index not in self._done:
+                raise NotImplementedError(
+                    "an encoder's category for missing values was not found in the graph"
+                )
+
+
+def _encoder_converter(model_type: type) -> Converter:
+    """The registered converter of an encoder, run through :class:`_EncoderContainer`."""
+
+    def convert(scope: Any, operator: Any, container: Any) -> None:
+        from modelkeep.onnx.inputs import MISSING_CATEGORY
+
+        encoder = operator.raw_operator
+        categories = list(encoder.categories_)
+        for values in categories:
+            if any(isinstance(c, str) and c in (MISSING_CATEGORY, NONE_CATEGORY) for c in values):
+                raise NotImplementedError(
+                    f"a training category is {MISSING_CATEGORY!r} or {NONE_CATEGORY!r}, "
+                    "strings modelkeep reserves for missing values"
+                )
+        wrapped = _EncoderContainer(container, categories)
+        original = _registered_converter(model_type)
+        function: Any = getattr(original, "_fct", original)
+        function(scope, operator, wrapped)
+        wrapped.check_done()
+
+    return convert
+
+
 # ------------------------------------------------------------------------ double imputer
 
 
@@ -173,10 +268,17 @@ class _OperatorView:
     around it carries float64, without changing the operator itself.
     """
 
-    def __init__(self, operator: Any, inputs: Sequence[Any], outputs: Sequence[Any]) -> None:
+    def __init__(
+        self,
+        operator: Any,
+        inputs: Sequence[Any],
+        outputs: Sequence[Any],
+        raw_operator: Any = None,
+    ) -> None:
         self._operator = operator
         self.inputs = list(inputs)
         self.outputs = list(outputs)
+        self.raw_operator = operator.raw_operator if raw_operator is None else raw_operator
 
     @property
     def input_full_names(self) -> list[str]:
@@ -312,6 +414,8 @@ def _estimator_converter(model_type: type, *, float_input: bool, double_trees: b
                 else:
                     outputs.append(output)
             operator = _OperatorView(operator, [as_float], outputs)
+        if type(operator.raw_operator).__module__.split(".")[0] == "lightgbm":
+            operator = _lightgbm_operator(scope, operator, container)
         trees = double_trees and double_input
         float_outputs = frozenset(
             v.full_name for v in operator.outputs if isinstance(v.type, FloatTensorType)
@@ -333,3 +437,134 @@ def _estimator_converter(model_type: type, *, float_input: bool, double_trees: b
             )
 
     return convert
+
+
+# ------------------------------------------------------------------------ LightGBM
+
+#: LightGBM reads every input with ``|x| <= kZeroThreshold`` as 0 (``1e-35f``, a float
+#: constant held in a double).
+LIGHTGBM_ZERO: Final = float(np.float32(1e-35))
+
+
+class _DumpedBooster:
+    """A LightGBM booster whose ``dump_model`` answers a rewritten dump.
+
+    onnxmltools' converter takes the dump of a booster marked ``is_mock`` as it is.
+    """
+
+    is_mock = True
+
+    def __init__(self, booster: Any, dump: dict[str, Any]) -> None:
+        self._booster = booster
+        self._dump = dump
+
+    def dump_model(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._dump
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._booster, name)
+
+
+class _LightGBMModel:
+    """A fitted LightGBM estimator seen with a :class:`_DumpedBooster`."""
+
+    def __init__(self, model: Any, booster: _DumpedBooster) -> None:
+        self._model = model
+        self.booster_ = booster
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+def lightgbm_routing(dump: dict[str, Any]) -> list[int]:
+    """Rewrite ``dump``'s numeric splits so onnxmltools routes NaN as LightGBM does.
+
+    LightGBM's ``NumericalDecision``: a NaN is read as 0 unless the node's
+    ``missing_type`` is ``NaN``; then a NaN (type ``NaN``) or a zero (type ``Zero``) goes
+    the node's default way, anything else compares ``x <= threshold``. onnxmltools sends
+    NaN left only where ``default_left`` and not (type ``None`` and a negative threshold),
+    which is wrong for a type-``None`` node whose default is right and whose threshold is
+    not negative. Each node becomes type ``NaN`` with ``default_left`` the side LightGBM
+    sends NaN; the graph maps zeros of a ``Zero``-type feature to NaN in front of the trees.
+
+    Returns the features whose splits are of type ``Zero``.
+
+    Raises:
+        NotImplementedError: a feature has splits of type ``Zero`` and of type ``NaN``
+            (LightGBM tells 0 from NaN at one and not at the other).
+    """
+    kinds: dict[int, set[str]] = {}
+    stack = [tree["tree_structure"] for tree in dump.get("tree_info", [])]
+    while stack:
+        node = stack.pop()
+        if "split_feature" not in node:
+            continue
+        stack.extend((node["left_child"], node["right_child"]))
+        if node.get("decision_type", "<=") != "<=":
+            continue  # categorical: onnxmltools' own handling
+        missing = node.get("missing_type", "None")
+        kinds.setdefault(int(node["split_feature"]), set()).add(missing)
+        if missing in ("NaN", "Zero"):
+            left = bool(node["default_left"])
+        else:
+            left = float(node["threshold"]) >= 0.0
+        node["missing_type"] = "NaN"
+        node["default_left"] = left
+    zero = sorted(f for f, k in kinds.items() if "Zero" in k)
+    mixed = [f for f in zero if "NaN" in kinds[f]]
+    if mixed:
+        raise NotImplementedError(
+            f"LightGBM feature {mixed[0]} has splits treating zero as missing and splits "
+            "treating NaN as missing"
+        )
+    return zero
+
+
+def _lightgbm_operator(scope: Any, operator: Any, container: Any) -> _OperatorView:
+    """The LightGBM operator fed as LightGBM reads its input, with routing rewritten.
+
+    In front of the trees: ``|x| <= kZeroThreshold`` becomes 0, and a zero of a feature
+    whose splits treat zero as missing becomes NaN (see :func:`lightgbm_routing`).
+    """
+    from onnx import TensorProto
+
+    model = operator.raw_operator
+    dump = model.booster_.dump_model()
+    zero_missing = lightgbm_routing(dump)
+    source = operator.inputs[0]
+    double = type(source.type).__name__ == "DoubleTensorType"
+    element = TensorProto.DOUBLE if double else TensorProto.FLOAT
+    n_features = int(model.n_features_in_)
+
+    def constant(name: str, value: float) -> str:
+        tensor: str = scope.get_unique_variable_name(name)
+        container.add_initializer(tensor, element, [], [value])
+        return tensor
+
+    def node(op: str, inputs: list[str], name: str) -> str:
+        output: str = scope.get_unique_variable_name(name)
+        container.add_node(op, inputs, [output], name=scope.get_unique_operator_name(op))
+        return output
+
+    x = source.full_name
+    tiny = node(
+        "LessOrEqual",
+        [node("Abs", [x], "lgbm_abs"), constant("lgbm_zero_bound", LIGHTGBM_ZERO)],
+        "lgbm_tiny",
+    )
+    zero = constant("lgbm_zero", 0.0)
+    x = node("Where", [tiny, zero, x], "lgbm_zeroed")
+    if zero_missing:
+        mask = scope.get_unique_variable_name("lgbm_zero_is_missing")
+        flags = [i in zero_missing for i in range(n_features)]
+        container.add_initializer(mask, TensorProto.BOOL, [1, n_features], flags)
+        hit = node("And", [node("Equal", [x, zero], "lgbm_is_zero"), mask], "lgbm_zero_missing")
+        x = node("Where", [hit, constant("lgbm_nan", float("nan")), x], "lgbm_input")
+    variable = scope.declare_local_variable(
+        "lightgbm_input", source.type.__class__(source.type.shape)
+    )
+    container.add_node(
+        "Identity", [x], [variable.full_name], name=scope.get_unique_operator_name("Identity")
+    )
+    booster = _DumpedBooster(model.booster_, dump)
+    return _OperatorView(operator, [variable], operator.outputs, _LightGBMModel(model, booster))

@@ -25,12 +25,19 @@ that indexes blocks or arrays it has not checked):
 * ``ArrowStringArray``: a pyarrow string or large-string array, validated in full
   (``validate(full=True)`` checks every offset against the data buffer before reading it,
   and refuses instead of crashing), again on the final object: the buffers may be views of a
-  ``bytearray`` the file changed after the unpickler's own validation.
+  ``bytearray`` the file changed after the unpickler's own validation;
+* ``pandas.NA`` is the singleton itself; a ``Timestamp`` is naive (pandas' own
+  ``_unpickle_timestamp`` made it, and its class takes no BUILD).
+
+A block manager's own ``__setstate__`` is never reached: both walls refuse a BUILD on one
+(``special.NEVER_BUILT``), since it follows placements unchecked while still loading.
 
 Every ``_cache`` is emptied (pandas recomputes it from the proven state; a file could fill
-it with lies). Objects in object-dtype cells and indexes are handed back to the walk, and,
-because the tree walk cannot see inside blocks, registered with ``walk.detached`` for tree
-validation.
+it with lies). Objects in object-dtype cells and indexes are handed back to the walk
+(cells of plain data are checked in place), and, because the tree walk cannot see inside
+blocks, registered with ``walk.detached`` for tree validation, one mapping per array.
+Proofs are keyed by pandas 3 class names; other pandas objects (DatetimeIndex, time zones,
+nullable masked arrays, MultiIndex ...) have no proof and are refused.
 """
 
 from __future__ import annotations
