@@ -277,3 +277,22 @@ def string_array_holds(value: object) -> Callable[[], bytes]:
         return pickle.dumps({"series": s}, protocol=5)
 
     return build
+
+
+def empty_columns(count: int) -> bytes:
+    """A frame of ``count`` columns and no rows: one empty block placed on all of them, which
+    costs the file a few bytes whatever ``count`` is."""
+    from pandas._libs.internals import _unpickle_block
+    from pandas.core.indexes.base import _new_Index
+    from pandas.core.internals.managers import BlockManager
+
+    block = Reduce(_unpickle_block, (np.zeros((count, 0)), slice(0, count, 1), 2))
+    columns = Reduce(_new_Index, (pd.RangeIndex, {"start": 0, "stop": count}))
+    rows = Reduce(_new_Index, (pd.RangeIndex, {"start": 0, "stop": 0}))
+    manager = Reduce(BlockManager, ((block,), [columns, rows]))
+    df = pd.DataFrame()
+
+    def swap(value: Any) -> Any:
+        return manager.__reduce__() if value is df._mgr else NotImplemented
+
+    return _dumps({"frame": df}, override=swap)[0]

@@ -230,6 +230,7 @@ CASES = [
     hp.Case("callable-in-frame-cell", fp.callable_in_frame, STATE),
     hp.Case("block-manager-alone", fp.manager_alone, STATE),
     hp.Case("tree-cycle-as-column-label", fp.tree_in_column_index, TREE),
+    hp.Case("frame-8-billion-empty-columns", lambda: fp.empty_columns(1 << 33), STATE),
     hp.Case("string-array-holds-callable", fp.string_array_holds(np.mean), STATE),
     hp.Case("string-array-holds-number", fp.string_array_holds(7), STATE),
 ]
@@ -247,7 +248,10 @@ NAMED = {
     "manager-build-places-block-out-of-bounds": _MANAGER_BUILD,
     "manager-build-block-longer-than-index": _MANAGER_BUILD,
     "index-build-shorter-than-blocks": "model['frame']: block 0 values: expected shape (3, 2)",
-    "range-index-build-shorter-than-block": "model['series']: .iloc: expected positions in",
+    "range-index-build-shorter-than-block": "model['series']: .values: expected 2 rows, got "
+    "float64 array of shape (3,)",
+    "frame-8-billion-empty-columns": "model['frame']: .columns: expected at most 10,000,000 "
+    "columns, got 8,589,934,592",
     "range-index-build-huge": "model['series']: .index: expected at most",
     "range-index-step-zero": "Step must not be zero",
     "range-index-huge": "model['columns']: ._range: expected at most",

@@ -56,11 +56,15 @@ import numpy as np
 from modelkeep.safety.state.checks import describe
 from modelkeep.safety.state.walk import _ATOMS, Proof, Slot, Walk, qualified
 
-__all__ = ["FRAME_PROOFS", "MAX_AXIS"]
+__all__ = ["FRAME_PROOFS", "MAX_AXIS", "MAX_COLUMNS"]
 
 #: The longest axis (rows of an index, columns of a frame) a file may describe: a
 #: ``RangeIndex`` stores only its ends, so its length is not bounded by the file's size.
 MAX_AXIS = 1 << 40
+
+#: The most columns a frame may have: its placements are checked by materialising one
+#: position per column, and an empty block of a billion columns costs the file nothing.
+MAX_COLUMNS = 10_000_000
 
 Child = tuple[object, str, Slot | None]
 
@@ -343,6 +347,10 @@ def _frame(walk: Walk, obj: Any, node: int) -> list[Child]:
         )
     n_columns = _axis_length(walk, axes[0], node, ".columns")
     n_rows = _axis_length(walk, axes[1], node, ".index")
+    if n_columns > MAX_COLUMNS:
+        raise walk.refuse(
+            node, f".columns: expected at most {MAX_COLUMNS:,} columns, got {n_columns:,}"
+        )
     children: list[Child] = [
         (state["_attrs"], ".attrs", None),
         (axes[0], ".columns", None),
@@ -372,12 +380,11 @@ def _series(walk: Walk, obj: Any, node: int) -> list[Child]:
     if block.ndim != 1:
         raise walk.refuse(node, f"the block: expected 1 dimension, got {block.ndim}")
     _state(walk, block, node, frozenset({"_cache"}))
-    positions = _placement(walk, block, node, n_rows, ".iloc")
-    if positions.shape[0] != n_rows or (n_rows and not (positions == np.arange(n_rows)).all()):
-        raise walk.refuse(node, f"the block: expected to cover rows 0 to {n_rows - 1} in order")
-    children: list[Child] = [(state["_attrs"], ".attrs", None), (axes[0], ".index", None)]
     values: Any = block.values
     slot = (SERIES, "values")
+    children: list[Child] = [(state["_attrs"], ".attrs", None), (axes[0], ".index", None)]
+    # The values are real memory: their length is checked before the placement, whose
+    # positions are materialised, can be sized by the (free) length of a RangeIndex.
     if type(values) is np.ndarray:
         _plain_array(walk, values, node, ".values", ndim=1)
         if values.shape[0] != n_rows:
@@ -389,6 +396,9 @@ def _series(walk: Walk, obj: Any, node: int) -> list[Child]:
         if length != n_rows:
             raise walk.refuse(node, f".array: expected {n_rows} rows, got {length}")
         children.append((values, ".array", slot))
+    positions = _placement(walk, block, node, n_rows, ".iloc")
+    if positions.shape[0] != n_rows or (n_rows and not (positions == np.arange(n_rows)).all()):
+        raise walk.refuse(node, f"the block: expected to cover rows 0 to {n_rows - 1} in order")
     return children
 
 
