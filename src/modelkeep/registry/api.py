@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from modelkeep._reader import SIGNATURE_NAME, open_bundle
 from modelkeep.errors import (
@@ -184,7 +184,14 @@ class Registry:
         """Whether this registry has an index yet (anything was ever registered)."""
         return self._given is not None or (self.root / INDEX_NAME).is_file()
 
+    @overload
+    def _open(self, *, create: Literal[True]) -> MetadataStore: ...
+
+    @overload
+    def _open(self, *, create: Literal[False]) -> MetadataStore | None: ...
+
     def _open(self, *, create: bool) -> MetadataStore | None:
+        """The index; None only when reading (``create`` false) a registry with none."""
         if self._store is not None:
             if create and self._given is not None:  # the lock files still live in root
                 self._require_writable("writing to the registry")
@@ -239,10 +246,7 @@ class Registry:
                 _build_index(self.root, index)
 
     def _writer(self) -> MetadataStore:
-        store = self._open(create=True)
-        if store is None:  # pragma: no cover - create=True always opens
-            raise RuntimeError("unreachable")
-        return store
+        return self._open(create=True)
 
     def _held(self) -> int:
         """How many bundles the store holds: records, and folders without one."""
@@ -537,8 +541,14 @@ class Registry:
             entry = store.set_alias(
                 name, alias, None, by=by, reason=reason, before_commit=self._log_move
             )
-        if entry is None:  # pragma: no cover - the store raises for an absent alias
-            raise RuntimeError("unreachable")
+        if entry is None:  # pragma: no cover - stores raise this themselves
+            raise UnknownReferenceError(
+                f"{name}@{alias}",
+                kind="alias",
+                name=name,
+                registry=store.location,
+                known=sorted(store.aliases(name)),
+            )
         return entry
 
     def aliases(self, name: str) -> dict[str, int]:
