@@ -339,7 +339,13 @@ def test_tree_threshold_probes_straddle_every_threshold_behind_the_scaler() -> N
     assert sorted(probed) == [
         f"probe: tree thresholds of {c!r}" for c in ("age", "income", "visits")
     ]
-    assert len(rows.notes) == 1 and rows.notes[0].startswith("tree thresholds of ")
+    assert [note.split(":")[0].split(" of ")[0] for note in rows.notes] == [
+        "tree thresholds sampled",  # the forest has more than THRESHOLDS_PER_FEATURE
+        "tree thresholds",  # the one-hot and boolean features: "tree thresholds of 7 ..."
+    ]
+    assert rows.notes[1].endswith(
+        "no monotone chain of steps leads to them from one numeric column"
+    )
     scaler = model.named_steps["prep"].named_transformers_["num"].named_steps["standardscaler"]
     thresholds = tree_thresholds(model.named_steps["model"])
     for j, column in enumerate(["income", "visits"], start=1):

@@ -476,10 +476,20 @@ def export(model: Any, context: DumpContext) -> Exported:
 
 
 def _closer(report: ParityReport, other: ParityReport) -> bool:
-    """Whether ``report`` is closer to the original than ``other``."""
+    """Whether ``report`` is closer to the original than ``other``.
 
-    def key(r: ParityReport) -> tuple[bool, int, float]:
+    Passing first, then fewer regions failing (one region wrong beats several), fewer
+    label flips, a smaller largest difference.
+    """
+
+    def key(r: ParityReport) -> tuple[bool, int, int, float]:
         worst = r.max_rel_diff if r.task == "regression" else r.max_abs_diff
-        return (not r.passed, r.label_mismatches, float("inf") if worst is None else worst)
+        failing = sum(not region.passed for region in r.regions)
+        return (
+            not r.passed,
+            failing,
+            r.label_mismatches,
+            float("inf") if worst is None else worst,
+        )
 
     return key(report) < key(other)

@@ -96,7 +96,7 @@ VALIDATION_ROWS: Final = 10_000
 CLOSEST_MIDPOINTS: Final = 100
 SPREAD_MIDPOINTS: Final = 100
 PROBE_BASE_ROWS: Final = 8
-THRESHOLDS_PER_FEATURE: Final = 48
+THRESHOLDS_PER_FEATURE: Final = 128
 THRESHOLD_ROWS: Final = 6_000
 UNSEEN_CATEGORY: Final = "modelkeep-unseen-category"
 WORST_ROWS: Final = 5
@@ -473,7 +473,7 @@ def _threshold_probes(
         return [], []
     specs = {f.name: f for f in features}
     per_column: dict[str, list[np.ndarray]] = {}
-    unmapped = 0
+    unmapped = total = probed = trimmed = 0
     for j, values in sorted(thresholds.items()):
         target = mapping.get(j)
         spec = specs.get(target[0]) if target else None
@@ -482,6 +482,8 @@ def _threshold_probes(
             continue
         column, inverse = target
         chosen = sample_thresholds(values)
+        total += values.size
+        probed += chosen.size
         around = _steps_around(chosen)
         with np.errstate(all="ignore"):
             raw = inverse(around)
@@ -497,7 +499,9 @@ def _threshold_probes(
     for column, parts in per_column.items():
         raw = np.unique(np.concatenate(parts))
         if raw.size > budget:  # evenly spread over the sorted values, ends included
-            raw = raw[np.unique(np.linspace(0, raw.size - 1, num=budget).round().astype(int))]
+            kept = np.unique(np.linspace(0, raw.size - 1, num=budget).round().astype(int))
+            trimmed += raw.size - kept.size
+            raw = raw[kept]
         if not raw.size:
             continue
         integer = specs[column].dtype == "integer"
@@ -505,6 +509,13 @@ def _threshold_probes(
         probe = _varied(columns, column, probe_values)
         probes.append((TREE_THRESHOLDS, f"probe: tree thresholds of {column!r}", probe))
     notes = []
+    if probed < total or trimmed:
+        notes.append(
+            f"tree thresholds sampled: {probed} of {total} distinct thresholds probed (at "
+            f"most {THRESHOLDS_PER_FEATURE} per tree feature, evenly spread over the sorted "
+            f"thresholds, plus the one nearest zero)"
+            + (f"; {trimmed} probe values over {THRESHOLD_ROWS} rows left out" if trimmed else "")
+        )
     if unmapped:
         notes.append(
             f"tree thresholds of {unmapped} of {len(thresholds)} tree feature(s) not probed: "
