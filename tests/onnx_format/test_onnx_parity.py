@@ -393,6 +393,13 @@ def test_the_report_counts_rows_and_the_worst_difference_per_region(tmp_path: Pa
     text = render_report(report)
     assert "  regions (rows compared, largest difference, worst row):" in text
     assert re.search(r"\n    tree thresholds +\d+ +\S+ +ok", text)
+    assert re.search(
+        r"\n    missing value +16 +\S+ +ok, worst probe: missing '\w+' row \d+ "
+        r"\(16 refused by the converted model's input check\)\n",
+        text,
+    )
+    assert "\n  refused by the converted model: probe: missing 'age': " in text
+    assert "\n  notes: tree thresholds sampled: " in text
 
 
 def test_a_report_written_before_regions_still_reads() -> None:
