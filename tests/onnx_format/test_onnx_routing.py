@@ -405,3 +405,27 @@ def test_lightgbm_reads_near_zero_and_missing_inputs_as_lightgbm_does(
             got = served.predict_proba(rows).to_numpy()
         want = model.predict_proba(rows[["a", "z", "m"]])
         assert np.abs(got - want).max() <= 1e-5, column
+
+
+@pytest.mark.parametrize("unknown", [-1, np.nan], ids=["unknown_-1", "unknown_nan"])
+def test_an_ordinal_encoder_answers_missing_and_unseen_strings_as_scikit_learn(
+    unknown: float, tmp_path: Path
+) -> None:
+    """Its missing category encodes as encoded_missing_value (NaN), which the trees route."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.preprocessing import OrdinalEncoder
+
+    frame, y = _frame(400, 0)
+    frame["plan"] = frame["plan"].astype("str")
+    frame.loc[::7, "plan"] = np.nan
+    y = np.where(frame["plan"].isna(), 1 - y, y)
+    encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=unknown)
+    prep = ColumnTransformer([("num", "passthrough", NUMERIC), ("cat", encoder, ["plan"])])
+    model = Pipeline(
+        [("prep", prep), ("model", HistGradientBoostingClassifier(max_iter=15, random_state=0))]
+    ).fit(frame, y)
+    modelkeep.save(model, tmp_path / "m", sample=frame, name="m", formats=("onnx",))
+    served = modelkeep.load(tmp_path / "m", format="onnx")
+    fresh, _ = _frame(200, 5)
+    for region, rows in _regions(fresh).items():
+        assert _worst(model, served, rows, False) <= 1e-5, region

@@ -65,17 +65,36 @@ def narrowing(model: Any, features: Sequence[FeatureSpec], kinds: Sequence[Input
         warnings.simplefilter("ignore", SchemaWarning)
         if _raises(model, base, features):
             return Narrowing(missing_string=MISSING_CATEGORY)  # cannot tell: none
-    refuse_missing: list[str] = []
-    refuse_unseen: list[str] = []
-    for spec, kind in zip(features, kinds, strict=True):
-        if kind not in ("double", "string"):
-            continue  # int64 and bool inputs cannot hold a missing value at all
-        if _raises(model, {**base, spec.name: [None]}, features):
-            refuse_missing.append(spec.name)
-        if kind == "string" and _raises(model, {**base, spec.name: [UNSEEN_PROBE]}, features):
-            refuse_unseen.append(spec.name)
+    # int64 and bool inputs cannot hold a missing value at all.
+    nullable = [s.name for s, k in zip(features, kinds, strict=True) if k in ("double", "string")]
+    strings = [s.name for s, k in zip(features, kinds, strict=True) if k == "string"]
+    refuse_missing = _refused(model, features, base, nullable, None)
+    refuse_unseen = _refused(model, features, base, strings, UNSEEN_PROBE)
     return Narrowing(
         missing_string=MISSING_CATEGORY,
         refuse_missing=tuple(refuse_missing),
         refuse_unseen=tuple(refuse_unseen),
     )
+
+
+def _refused(
+    model: Any,
+    features: Sequence[FeatureSpec],
+    base: dict[str, list[Any]],
+    names: Sequence[str],
+    value: Any,
+) -> list[str]:
+    """The columns of ``names`` where the original raises on ``value`` in the base row.
+
+    One call for all of them first (one row per column): when the original answers every
+    row, none is refused; otherwise each column is asked alone.
+    """
+    if not names:
+        return []
+    batch = {k: v * len(names) for k, v in base.items()}
+    for position, name in enumerate(names):
+        batch[name] = [*batch[name]]
+        batch[name][position] = value
+    if not _raises(model, batch, features):
+        return []
+    return [name for name in names if _raises(model, {**base, name: [value]}, features)]

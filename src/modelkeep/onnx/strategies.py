@@ -166,10 +166,38 @@ class _EncoderContainer:
     encodes as scikit-learn encodes a missing value it did not see in training.
     """
 
-    def __init__(self, container: Any, categories: Sequence[Sequence[Any]]) -> None:
+    def __init__(self, container: Any, encoder: Any) -> None:
         self._container = container
-        self._categories = [list(c) for c in categories]
+        self._encoder = encoder
+        self._categories = [list(c) for c in encoder.categories_]
         self._done: set[int] = set()
+        # An OrdinalEncoder of strings only: its tables are rewritten from its own answers.
+        self._ordinal = type(encoder).__name__ == "OrdinalEncoder" and all(
+            all(isinstance(c, str) or _is_missing(c) for c in categories)
+            for categories in self._categories
+        )
+
+    def _ordinal_table(self, index: int) -> dict[str, Any]:
+        """LabelEncoder attributes mapping column ``index`` as scikit-learn's transform does.
+
+        skl2onnx maps a missing category to its position where scikit-learn answers
+        ``encoded_missing_value`` (NaN by default), and writes no default for an
+        ``unknown_value`` of 0; the table here is scikit-learn's own output for each
+        category (infrequent ones included) and for an unseen one, as floats (the graph
+        casts the encoder's output to its dtype after).
+        """
+        encoder = self._encoder
+        categories = self._categories[index]
+        rows = np.empty((len(categories), len(self._categories)), dtype=object)
+        for column, values in enumerate(self._categories):
+            rows[:, column] = values[0]
+        rows[:, index] = categories
+        answers = np.asarray(encoder.transform(rows), dtype=np.float64)[:, index]
+        unknown = encoder.unknown_value if encoder.handle_unknown == "use_encoded_value" else None
+        return {
+            "values_floats": answers.astype(np.float32),
+            "default_float": float("nan") if unknown is None else float(unknown),
+        }
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._container, name)
@@ -183,6 +211,10 @@ class _EncoderContainer:
                     continue
                 self._done.add(index)
                 attrs[key] = np.array([_written(c).encode("utf-8") for c in categories])
+                if op_type == "LabelEncoder" and self._ordinal:
+                    for name in ("values_int64s", "values_floats", "default_int64"):
+                        attrs.pop(name, None)
+                    attrs.update(self._ordinal_table(index))
                 break
         return self._container.add_node(op_type, inputs, outputs, **attrs)
 
@@ -209,7 +241,7 @@ def _encoder_converter(model_type: type) -> Converter:
                     f"a training category is {MISSING_CATEGORY!r} or {NONE_CATEGORY!r}, "
                     "strings modelkeep reserves for missing values"
                 )
-        wrapped = _EncoderContainer(container, categories)
+        wrapped = _EncoderContainer(container, encoder)
         original = _registered_converter(model_type)
         function: Any = getattr(original, "_fct", original)
         function(scope, operator, wrapped)
