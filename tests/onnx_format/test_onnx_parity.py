@@ -258,7 +258,8 @@ def test_force_writes_a_failed_conversion_marked_and_every_load_warns(tmp_path: 
         assert warning.artifact == "artifacts/pipeline.onnx"
         assert re.fullmatch(
             r"Artifact 'artifacts/pipeline\.onnx' failed its parity check against the original "
-            r"model and was written anyway \(force=True\): strategy \S+, \d+ rows, .*: FAILED: "
+            r"model and was written anyway \(force=True\): strategy \S+, \d+ rows in 8 regions, "
+            r".*: FAILED: "
             r".* \(written with force=True\)\. Its predictions may differ from the "
             r"original's; convert again, or load another format\.",
             str(warning),

@@ -144,7 +144,8 @@ def _g(value: float | None) -> str:
 def summarize(report: ParityReport, *, strategy: bool = True) -> str:
     """One line: strategy (unless ``strategy=False``), rows, labels, largest difference, verdict."""
     parts = [f"strategy {report.strategy}"] if strategy else []
-    parts.append(f"{report.rows} rows")
+    checked = f" in {len(report.regions)} regions" if report.regions else ""
+    parts.append(f"{report.rows} rows{checked}")
     if report.task == "regression":
         parts.append(
             f"max relative difference {_g(report.max_rel_diff)} "
