@@ -97,12 +97,32 @@ def _empty_string_category() -> tuple[Pipeline, pd.DataFrame]:
     return model.fit(frame, y), frame
 
 
+def _lightgbm_near_zero() -> tuple[Pipeline, pd.DataFrame]:
+    """'income' around zero, fed raw: LightGBM reads |x| <= 1e-35 as 0."""
+    from lightgbm import LGBMRegressor
+
+    frame, _ = make_frame(400, seed=8)
+    rng = np.random.default_rng(8)
+    values = np.array([-1e-33, -1e-35, -5e-36, 0.0, 5e-36, 1e-35, 1e-33, -1.0, 1.0])
+    frame["income"] = rng.choice(values, len(frame))
+    y = (frame["income"] < -7e-36).astype(float) * 10 + frame["age"] / 10
+    prep = ColumnTransformer([("num", "passthrough", NUMERIC)])
+    model = Pipeline(
+        [
+            ("prep", prep),
+            ("model", LGBMRegressor(n_estimators=10, min_child_samples=5, verbose=-1)),
+        ]
+    )
+    return model.fit(frame, y), frame
+
+
 FAMILIES: dict[str, Callable[[], tuple[Pipeline, pd.DataFrame]]] = {
     **{kind: (lambda kind=kind: fit(kind)) for kind in KINDS},  # type: ignore[misc]
     "forest_on_raw_columns_with_missing": lambda: _trees_on_raw_columns(complete=False),
     "forest_on_raw_columns_complete": lambda: _trees_on_raw_columns(complete=True),
     "tree_regressor_scaled_complete": _tree_regressor_complete,
     "empty_string_category": _empty_string_category,
+    "lightgbm_near_zero": _lightgbm_near_zero,
 }
 
 

@@ -485,6 +485,10 @@ def _threshold_probes(
         total += values.size
         probed += chosen.size
         around = _steps_around(chosen)
+        if (np.abs(chosen) < _NEAR_ZERO).any():
+            # LightGBM reads |x| <= 1e-35 (float32) as 0: thresholds there need the values
+            # around that bound too, not only around the threshold.
+            around = np.concatenate([around, _steps_around(_ZERO_BOUNDS)])
         with np.errstate(all="ignore"):
             raw = inverse(around)
             exact = inverse(chosen)
@@ -522,6 +526,12 @@ def _threshold_probes(
             "no monotone chain of steps leads to them from one numeric column"
         )
     return probes, notes
+
+
+_NEAR_ZERO: Final = 1e-30
+_ZERO_BOUNDS: Final = np.array(
+    [0.0, 1e-35, -1e-35, float(np.float32(1e-35)), -float(np.float32(1e-35))]
+)
 
 
 def sample_thresholds(values: np.ndarray) -> np.ndarray:
