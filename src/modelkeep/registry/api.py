@@ -46,6 +46,7 @@ import getpass
 import hashlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -410,8 +411,6 @@ class Registry:
             and every error of :func:`modelkeep.conversion.convert` and :meth:`register`;
             nothing is registered when any is raised.
         """
-        import tempfile
-
         from modelkeep.conversion import convert
 
         source = self.get(ref)
