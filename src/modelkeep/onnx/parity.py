@@ -26,7 +26,8 @@ disagreement per region, and a disagreement beyond the thresholds in any region 
     and histogram gradient boosting, XGBoost, LightGBM), each split threshold mapped back
     to its raw column through monotone preprocessing (scalers, imputers, passthrough, by
     ``inverse_transform``), with the values one float32 and one float64 step either side
-    of it, before and after the mapping. At most :data:`THRESHOLDS_PER_FEATURE` distinct
+    of it, before and after the mapping (a threshold near zero also gets the values around
+    LightGBM's zero bound, 1e-35). At most :data:`THRESHOLDS_PER_FEATURE` distinct
     thresholds per tree feature (evenly spread over the sorted thresholds, plus the one
     closest to zero) and :data:`THRESHOLD_ROWS` rows in all, so a large forest's gate
     stays fast. A threshold on a feature no monotone chain leads to (a one-hot column, a
