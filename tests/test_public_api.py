@@ -78,6 +78,16 @@ FAMILIES = {
     },
     "SignatureError": {"SigningKeyError", "SigningKeyExistsError"},
     "ConversionError": {"UnconvertibleModelError", "ParityError"},
+    "RegistryError": {
+        "InvalidReferenceError",
+        "UnknownReferenceError",
+        "BundleRejectedError",
+        "VersionInUseError",
+        "RegistryIndexError",
+        "IndexLostError",
+        "RegistryLockedError",
+        "RegistryLocationError",
+    },
 }
 
 

@@ -48,14 +48,15 @@ Hierarchy::
     │   ├── UnconvertibleModelError             a step has no converter (ONNX)
     │   └── ParityError                         the converted model disagrees with the original
     ├── MissingDependencyError(ImportError)     an optional extra is not installed
-    ├── InvalidReferenceError(ValueError)       a registry reference, name or alias is malformed
-    ├── UnknownReferenceError(LookupError)      no such name, version or alias in the registry
-    ├── BundleRejectedError(ValueError)         register() was given a bundle failing verification
-    ├── VersionInUseError(RuntimeError)         delete() of a version an alias points to
-    └── RegistryError(RuntimeError)             the registry's index cannot be read or written
-        ├── IndexLostError                      the index is missing or unreadable, bundles remain
+    └── RegistryError                           the registry
+        ├── InvalidReferenceError(ValueError)   a reference, name or alias is malformed
+        ├── UnknownReferenceError(LookupError)  no such name, version or alias
+        ├── BundleRejectedError(ValueError)     register() was given a bundle failing verification
+        ├── VersionInUseError(RuntimeError)     delete() of a version an alias points to
+        ├── RegistryIndexError(RuntimeError)    the index cannot be read or written
+        │   └── IndexLostError                  the index is missing or unreadable, bundles remain
         ├── RegistryLockedError(TimeoutError)   another process held the registry lock too long
-        └── RegistryLocationError               the registry's folder is a file, or read-only
+        └── RegistryLocationError(RuntimeError) the registry's folder is a file, or read-only
 
     ModelkeepWarning(UserWarning)
     ├── EnvironmentMismatchWarning              env="warn" and versions differ
@@ -63,8 +64,7 @@ Hierarchy::
     ├── ParityWarning                           loading an artifact forced past its parity check
     └── ArtifactSkippedWarning                  save() left out one of several formats
 
-The registry's errors are not a family yet: ``RegistryError`` is still the index error, and
-the reference errors sit beside it (the next step folds them under one family).
+``RegistryIndexError`` is the index error ``RegistryError`` was before it became the family.
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ __all__ = [
     "ParityError",
     "ParityWarning",
     "RegistryError",
+    "RegistryIndexError",
     "RegistryLocationError",
     "RegistryLockedError",
     "SampleMismatchError",
@@ -182,6 +183,10 @@ class UnsafeArtifactError(ModelkeepError):
 class InputError(ModelkeepError):
     """Family: a caller's input (prediction rows, a sample, labels, an argument) that does
     not fit what was expected. Fix the call; the bundle is fine."""
+
+
+class RegistryError(ModelkeepError):
+    """Family: the registry (a reference, a registration, its index, lock or folder)."""
 
 
 class ManifestError(BundleError, ValueError):
@@ -745,7 +750,7 @@ _REFERENCE_FORMS = (
 )
 
 
-class InvalidReferenceError(ModelkeepError, ValueError):
+class InvalidReferenceError(RegistryError, ValueError):
     """A registry reference, model name or alias name that does not parse.
 
     ``kind`` is ``"reference"``, ``"name"`` or ``"alias"``: what was being parsed.
@@ -778,7 +783,7 @@ def _quoted(items: Sequence[str]) -> str:
     return _first([repr(item) for item in items])
 
 
-class UnknownReferenceError(ModelkeepError, LookupError):
+class UnknownReferenceError(RegistryError, LookupError):
     """A well-formed reference to a name, version or alias the registry does not hold.
 
     ``kind`` is ``"name"``, ``"version"`` or ``"alias"``; ``known`` lists what the registry
@@ -811,7 +816,7 @@ class UnknownReferenceError(ModelkeepError, LookupError):
         super().__init__(f"Reference {reference!r}: {what}; {held}. {todo}")
 
 
-class BundleRejectedError(ModelkeepError, ValueError):
+class BundleRejectedError(RegistryError, ValueError):
     """``Registry.register()`` was given a bundle that fails verification.
 
     ``cause`` is the error the verification raised (an IntegrityError, GoldenMismatchError,
@@ -828,7 +833,7 @@ class BundleRejectedError(ModelkeepError, ValueError):
         )
 
 
-class VersionInUseError(ModelkeepError, RuntimeError):
+class VersionInUseError(RegistryError, RuntimeError):
     """``Registry.delete()`` of a version that aliases still point to."""
 
     def __init__(self, reference: str, aliases: Sequence[str]) -> None:
@@ -841,24 +846,28 @@ class VersionInUseError(ModelkeepError, RuntimeError):
         )
 
 
-class RegistryError(ModelkeepError, RuntimeError):
+class RegistryIndexError(RegistryError, RuntimeError):
     """The registry's index could not be read or written (a database error)."""
 
     cause: BaseException | None
 
-    def __init__(self, registry: str, operation: str, cause: BaseException) -> None:
+    def __init__(self, registry: str, operation: str, cause: BaseException | None) -> None:
         self.registry = registry
         self.operation = operation
         self.cause = cause
-        super().__init__(
-            f"Registry at {registry!r}: {operation} failed: {type(cause).__name__}: {cause}. "
-            "Nothing was changed by this operation. If another process holds the index "
-            "locked, retry; otherwise the index may be damaged: run `modelkeep registry "
-            "check`, or restore registry.db from a backup."
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"Registry at {self.registry!r}: {self.operation} failed: "
+            f"{type(self.cause).__name__}: {self.cause}. Nothing was changed by this "
+            "operation. If another process holds the index locked, retry; otherwise the "
+            "index may be damaged: run `modelkeep registry check`, or restore registry.db "
+            "from a backup."
         )
 
 
-class IndexLostError(RegistryError):
+class IndexLostError(RegistryIndexError):
     """The index is missing, empty or unreadable while the store still holds bundles.
 
     ``state`` says what was found instead of an index; ``bundles`` counts the registration
@@ -869,17 +878,17 @@ class IndexLostError(RegistryError):
     def __init__(
         self, registry: str, state: str, bundles: int, cause: BaseException | None = None
     ) -> None:
-        self.registry = registry
-        self.operation = "opening the index"
-        self.cause = cause
         self.state = state
         self.bundles = bundles
-        ModelkeepError.__init__(
-            self,
-            f"Registry at {registry!r}: expected an index (registry.db) of the {bundles} "
-            f"bundle(s) its store holds, got {state}. Nothing was changed: read as empty, the "
-            "registry would hide them and gc would delete them. Recreate the index from the "
-            "store with `modelkeep registry rebuild`, or restore registry.db from a backup.",
+        super().__init__(registry, "opening the index", cause)
+
+    def _message(self) -> str:
+        return (
+            f"Registry at {self.registry!r}: expected an index (registry.db) of the "
+            f"{self.bundles} bundle(s) its store holds, got {self.state}. Nothing was changed: "
+            "read as empty, the registry would hide them and gc would delete them. Recreate "
+            "the index from the store with `modelkeep registry rebuild`, or restore "
+            "registry.db from a backup."
         )
 
 
@@ -900,16 +909,15 @@ class RegistryLockedError(RegistryError, TimeoutError):
         self.holders = tuple(holders)
         self.waited = waited
         held = f"held by {', '.join(self.holders)}" if self.holders else "held by another process"
-        ModelkeepError.__init__(
-            self,
+        super().__init__(
             f"Registry at {registry!r}: {operation} waited {waited:g} s for the lock {lock!r}, "
             f"{held}; expected it free. Nothing was changed. If that process is stopped "
             "(resume it with `kill -CONT PID`) or hung, end it and retry; a registration "
-            "killed mid-way leaves only debris for `modelkeep registry gc`.",
+            "killed mid-way leaves only debris for `modelkeep registry gc`."
         )
 
 
-class RegistryLocationError(RegistryError):
+class RegistryLocationError(RegistryError, RuntimeError):
     """The registry's folder cannot be used for this operation: ``path`` is a file, or
     cannot be written. ``problem`` says which; ``cause`` is the OS error, if any."""
 
@@ -927,10 +935,9 @@ class RegistryLocationError(RegistryError):
         self.cause = cause
         self.path = path
         self.problem = problem
-        ModelkeepError.__init__(
-            self,
+        super().__init__(
             f"Registry at {registry!r}: {operation} needs {path!r} to be {problem}. "
-            f"Nothing was changed. {todo}",
+            f"Nothing was changed. {todo}"
         )
 
 

@@ -65,7 +65,7 @@ from modelkeep.errors import (
     ManifestError,
     MissingDependencyError,
     ModelkeepError,
-    RegistryError,
+    RegistryIndexError,
     RegistryLocationError,
     RegistryLockedError,
     UnknownReferenceError,
@@ -220,7 +220,7 @@ class Registry:
             self._store = SqlStore(
                 sqlite_url(str(index), read_only=read_only), location=str(self.root), create=False
             )
-        except RegistryError as exc:
+        except RegistryIndexError as exc:
             held = self._held()
             if not held:
                 raise
@@ -335,7 +335,7 @@ class Registry:
                 samples ...); nothing is added.
             InvalidReferenceError: an invalid name (pass ``name=``).
             UnknownReferenceError: ``parent`` names no registered version.
-            RegistryError: the index cannot be written.
+            RegistryIndexError: the index cannot be written.
         """
         if env not in _ENV_MODES:
             raise InvalidChoiceError(str(env), _ENV_MODES, "env")
@@ -789,7 +789,7 @@ class Registry:
         """
         self._check_folder_path("rebuild")
         if self._given is not None:
-            raise RegistryError(
+            raise RegistryIndexError(
                 str(self.root),
                 "rebuilding the index",
                 ValueError(

@@ -23,7 +23,7 @@ What a metadata store must guarantee, whatever holds it:
 - Unknown names, versions and aliases raise :class:`~modelkeep.errors.UnknownReferenceError`
   listing what the store does hold; an alias pointing to a version refuses its delete with
   :class:`~modelkeep.errors.VersionInUseError`; any failure of the storage itself raises
-  :class:`~modelkeep.errors.RegistryError` with the driver's error as its cause.
+  :class:`~modelkeep.errors.RegistryIndexError` with the driver's error as its cause.
 
 ``tests/registry/test_registry_backends.py`` runs the same behaviour against every
 metadata store; a new one joins that parametrization.

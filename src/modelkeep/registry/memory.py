@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from modelkeep.errors import RegistryError, UnknownReferenceError, VersionInUseError
+from modelkeep.errors import RegistryIndexError, UnknownReferenceError, VersionInUseError
 from modelkeep.registry._time import utc_now
 from modelkeep.registry.backends import MetadataStore, alias_log_problems, counter_problem
 from modelkeep.registry.records import AliasEvent, IndexedVersion, Problem, VersionRecord
@@ -47,7 +47,7 @@ class MemoryStore:
         """Assign ``name``'s next version number and file ``record`` under it, atomically."""
         with self._lock:
             if any(r.folder == record.folder for r in self._versions.values()):
-                raise RegistryError(
+                raise RegistryIndexError(
                     self.location,
                     f"registering a version of {name!r}",
                     ValueError(f"folder {record.folder!r} is indexed already"),

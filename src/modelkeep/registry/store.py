@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from modelkeep.errors import RegistryError, UnknownReferenceError, VersionInUseError
+from modelkeep.errors import RegistryIndexError, UnknownReferenceError, VersionInUseError
 from modelkeep.registry._time import utc_now
 from modelkeep.registry.backends import alias_log_problems, counter_problem
 from modelkeep.registry.records import AliasEvent, IndexedVersion, Problem, VersionRecord
@@ -193,7 +193,7 @@ class SqlStore:
                 self._engine = sa.create_engine(url)
             self._ensure_schema(create)
         except sa.exc.SQLAlchemyError as exc:
-            raise RegistryError(location, "opening the index", _cause(exc)) from exc
+            raise RegistryIndexError(location, "opening the index", _cause(exc)) from exc
 
     def close(self) -> None:
         self._engine.dispose()
@@ -206,7 +206,7 @@ class SqlStore:
             with self._engine.connect() as connection, connection.begin():
                 yield connection
         except sa.exc.SQLAlchemyError as exc:
-            raise RegistryError(self.location, operation, _cause(exc)) from exc
+            raise RegistryIndexError(self.location, operation, _cause(exc)) from exc
 
     @contextmanager
     def _write(self, operation: str) -> Iterator[Connection]:
@@ -216,7 +216,7 @@ class SqlStore:
                 with connection.begin():
                     yield connection
         except sa.exc.SQLAlchemyError as exc:
-            raise RegistryError(self.location, operation, _cause(exc)) from exc
+            raise RegistryIndexError(self.location, operation, _cause(exc)) from exc
 
     def _ensure_schema(self, create: bool) -> None:
         with self._engine.connect() as connection, connection.begin():
@@ -227,7 +227,7 @@ class SqlStore:
                 if found == STORE_FORMAT:
                     return
             elif not create:
-                raise RegistryError(
+                raise RegistryIndexError(
                     self.location,
                     "opening the index",
                     ValueError("the database holds no registry tables"),
@@ -243,7 +243,7 @@ class SqlStore:
             if found is None:
                 connection.execute(sa.insert(meta).values(key="store_format", value=STORE_FORMAT))
             elif found != STORE_FORMAT:
-                raise RegistryError(
+                raise RegistryIndexError(
                     self.location,
                     "opening the index",
                     ValueError(
