@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelkeep._claims import check_claims
+from modelkeep._modes import EnvMode as EnvMode  # re-exported: conversion imports it here
 from modelkeep._reader import BundleReader as _BundleReader
 from modelkeep._reader import Replaced as _Replaced
-from modelkeep._modes import EnvMode as EnvMode  # re-exported: conversion imports it here
 from modelkeep._reader import open_bundle
 from modelkeep._version import __version__
 from modelkeep.environment import capture_environment, compare_environment
