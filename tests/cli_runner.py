@@ -3,7 +3,7 @@
 Every CLI test goes through :func:`run`: the command's real code over Typer's runner, with
 the entry point's own warning display installed, and a raw exception from a command failing
 the test instead of being printed (none may reach a user). One smoke test in
-``test_cli.py`` still starts the real console script in a subprocess.
+``cli/test_cli.py`` still starts the real console script in a subprocess.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Ran:
     returncode: int
     stdout: str
     stderr: str
+    args: tuple[str, ...] = ()
 
     @property
     def output(self) -> str:
@@ -79,4 +80,4 @@ def run(
         warnings.simplefilter("default")
         warnings.showwarning = show_warning
         result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
-    return Ran(result.exit_code, result.stdout, result.stderr)
+    return Ran(result.exit_code, result.stdout, result.stderr, args)

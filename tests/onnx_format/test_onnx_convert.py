@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +19,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.svm import LinearSVC
 
 import modelkeep
+from cli_runner import run
 from conftest import CATEGORICAL, NUMERIC, make_frame, preprocessor
 from modelkeep import (
     InvalidChoiceError,
@@ -102,12 +101,6 @@ def test_converting_twice_is_refused(skops_bundle: Path) -> None:
         ),
     ):
         modelkeep.convert(skops_bundle)
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelkeep", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def test_the_command_converts_inspect_and_verify_show_the_report(

@@ -1,26 +1,20 @@
-"""`modelkeep registry ...` and `modelkeep card`, run as a user runs them: subprocesses."""
+"""`modelkeep registry ...` and `modelkeep card`, run in this process through their real code."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+import cli_runner
+from cli_runner import Ran
 
 from .helpers import save_tiny
 
 
-def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelkeep", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "MODELKEEP_HOME": str(home), "COLUMNS": "200"},
-    )
+def run(home: Path, *args: str) -> Ran:
+    return cli_runner.run(*args, env={"MODELKEEP_HOME": str(home)}, columns=200)
 
 
 def run_json(home: Path, *args: str) -> Any:
@@ -174,7 +168,7 @@ def test_manifest_and_registry_text_reach_no_terminal_raw(
             result.args,
             result.stdout,
         )
-    shown = {" ".join(r.args[3:]): r.stdout for r in outputs}
+    shown = {" ".join(r.args): r.stdout for r in outputs}
     assert f"~ data data_version: d1 -> d2{SHOWN}" in shown["registry diff tiny:1 tiny:2"]
     assert f"about{SHOWN}" in shown["card tiny:2"]
     assert f"about{SHOWN}" in shown["card tiny:2 --html"]
