@@ -18,8 +18,9 @@ from typing import Annotated, Any
 
 import typer
 
+from modelkeep._modes import EnvMode
 from modelkeep.cli._common import cell, errors_exit, json_text, printable, stderr, stdout
-from modelkeep.errors import InvalidChoiceError, ModelkeepWarning, format_names
+from modelkeep.errors import ModelkeepWarning, format_names
 from modelkeep.registry import ModelVersion, Registry
 from modelkeep.registry.api import LOCK_TIMEOUT_S
 from modelkeep.registry.diff import VersionDiff
@@ -129,7 +130,7 @@ def register_command(
         str | None, typer.Option("--parent", help="Reference of the version this one came from.")
     ] = None,
     env: Annotated[
-        str, typer.Option(help="Environment differences: warn (default), strict, ignore.")
+        EnvMode, typer.Option(help="Environment differences: warn (default), strict, ignore.")
     ] = "warn",
     trusted: Annotated[
         list[str] | None, typer.Option("--trusted", help="An exact type name to trust; repeatable.")
@@ -139,8 +140,6 @@ def register_command(
     """Verify a bundle, store a copy and index it as the name's next version."""
     with _registry() as registry, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelkeepWarning)
-        if env not in ("warn", "strict", "ignore"):
-            raise InvalidChoiceError(env, ["warn", "strict", "ignore"], "--env")
         version = registry.register(
             path, name, registered_by=by, parent=parent, env=env, trusted=trusted
         )

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from modelkeep._modes import EnvMode
 from modelkeep._reader import SIGNATURE_NAME, open_bundle
 from modelkeep.errors import (
     BundleLayoutError,
@@ -307,7 +308,7 @@ class Registry:
         *,
         registered_by: str | None = None,
         parent: str | None = None,
-        env: str = "warn",
+        env: EnvMode = "warn",
         trusted: Sequence[str] | None = None,
         **load_options: Any,
     ) -> ModelVersion:
@@ -1008,12 +1009,12 @@ def _parse(data: bytes, source: Path) -> Manifest:
 
 
 def _verify(
-    staged: Path, source: Path, *, env: str, trusted: Sequence[str] | None, options: Any
+    staged: Path, source: Path, *, env: EnvMode, trusted: Sequence[str] | None, options: Any
 ) -> None:
     from modelkeep import bundle
 
     try:
-        bundle.load(staged, env=env, trusted=trusted, **options)  # type: ignore[arg-type]
+        bundle.load(staged, env=env, trusted=trusted, **options)
     except MissingDependencyError:
         raise
     except ModelkeepError as exc:
