@@ -91,6 +91,7 @@ __all__ = [
     "GoldenMismatchError",
     "IndexLostError",
     "InputError",
+    "InputProblem",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidChoiceError",
@@ -638,8 +639,41 @@ class LabelMapError(InputError, ValueError):
         )
 
 
+@dataclass(frozen=True)
+class InputProblem:
+    """One problem with prediction input, as data (what :attr:`SchemaError.problems` holds).
+
+    ``row`` is the first row concerned and ``column`` the column (None when the problem
+    is not about one); ``expected`` and ``received`` describe the two sides as text (None
+    when the problem is about the input's shape); ``message`` reads on its own; ``kind`` is
+    the rule, as :attr:`SchemaError.kind`. ``to_dict()`` is JSON-safe.
+    """
+
+    row: int | None
+    column: str | None
+    expected: str | None
+    received: str | None
+    message: str
+    kind: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "column": self.column,
+            "expected": self.expected,
+            "received": self.received,
+            "message": self.message,
+            "kind": self.kind,
+        }
+
+
 class SchemaError(InputError, ValueError):
-    """Prediction input that does not fit the model's feature schema."""
+    """Prediction input that does not fit the model's feature schema.
+
+    ``problems`` holds the same facts as :class:`InputProblem` records (one per missing or
+    extra column; otherwise one), so that a service or a batch job can report them
+    without parsing the message.
+    """
 
     def __init__(
         self,
@@ -649,11 +683,13 @@ class SchemaError(InputError, ValueError):
         row: int | None = None,
         value: Any = None,
         kind: str = "invalid",
+        problems: Sequence[InputProblem] = (),
     ) -> None:
         self.column = column
         self.row = row
         self.value = value
         self.kind = kind
+        self.problems = tuple(problems) or (InputProblem(row, column, None, None, message, kind),)
         super().__init__(message)
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -39,7 +38,6 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
-from pandas.api.extensions import ExtensionArray
 from pandas.api.types import (
     is_bool_dtype,
     is_datetime64_any_dtype,
@@ -49,31 +47,27 @@ from pandas.api.types import (
 )
 
 from modelkeep._inputs import (
+    ACCEPTED_INPUT,
     array_columns,
+    bad_value,
     check_strict,
-    column_warnings,
-    extra_columns_warning,
+    is_missing,
     list_columns,
     mapping_columns,
     missing_columns_error,
     plain_value,
-    show_value,
+    validate,
+    value_error,
 )
-from modelkeep.errors import SchemaError, SchemaWarning, format_names
+from modelkeep.errors import SchemaError, format_names
 from modelkeep.manifest import FeatureSpec, Scalar
 
 __all__ = ["infer_schema", "model_rejection", "prepare", "to_json_columns"]
 
-_MAX_LISTED: Final = 5
-_SEQUENCES: Final = (list, tuple, np.ndarray, pd.Series, pd.Index, ExtensionArray)
 _ISO_8601: Final = re.compile(
     r"\d{4}-\d{2}-\d{2}"
     r"(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?)?"
     r"(?:Z|[+-]\d{2}(?::?\d{2})?)?"
-)
-_ACCEPTED_INPUT: Final = (
-    "a DataFrame, a list of records (dicts), a dict of columns, one record (a dict of "
-    "scalars) or a 2-D array / list of rows in schema order"
 )
 
 
@@ -384,28 +378,11 @@ def prepare(X: object, features: Sequence[FeatureSpec], *, strict: bool = False)
     strict = check_strict(strict)
     plans = _plans(features)
     columns, names, n_rows, index = _columns(X, plans)
-    issues: list[_Issue] = []
-    schema_names = {plan.name for plan in plans}
-    missing = [plan.name for plan in plans if plan.name not in columns]
-    extra = [name for name in names if name not in schema_names]
-    if missing:
-        raise missing_columns_error(missing, extra, len(plans))
-    if extra:
-        issues.append(_Issue(extra_columns_warning(extra, strict), None))
-        if strict:  # before converting: the structure is wrong, the values do not matter
-            raise issues[0].error()
-    converted = [_convert(plan, columns[plan.name]) for plan in plans]
-    for plan, column in zip(plans, converted, strict=True):
-        issues.extend(_column_issues(plan, column, strict))
-    if strict and issues:
-        raise issues[0].error()
-    for issue in issues:
-        warnings.warn(issue.warning, stacklevel=2)
+    converted, _ = validate(columns, names, plans, strict, _convert_column, stacklevel=2)
     if index is None:
         index = pd.RangeIndex(n_rows)
     data = {}
-    for plan, column in zip(plans, converted, strict=True):
-        values = column.values
+    for plan, values in zip(plans, converted, strict=True):
         if isinstance(values, np.ndarray) and values.dtype == object:
             # A bare object array of strings would be inferred as "str"; a Series keeps it.
             values = pd.Series(values, index=index, dtype=object, copy=False)
@@ -438,7 +415,7 @@ def _columns(
     if isinstance(X, (list, tuple)):
         return (*list_columns(X, schema_names), None)
     raise SchemaError(
-        f"Input: expected {_ACCEPTED_INPUT}, got {type(X).__name__}.",
+        f"Input: expected {ACCEPTED_INPUT}, got {type(X).__name__}.",
         kind="invalid_input",
     )
 
@@ -454,39 +431,13 @@ def _series_values(column: pd.Series[Any] | pd.Index) -> Any:
     return column.array
 
 
-@dataclass(frozen=True)
-class _Issue:
-    """Unusual input: a warning, or with ``strict=True`` an error."""
-
-    warning: SchemaWarning
-    row: int | None  # the first row concerned, when there is one
-
-    def error(self) -> SchemaError:
-        return SchemaError(
-            str(self.warning),
-            column=self.warning.column,
-            row=self.row,
-            value=self.warning.values,
-            kind=self.warning.kind,
-        )
-
-
-def _column_issues(plan: _Plan, column: _Column, strict: bool) -> list[_Issue]:
-    found = column_warnings(
-        plan.name,
-        unseen=column.unseen,
-        out_of_range=column.out_of_range,
-        missing=column.missing,
-        nullable=plan.nullable,
-        low=plan.low,
-        high=plan.high,
-        strict=strict,
-    )
-    return [_Issue(warning, row) for warning, row in found]
-
-
 # ---------------------------------------------------------------------------------------
 # value conversion
+
+
+def _convert_column(plan: _Plan, values: Any) -> tuple[Any, _Column]:
+    column = _convert(plan, values)
+    return column.values, column
 
 
 def _convert(plan: _Plan, values: Any) -> _Column:
@@ -575,18 +526,8 @@ def _checked(plan: _Plan, values: Any) -> _Column:
         column.out_of_range = [(int(row), plain_value(values[row])) for row in outside]
     if plan.dtype == "string":
         unique = pd.unique(np.asarray(values, dtype=object))
-        column.unseen = [v for v in unique if not _is_missing(v) and v not in plan.category_set]
+        column.unseen = [v for v in unique if not is_missing(v) and v not in plan.category_set]
     return column
-
-
-def _is_missing(value: object) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, (float, np.floating)):
-        return bool(value != value)
-    if isinstance(value, np.datetime64):
-        return bool(np.isnat(value))
-    return False
 
 
 def _integers(plan: _Plan, values: list[Any]) -> _Column:
@@ -597,7 +538,7 @@ def _integers(plan: _Plan, values: list[Any]) -> _Column:
     for row, value in enumerate(values):
         if type(value) is int:
             number = value
-        elif _is_missing(value):
+        elif is_missing(value):
             column.missing.append(row)
             out.append(None)
             continue
@@ -638,7 +579,7 @@ def _floats(plan: _Plan, values: list[Any]) -> _Column:
     for row, value in enumerate(values):
         if type(value) is float and value == value:
             number = value
-        elif _is_missing(value):
+        elif is_missing(value):
             column.missing.append(row)
             out.append(None if _is_extension(plan) else np.nan)
             continue
@@ -667,7 +608,7 @@ def _booleans(plan: _Plan, values: list[Any]) -> _Column:
             out.append(value)
         elif isinstance(value, np.bool_):
             out.append(bool(value))
-        elif _is_missing(value):
+        elif is_missing(value):
             column.missing.append(row)
             out.append(None)
         elif isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
@@ -691,7 +632,7 @@ def _strings(plan: _Plan, values: list[Any]) -> _Column:
     for row, value in enumerate(values):
         if type(value) is str:
             text = value
-        elif _is_missing(value):
+        elif is_missing(value):
             column.missing.append(row)
             out.append(np.nan)
             continue
@@ -723,7 +664,7 @@ def _categories(plan: _Plan, values: list[Any]) -> _Column:
     for row, value in enumerate(values):
         if type(value) is str and strings:
             code = lookup.get(value)
-        elif _is_missing(value):
+        elif is_missing(value):
             column.missing.append(row)
             codes.append(-1)
             continue
@@ -752,7 +693,7 @@ def _datetimes(plan: _Plan, values: list[Any]) -> _Column:
     column = _Column(None)
     tz = plan.tz
     for row, value in enumerate(values):
-        if _is_missing(value):
+        if is_missing(value):
             column.missing.append(row)
             out.append(pd.NaT)
             continue
@@ -805,55 +746,18 @@ def _objects(values: list[Any]) -> np.ndarray[Any, Any]:
 
 
 def _value_error(plan: _Plan, row: int, value: object, problem: str = "") -> SchemaError:
-    expected, hint = _expectation(plan, value, problem)
-    return SchemaError(
-        f"Column {plan.name!r}: row {row}: expected {expected}, got {show_value(value)} "
-        f"({type(value).__name__}). {hint}",
-        column=plan.name,
-        row=row,
-        value=value,
-        kind="invalid_value",
-    )
-
-
-def _expectation(plan: _Plan, value: object, problem: str) -> tuple[str, str]:
-    """What a column expects and how to fix a value it rejected."""
-    dtype = plan.dtype
-    if dtype == "integer":
-        if plan.int_bounds is not None and _is_whole_number(value):
-            low, high = plan.int_bounds
-            return (
-                f"integer between {low} and {high} ({plan.spec.storage})",
-                "The value does not fit the column's training dtype.",
-            )
-        return "integer", "Send a whole number (a JSON number, not a string)."
-    if dtype == "float":
-        return "float", "Send a number (a JSON number, not a string)."
-    if dtype == "boolean":
-        return "boolean", "Send true or false (or 1 or 0); strings are not converted."
-    if dtype == "string":
-        return "string", "Send text as a string; numbers are not converted."
-    if dtype == "category":
-        kinds = " or ".join(sorted(plan.category_kinds))
-        return f"category value ({kinds})", "Send one of the training categories."
-    if problem == "range":
-        return (
-            f"a datetime that {plan.spec.storage} can hold",
-            "The date is too far from 1970 for the column's training dtype.",
-        )
-    if problem == "aware":
-        return (
-            f"datetime with a UTC offset (training: {plan.tz})",
-            "Include the offset, e.g. '2024-01-31T12:00:00+00:00'.",
-        )
-    if problem == "naive":
-        return (
-            "datetime without a UTC offset (training had none)",
-            "Send local times as in training, e.g. '2024-01-31T12:00:00'.",
-        )
-    return (
-        "datetime",
-        "Send a datetime or an ISO 8601 string such as '2024-01-31T12:00:00'.",
+    if plan.dtype == "integer" and plan.int_bounds is not None and _is_whole_number(value):
+        problem = "range"  # a whole number the storage cannot hold
+    return value_error(
+        plan.name,
+        row,
+        value,
+        plan.dtype,
+        problem,
+        storage=plan.spec.storage,
+        bounds=plan.int_bounds,
+        kinds=plan.category_kinds,
+        tz=plan.tz,
     )
 
 
@@ -904,14 +808,7 @@ def model_rejection(
         if spec.min is not None and spec.max is not None:
             hint += f" [{spec.min:g}, {spec.max:g}]"
         hint += "."
-    return SchemaError(
-        f"Column {name!r}: row {row}: expected {expected}, got {show_value(value)} "
-        f"({type(plain_value(value)).__name__}). {hint}",
-        column=name,
-        row=row,
-        value=plain_value(value),
-        kind="invalid_value",
-    )
+    return bad_value(name, row, plain_value(value), expected, hint)
 
 
 def _refused_value(frame: pd.DataFrame, problem: str) -> tuple[str, int, Any] | None:
@@ -975,7 +872,7 @@ def to_json_columns(frame: pd.DataFrame, features: Sequence[FeatureSpec]) -> dic
 
 
 def _json_value(plan: _Plan, row: int, value: Any) -> Any:
-    if _is_missing(value):
+    if is_missing(value):
         return None
     if isinstance(value, (datetime, np.datetime64)):
         return pd.Timestamp(value).isoformat()
@@ -994,7 +891,3 @@ def _json_value(plan: _Plan, row: int, value: Any) -> Any:
         if plan.dtype == "integer" and value.is_integer():
             return int(value)  # an integer column stored as float64 for its missing values
     return value
-
-
-# ---------------------------------------------------------------------------------------
-# formatting

@@ -27,7 +27,6 @@ the original refuses one (a model whose trees do not take NaN, an encoder with
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -35,17 +34,18 @@ from typing import Any, Final, Literal
 import numpy as np
 
 from modelkeep._inputs import (
+    ACCEPTED_INPUT,
     array_columns,
     check_strict,
-    column_warnings,
-    extra_columns_warning,
+    is_missing,
     list_columns,
     mapping_columns,
-    missing_columns_error,
     plain_value,
     show_value,
+    validate,
+    value_error,
 )
-from modelkeep.errors import SchemaError, SchemaWarning
+from modelkeep.errors import InputProblem, SchemaError
 from modelkeep.manifest import FeatureSpec
 
 __all__ = [
@@ -73,20 +73,9 @@ MISSING_STRING_KEY: Final = "modelkeep.missing_string"
 REFUSE_MISSING_KEY: Final = "modelkeep.refuse_missing"
 REFUSE_UNSEEN_KEY: Final = "modelkeep.refuse_unseen"
 
-_MAX_LISTED: Final = 5
 _INT64: Final = (-(2**63), 2**63 - 1)
 _INTEGER_STORAGES: Final = frozenset(
     {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"}
-)
-_NUMPY_DTYPES: Final = {
-    "double": np.dtype(np.float64),
-    "int64": np.dtype(np.int64),
-    "bool": np.dtype(np.bool_),
-    "string": np.dtype(object),
-}
-_ACCEPTED_INPUT: Final = (
-    "a DataFrame, a list of records (dicts), a dict of columns, one record (a dict of "
-    "scalars) or a 2-D array / list of rows in schema order"
 )
 
 
@@ -254,31 +243,18 @@ def to_feeds(
         if fast is not None:
             return fast, 1
     columns, names, n_rows = _columns(X, plans)
-    wanted = {plan.name for plan in plans}
-    missing = [plan.name for plan in plans if plan.name not in columns]
-    extra = [name for name in names if name not in wanted]
-    if missing:
-        raise missing_columns_error(missing, extra, len(plans))
-    pending: list[tuple[SchemaWarning, int | None]] = []
-    if extra:
-        pending.append((extra_columns_warning(extra, strict), None))
-        if strict:
-            raise _as_error(*pending[0])
-    feeds: dict[str, np.ndarray] = {}
     frame = _is_frame(X)
-    for plan in plans:
+
+    def convert(plan: InputPlan, values: Any) -> tuple[np.ndarray, _Issues]:
         converted = None
         if frame and plan.kind == "string":
             converted = _frame_strings(plan, X[plan.name])  # type: ignore[index]
-        array, issues = converted or _convert(plan, columns[plan.name])
+        array, issues = converted or _convert(plan, values)
         _check_narrowing(plan, issues)
-        feeds[plan.name] = array.reshape(-1, 1)
-        pending.extend(_column_issues(plan, issues, strict))
-    if strict and pending:
-        raise _as_error(*pending[0])
-    for warning, _ in pending:
-        warnings.warn(warning, stacklevel=3)
-    return feeds, n_rows
+        return array.reshape(-1, 1), issues
+
+    arrays, _ = validate(columns, names, plans, strict, convert, stacklevel=3)
+    return {plan.name: array for plan, array in zip(plans, arrays, strict=True)}, n_rows
 
 
 def _clean_record(
@@ -356,20 +332,11 @@ def _columns(X: object, plans: Sequence[InputPlan]) -> tuple[dict[str, Any], lis
     if isinstance(X, list | tuple):
         return list_columns(X, schema_names)
     raise SchemaError(
-        f"Input: expected {_ACCEPTED_INPUT}, got {type(X).__name__}.", kind="invalid_input"
+        f"Input: expected {ACCEPTED_INPUT}, got {type(X).__name__}.", kind="invalid_input"
     )
 
 
 # ------------------------------------------------------------------------------ values
-
-
-def _is_missing(value: object) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float | np.floating):
-        return bool(value != value)
-    # pandas' NA and NaT, recognised without importing pandas.
-    return type(value).__name__ in ("NAType", "NaTType")
 
 
 def _convert(plan: InputPlan, values: Any) -> tuple[np.ndarray, _Issues]:
@@ -417,7 +384,7 @@ def _doubles(plan: InputPlan, values: list[Any]) -> tuple[np.ndarray, _Issues]:
     for row, value in enumerate(values):
         if type(value) is float and value == value and not whole:
             number = value
-        elif _is_missing(value):
+        elif is_missing(value):
             issues.missing.append(row)
             out.append(math.nan)
             continue
@@ -452,7 +419,7 @@ def _int64s(plan: InputPlan, values: list[Any]) -> tuple[np.ndarray, _Issues]:
     for row, value in enumerate(values):
         if type(value) is int:
             number = value
-        elif _is_missing(value):
+        elif is_missing(value):
             raise _value_error(plan, row, value, "missing")
         elif (isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)) or (
             isinstance(value, float | np.floating)
@@ -477,7 +444,7 @@ def _bools(plan: InputPlan, values: list[Any]) -> tuple[np.ndarray, _Issues]:
             out.append(value)
         elif isinstance(value, np.bool_):
             out.append(bool(value))
-        elif _is_missing(value):
+        elif is_missing(value):
             raise _value_error(plan, row, value, "missing")
         elif isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
             out.append(bool(value))
@@ -493,7 +460,7 @@ def _strings(plan: InputPlan, values: list[Any]) -> tuple[np.ndarray, _Issues]:
     for row, value in enumerate(values):
         if type(value) is str:
             text = value
-        elif _is_missing(value):
+        elif is_missing(value):
             issues.missing.append(row)
             out[row] = plan.missing_string
             continue
@@ -541,79 +508,47 @@ _CONVERTERS: Final = {"double": _doubles, "int64": _int64s, "bool": _bools, "str
 
 
 def _value_error(plan: InputPlan, row: int, value: object, problem: str = "") -> SchemaError:
-    if problem == "missing":
-        expected = (
-            f"{'an integer' if plan.kind == 'int64' else 'a boolean'} (the ONNX model takes "
-            f"this column as {plan.kind}, which cannot hold a missing value)"
-        )
-        hint = "Send a value: the training data had none missing in this column."
-    elif problem == "range":
-        expected, hint = (
-            f"integer between {_INT64[0]} and {_INT64[1]} (int64)",
-            "The value does not fit the column's training dtype.",
-        )
-    elif plan.dtype == "integer":
-        expected, hint = "integer", "Send a whole number (a JSON number, not a string)."
-    elif plan.dtype == "float":
-        expected, hint = "float", "Send a number (a JSON number, not a string)."
-    elif plan.dtype == "boolean":
-        expected, hint = "boolean", "Send true or false (or 1 or 0); strings are not converted."
-    elif plan.dtype == "category":
-        expected, hint = "category value (str)", "Send one of the training categories."
-    else:
-        expected, hint = "string", "Send text as a string; numbers are not converted."
-    return SchemaError(
-        f"Column {plan.name!r}: row {row}: expected {expected}, got {show_value(value)} "
-        f"({type(value).__name__}). {hint}",
-        column=plan.name,
-        row=row,
-        value=value,
-        kind="invalid_value",
-    )
+    return value_error(plan.name, row, value, plan.dtype, problem, storage=plan.kind, bounds=_INT64)
 
 
 def _check_narrowing(plan: InputPlan, issues: _Issues) -> None:
     """:class:`SchemaError` for a value the converted graph refuses (see :class:`Narrowing`)."""
     if plan.refuse_missing and issues.missing:
         row = issues.missing[0]
-        raise SchemaError(
+        message = (
             f"Column {plan.name!r}: row {row}: expected a value, got a missing value. The "
             "ONNX model refuses a missing value in this column, as the original model "
             "does or where the conversion cannot answer as it would; send a value, or "
-            "load another format of the bundle.",
+            "load another format of the bundle."
+        )
+        raise SchemaError(
+            message,
             column=plan.name,
             row=row,
             value=None,
             kind="refused_missing",
+            problems=(
+                InputProblem(
+                    row, plan.name, "a value", "a missing value", message, "refused_missing"
+                ),
+            ),
         )
     if plan.refuse_unseen and issues.unseen:
         unseen = next(iter(issues.unseen))
+        expected = "one of the training categories"
+        message = (
+            f"Column {plan.name!r}: expected {expected}, got {show_value(unseen)}. The ONNX "
+            "model refuses a category not seen in training in this column, as the original "
+            "model does; send a known category."
+        )
         raise SchemaError(
-            f"Column {plan.name!r}: expected one of the training categories, got "
-            f"{show_value(unseen)}. The ONNX model refuses a category not seen in "
-            "training in this column, as the original model does; send a known category.",
+            message,
             column=plan.name,
             value=unseen,
             kind="refused_unseen",
+            problems=(
+                InputProblem(
+                    None, plan.name, expected, show_value(unseen), message, "refused_unseen"
+                ),
+            ),
         )
-
-
-def _as_error(warning: SchemaWarning, row: int | None) -> SchemaError:
-    return SchemaError(
-        str(warning), column=warning.column, row=row, value=warning.values, kind=warning.kind
-    )
-
-
-def _column_issues(
-    plan: InputPlan, issues: _Issues, strict: bool
-) -> list[tuple[SchemaWarning, int | None]]:
-    return column_warnings(
-        plan.name,
-        unseen=list(issues.unseen),
-        out_of_range=issues.out_of_range,
-        missing=issues.missing,
-        nullable=plan.nullable,
-        low=plan.low,
-        high=plan.high,
-        strict=strict,
-    )
