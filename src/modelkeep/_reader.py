@@ -11,17 +11,15 @@ above it, with ``O_NOFOLLOW``: a link planted after the walk is refused too, not
 
 from __future__ import annotations
 
-import errno
 import io
 import os
-import stat
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from modelkeep._fs import copy_tree, open_nofollow, walk
 from modelkeep.errors import (
-    BundleLayoutError,
     BundleNotFoundError,
     IntegrityError,
     ManifestError,
@@ -37,13 +35,16 @@ from modelkeep.manifest import (
     parse_manifest,
 )
 
-__all__ = ["SIGNATURE_NAME", "BundleReader", "Replaced", "open_bundle"]
+__all__ = [
+    "SIGNATURE_NAME",
+    "BundleReader",
+    "Replaced",
+    "manifest_from_bytes",
+    "open_bundle",
+    "read_manifest",
+]
 
 SIGNATURE_NAME = "model.sig"
-
-# O_NONBLOCK: opening a FIFO planted after the walk must not hang; it is refused instead.
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
-_DIRECTORY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY
 
 
 class Replaced(Exception):
@@ -73,10 +74,8 @@ class BundleReader:
             raise BundleNotFoundError(str(path)) from exc
         except NotADirectoryError as exc:
             raise BundleNotFoundError(str(path), "it is a file, not a directory") from exc
-        self.files: list[str] = []
-        self.directories: list[str] = []
         try:
-            self._walk(self._fd, "")
+            self.files, self.directories = walk(self._fd, root=str(path))
         except BaseException:
             os.close(self._fd)
             raise
@@ -97,23 +96,6 @@ class BundleReader:
         except OSError:
             return True
 
-    def _walk(self, dir_fd: int, prefix: str) -> None:
-        with os.scandir(dir_fd) as listing:
-            entries = sorted((entry.name, entry.stat(follow_symlinks=False)) for entry in listing)
-        for name, status in entries:
-            relative = prefix + name
-            if stat.S_ISREG(status.st_mode):
-                self.files.append(relative)
-            elif stat.S_ISDIR(status.st_mode):
-                self.directories.append(relative)
-                sub = self._open_at(name, dir_fd, relative, _DIRECTORY_FLAGS)
-                try:
-                    self._walk(sub, relative + "/")
-                finally:
-                    os.close(sub)
-            else:
-                raise BundleLayoutError(str(self.path), relative, _kind(status.st_mode))
-
     def open(self, relative: str) -> BinaryIO:
         """Open the regular file at ``relative`` (``/``-separated), following no link.
 
@@ -121,38 +103,14 @@ class BundleReader:
             FileNotFoundError: no such file.
             BundleLayoutError: a component is a symlink or a special file.
         """
-        parts = relative.split("/")
-        dir_fd = self._fd
-        opened: list[int] = []
-        try:
-            for depth, part in enumerate(parts[:-1]):
-                shown = "/".join(parts[: depth + 1])
-                dir_fd = self._open_at(part, dir_fd, shown, _DIRECTORY_FLAGS)
-                opened.append(dir_fd)
-            fd = self._open_at(parts[-1], dir_fd, relative, _FILE_FLAGS)
-        finally:
-            for fd_open in opened:
-                os.close(fd_open)
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            os.close(fd)
-            raise BundleLayoutError(str(self.path), relative, _kind(mode))
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return open_nofollow(self.path, relative, dir_fd=self._fd)
 
-    def _open_at(self, name: str, dir_fd: int, relative: str, flags: int) -> int:
-        try:
-            return os.open(name, flags, dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENXIO):
-                raise
-            try:
-                mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
-            except OSError:
-                raise exc from None
-            if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-                raise  # a file where a directory was expected: the caller words it
-            raise BundleLayoutError(str(self.path), relative, _kind(mode)) from exc
+    def copy_to(self, target: Path, *, leave_out: Container[str] = ()) -> None:
+        """Copy the bundle, as this reader pins it, into ``target`` (an existing directory).
+
+        Files named in ``leave_out`` are not copied; everything written is fsynced.
+        """
+        copy_tree(self.path, target, leave_out=leave_out, dir_fd=self._fd)
 
     def manifest(self) -> Manifest:
         """Read and parse ``modelkeep.json``; keep its bytes in ``manifest_bytes``."""
@@ -160,17 +118,16 @@ class BundleReader:
         try:
             with self.open(MANIFEST_NAME) as stream:
                 data = stream.read(MAX_MANIFEST_BYTES + 1)  # never a huge file whole
-            check_manifest_size(len(data), source)
-            # Kept: a signature check binds the signature to these exact bytes.
-            self.manifest_bytes = data
-            text = data.decode("utf-8")
         except FileNotFoundError as exc:
             if self.replaced():
                 raise Replaced from exc
             raise BundleNotFoundError(str(self.path), f"{MANIFEST_NAME} is missing") from exc
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             raise ManifestError(source, f"cannot be read ({exc})") from exc
-        return parse_manifest(text, source)
+        check_manifest_size(len(data), source)
+        # Kept: a signature check binds the signature to these exact bytes.
+        self.manifest_bytes = data
+        return manifest_from_bytes(data, source)
 
     def signature(self) -> bytes | None:
         """The bytes of ``model.sig``, or None when the bundle has none."""
@@ -195,16 +152,24 @@ class BundleReader:
 
     def read_artifact(self, artifact: Artifact) -> bytes:
         """The artifact's bytes, after checking them against the manifest."""
-        with self._open_artifact(artifact) as stream:
+        with self.open_artifact(artifact) as stream:
             data = stream.read()
         check_artifact(artifact, io.BytesIO(data))
         return data
 
     def check_artifact(self, artifact: Artifact) -> None:
-        with self._open_artifact(artifact) as stream:
+        """Raise :class:`IntegrityError` unless the artifact's file is the recorded bytes."""
+        with self.open_artifact(artifact) as stream:
             check_artifact(artifact, stream)
 
-    def _open_artifact(self, artifact: Artifact) -> BinaryIO:
+    def open_artifact(self, artifact: Artifact) -> BinaryIO:
+        """The artifact's file, opened as it is (unchecked), following no link.
+
+        Raises:
+            IntegrityError: the file is missing, or is not a regular file.
+            BundleLayoutError: a symlink or special file on its path.
+            Replaced: it is missing because the bundle was replaced meanwhile.
+        """
         try:
             return self.open(artifact.path)
         except FileNotFoundError as exc:
@@ -232,13 +197,29 @@ def open_bundle(path: str | os.PathLike[str]) -> Iterator[BundleReader]:
         reader.close()
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "neither a regular file nor a directory"
+def manifest_from_bytes(data: bytes, source: str) -> Manifest:
+    """Parse a manifest's bytes as every reader of a bundle does; ``source`` names it.
+
+    Raises:
+        ManifestError: larger than :data:`~modelkeep.manifest.MAX_MANIFEST_BYTES`, not
+            UTF-8, not JSON or not a valid manifest.
+        UnsupportedFormatVersionError: its format version has no reader.
+    """
+    check_manifest_size(len(data), source)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(source, f"cannot be read ({exc})") from exc
+    return parse_manifest(text, source)
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read ``path/modelkeep.json``: the one manifest reader, with load's error policy.
+
+    Raises:
+        BundleNotFoundError: no bundle directory, or no manifest in it.
+        BundleLayoutError: the bundle holds a symlink or special file anywhere.
+        ManifestError: the manifest cannot be read or is invalid.
+    """
+    with open_bundle(path) as reader:
+        return reader.manifest()

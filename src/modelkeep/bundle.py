@@ -6,81 +6,56 @@ A bundle is a directory::
     artifacts/pipeline.*    one file per format, each hashed in the manifest
     model.sig               optional signature over every file (modelkeep.signing.sign);
                             save() never writes one, so saving over a bundle unsigns it
+
+This module is the two sequences and nothing under them: save()'s argument checks are in
+``_save_args.py``, writing a bundle in ``_writer.py``, reading one in ``_reader.py``, and
+the file layer both stand on (no-follow opens, atomic swaps, fsync) in ``_fs.py``.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import hashlib
 import io
 import math
 import os
-import pickle
-import re
-import shutil
-import time
-import types
-import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from modelkeep import _save_args
 from modelkeep._claims import check_claims
+from modelkeep._fs import save_lock
 from modelkeep._modes import EnvMode as EnvMode  # re-exported: conversion imports it here
-from modelkeep._reader import BundleReader as _BundleReader
-from modelkeep._reader import Replaced as _Replaced
-from modelkeep._reader import open_bundle
+from modelkeep._reader import BundleReader, Replaced
 from modelkeep._version import __version__
+from modelkeep._writer import staged_bundle, write_artifact, write_manifest
 from modelkeep.environment import capture_environment, compare_environment
 from modelkeep.errors import (
     ArtifactFormatError,
     ArtifactSkippedWarning,
-    BundleExistsError,
-    BundleLayoutError,
     BundleNotFoundError,
-    BundleWriteError,
     ConversionError,
     EnvironmentMismatchError,
     EnvironmentMismatchWarning,
-    InvalidArgumentError,
     InvalidChoiceError,
-    LabelMapError,
     ManifestError,
     ModelkeepError,
-    NotFittedModelError,
-    SampleMismatchError,
     SignatureError,
     UnknownFormatError,
 )
-from modelkeep.formats import available_formats, get_format
+from modelkeep.formats import get_format
 from modelkeep.formats.base import DumpContext, ServingFormat
-from modelkeep.integrity import fingerprint_frame, sha256_stream
-from modelkeep.manifest import (
-    MANIFEST_NAME,
-    Artifact,
-    DataInfo,
-    LabelEntry,
-    Manifest,
-    Scalar,
-    Target,
-    Task,
-    dump_manifest,
-)
+from modelkeep.integrity import fingerprint_frame
+from modelkeep.manifest import MANIFEST_NAME, Artifact, DataInfo, Manifest
 from modelkeep.model import Model
 from modelkeep.safety.policy import TrustPolicy
 from modelkeep.safety.sniff import content_of, sniff
 from modelkeep.signing import SIGNATURE_NAME, VerifiedSignature, check_signature
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from modelkeep.onnx.report import ParityThresholds
     from modelkeep.onnx.runtime import SessionOptions
 
@@ -90,7 +65,6 @@ if TYPE_CHECKING:
 __all__ = ["Check", "load", "save", "verify"]
 
 _ENV_MODES = ("warn", "strict", "ignore")
-_ARTIFACTS = "artifacts"
 
 
 # --------------------------------------------------------------------------------- save
@@ -154,31 +128,29 @@ def save(
         ...                labels={0: "No Churn", 1: "Churn"}, metrics={"f1": 0.71})
     """
     target = Path(path)
-    _check_fitted(model)
-    fmt_names = _check_formats(formats)
-    if not name or not isinstance(name, str):
-        raise InvalidChoiceError(repr(name), ["a non-empty string"], "name")
-    if isinstance(golden_rows, bool) or not isinstance(golden_rows, int) or golden_rows < 0:
-        raise InvalidChoiceError(repr(golden_rows), ["an integer >= 0"], "golden_rows")
-    _check_importable(model)
-    _existing_bundle(target, overwrite)  # fail early; checked again under the lock
+    _save_args.check_fitted(model)
+    fmt_names = _save_args.check_formats(formats)
+    _save_args.check_name(name)
+    _save_args.check_golden_rows(golden_rows)
+    _save_args.check_importable(model)
+    _save_args.existing_bundle(target, overwrite)  # fail early; checked again under the lock
 
     from modelkeep.golden import check_sample_kinds, record_golden
     from modelkeep.schema import infer_schema
 
-    frame = _sample_frame(model, sample, feature_names)
+    frame = _save_args.sample_frame(model, sample, feature_names)
     features = infer_schema(frame)
     check_sample_kinds(model, frame, features)
-    task, classes = _infer_task(model)
-    target_info = _target(classes, labels, task)
+    task, classes = _save_args.infer_task(model)
+    target_info = _save_args.target_info(classes, labels, task)
     golden = record_golden(model, frame, features, golden_rows, proba=task != "regression")
     # From here to the rename into place, one save of this path at a time: two processes
     # overwriting it would otherwise both read version n and both write n + 1.
-    with _save_lock(target, path):
-        previous = _existing_bundle(target, overwrite)
+    with save_lock(target, path):
+        previous = _save_args.existing_bundle(target, overwrite)
         # Replaced even when its manifest is unreadable or holds a link (previous is None).
         replace = target.exists()
-        resolved_version = _resolve_version(version, previous)
+        resolved_version = _save_args.resolve_version(version, previous)
         context = DumpContext(
             features=features,
             task=task,
@@ -206,7 +178,7 @@ def save(
                 task=task,
                 features=features,
                 target=target_info,
-                metrics=_check_metrics(metrics),
+                metrics=_save_args.check_metrics(metrics),
                 data=DataInfo(
                     fingerprint=fingerprint_frame(frame),
                     n_rows=len(frame),
@@ -230,314 +202,11 @@ def _write_bundle(
 ) -> Manifest:
     """Write the artifacts and the manifest ``build`` makes of them, atomically at target."""
     build([])  # validate everything that can fail before the first byte is written
-    with _atomic_directory(target, replace=replace) as staging:
-        (staging / _ARTIFACTS).mkdir()
+    with staged_bundle(target, replace=replace) as staging:
         artifacts = _write_artifacts(model, staging, formats, context)
         manifest = build(artifacts)
-        _write_file(staging / MANIFEST_NAME, dump_manifest(manifest).encode("utf-8"))
+        write_manifest(staging, manifest)
     return manifest
-
-
-def _check_fitted(model: Any) -> None:
-    from sklearn.exceptions import NotFittedError
-    from sklearn.utils.validation import check_is_fitted
-
-    if not hasattr(model, "predict"):
-        raise InvalidChoiceError(
-            type(model).__name__, ["a fitted estimator with predict()"], "model"
-        )
-    try:
-        check_is_fitted(model)
-    except NotFittedError as exc:
-        raise NotFittedModelError(type(model).__name__) from exc
-    except TypeError as exc:  # not an estimator at all
-        raise InvalidChoiceError(
-            type(model).__name__, ["a fitted scikit-learn estimator"], "model"
-        ) from exc
-
-
-class _Unimportable(Exception):
-    def __init__(self, obj: Any) -> None:
-        self.obj = obj
-
-
-class _ImportCheck(pickle.Pickler):
-    """Walks the model as pickling would; stops at a class or function no import can find."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, type | types.FunctionType) and _import_problem(obj):
-            raise _Unimportable(obj)
-        return NotImplemented
-
-
-class _Discard:
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-
-def _import_problem(obj: Any) -> str:
-    """Why ``obj`` (a class or function) cannot be imported by name elsewhere, or ""."""
-    qualname = getattr(obj, "__qualname__", "")
-    module = getattr(obj, "__module__", None)
-    what = "class" if isinstance(obj, type) else "function"
-    if "<lambda>" in qualname:
-        return "a lambda, which has no name to import"
-    if "<locals>" in qualname:
-        return f"a {what} defined inside a function, which no import can reach"
-    if module == "__main__":
-        return f"a {what} defined in __main__, which is a different module in every process"
-    return ""
-
-
-def _check_importable(model: Any) -> None:
-    """Refuse a model holding a class or function another process cannot import by name.
-
-    Every format stores classes and functions by module and name, and loading imports
-    them; a lambda, a function or class defined inside a function, or one defined in the
-    running script (``__main__``) would save here and fail to load anywhere else. Pickling
-    into nothing (out-of-band buffers dropped) visits every object the formats will.
-    """
-    checker = _ImportCheck(_Discard(), protocol=5, buffer_callback=lambda _: None)
-    try:
-        checker.dump(model)
-    except _Unimportable as found:
-        obj = found.obj
-        name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
-        raise InvalidArgumentError(
-            "model",
-            "classes and functions that another process can import by name",
-            f"{name!r}, {_import_problem(obj)}",
-            "A bundle refers to code by module and name; define it at the top level of an "
-            "importable module (not the script you run, not inside a function), import it "
-            "from there, and fit again.",
-        ) from None
-    except Exception:  # not picklable at all: the format's dump says why
-        return
-
-
-def _check_formats(formats: Sequence[str]) -> list[str]:
-    if isinstance(formats, str):
-        formats = (formats,)
-    names = list(dict.fromkeys(formats))
-    if not names:
-        raise InvalidChoiceError("()", available_formats(), "formats (at least one)")
-    for fmt in names:
-        if fmt not in available_formats():
-            raise UnknownFormatError(fmt, available_formats(), context="formats")
-    # "joblib" and "joblib:zlib" would both write artifacts/pipeline.joblib.
-    family = {n: n.partition(":")[0] for n in names}
-    for fmt in names:
-        same = [n for n in names if family[n] == family[fmt]]
-        if len(same) > 1:
-            raise InvalidChoiceError(
-                same[1], [same[0]], f"formats (one {family[fmt]} artifact per bundle)"
-            )
-    return names
-
-
-def _sample_frame(model: Any, sample: Any, feature_names: Sequence[str] | None) -> pd.DataFrame:
-    import pandas as pd
-
-    if isinstance(sample, pd.DataFrame):
-        frame = sample
-        if feature_names is not None and list(feature_names) != list(frame.columns):
-            raise SampleMismatchError(
-                "feature_names disagree with the sample's columns",
-                missing=set(feature_names) - set(frame.columns),
-                unexpected=set(frame.columns) - set(feature_names),
-            )
-    else:
-        array = np.asarray(sample)
-        if array.ndim != 2:
-            raise SampleMismatchError(
-                f"sample: expected a DataFrame or a 2-D array, got {type(sample).__name__} "
-                f"with {array.ndim} dimension(s)"
-            )
-        if feature_names is None:
-            raise SampleMismatchError(
-                "sample: a 2-D array needs feature_names=[...] naming its columns in order"
-            )
-        if len(feature_names) != array.shape[1]:
-            raise SampleMismatchError(
-                f"feature_names: expected {array.shape[1]} names (one per sample column), "
-                f"got {len(feature_names)}"
-            )
-        frame = pd.DataFrame(array, columns=list(feature_names))
-    if len(frame) == 0:
-        raise SampleMismatchError("sample: expected at least one row, got 0")
-    fitted_names = getattr(model, "feature_names_in_", None)
-    if fitted_names is not None:
-        fitted = [str(n) for n in fitted_names]
-        columns = [str(c) for c in frame.columns]
-        if set(fitted) != set(columns):
-            raise SampleMismatchError(
-                "sample's columns disagree with the model's feature_names_in_",
-                missing=set(fitted) - set(columns),
-                unexpected=set(columns) - set(fitted),
-            )
-        if fitted != columns:
-            frame = frame[fitted]
-    n_in = getattr(model, "n_features_in_", None)
-    if isinstance(n_in, int) and n_in != frame.shape[1]:
-        raise SampleMismatchError(
-            f"sample: expected {n_in} columns (the model's n_features_in_), got {frame.shape[1]}"
-        )
-    return frame
-
-
-def _infer_task(model: Any) -> tuple[Task, list[Scalar] | None]:
-    from sklearn.base import is_classifier, is_regressor
-
-    classes = getattr(model, "classes_", None)
-    if is_classifier(model) or (classes is not None and not is_regressor(model)):
-        if classes is None or (isinstance(classes, list) and classes and np.ndim(classes[0])):
-            raise InvalidChoiceError(
-                type(model).__name__, ["a single-output classifier with classes_"], "model"
-            )
-        values = [_scalar(c) for c in np.asarray(classes).tolist()]
-        return ("binary" if len(values) == 2 else "multiclass"), values
-    if is_regressor(model):
-        return "regression", None
-    raise InvalidChoiceError(type(model).__name__, ["a classifier or a regressor"], "model")
-
-
-def _scalar(value: Any) -> Scalar:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bool | int | float | str):
-        return value
-    raise InvalidChoiceError(
-        repr(value), ["class values that are numbers, strings or booleans"], "model.classes_"
-    )
-
-
-def _target(classes: list[Scalar] | None, labels: Mapping[Any, str] | None, task: Task) -> Target:
-    if classes is None:
-        if labels is not None:
-            raise InvalidChoiceError("labels=...", ["no labels for a regression model"], "labels")
-        return Target()
-    if labels is None:  # predictions are then the classes themselves, with their type
-        return Target(classes=classes)
-    keys = [_scalar(k) for k in labels]
-    if sorted(map(repr, keys)) != sorted(map(repr, classes)) or len(keys) != len(classes):
-        raise LabelMapError(classes, keys)
-    for key, label in labels.items():
-        if not isinstance(label, str) or not label:
-            raise InvalidChoiceError(repr(label), ["a non-empty string"], f"labels[{key!r}]")
-    if len(set(labels.values())) != len(labels):
-        raise InvalidChoiceError(
-            repr(list(labels.values())), ["a different label for each class"], "labels"
-        )
-    by_key = {_scalar(k): v for k, v in labels.items()}
-    return Target(classes=classes, labels=[LabelEntry(value=c, label=by_key[c]) for c in classes])
-
-
-def _check_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
-    checked: dict[str, float] = {}
-    for key, value in (metrics or {}).items():
-        if not isinstance(key, str):
-            raise InvalidChoiceError(repr(key), ["string metric names"], "metrics")
-        number = value.item() if isinstance(value, np.generic) else value
-        if isinstance(number, bool) or not isinstance(number, int | float):
-            raise InvalidChoiceError(repr(value), ["a number"], f"metrics[{key!r}]")
-        if not math.isfinite(number):
-            raise InvalidChoiceError(repr(value), ["a finite number"], f"metrics[{key!r}]")
-        checked[key] = float(number)
-    return checked
-
-
-_LOCK_SUFFIX = ".modelkeep-lock"
-
-
-@contextmanager
-def _save_lock(target: Path, given: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive lock on ``.<name>.modelkeep-lock`` beside ``target``.
-
-    A concurrent save of the same path waits for this one, then sees its bundle: versions
-    stay distinct and a first save never races another. The lock file is removed on
-    release; a waiter that then holds the lock of a removed file tries again on the new
-    one, so two writers never hold "the" lock at once. Where ``fcntl`` is missing
-    (Windows) saves are not serialized.
-    """
-    parent = _writable_parent(target, given)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    lock_path = parent / f".{target.name}{_LOCK_SUFFIX}"
-    while True:
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        except OSError as exc:
-            raise _write_error(given, exc, parent) from exc
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            held = os.fstat(fd)
-            current = os.stat(lock_path, follow_symlinks=False)
-        except FileNotFoundError:
-            current = None
-        if current is not None and (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
-            break
-        os.close(fd)  # the previous holder removed this file: lock the new one
-    try:
-        yield
-    finally:
-        os.unlink(lock_path)  # still locked: a waiter on this file sees it gone, retries
-        os.close(fd)
-
-
-def _writable_parent(target: Path, given: str | os.PathLike[str]) -> Path:
-    """``target``'s parent, created if needed; a path no bundle can be written at raises."""
-    parent = target.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _write_error(given, exc, parent) from exc
-    return parent
-
-
-def _write_error(given: str | os.PathLike[str], exc: OSError, parent: Path) -> BundleWriteError:
-    path = os.fspath(given)
-    blocker = next((p for p in [parent, *parent.parents] if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        return BundleWriteError(
-            path,
-            f"{str(blocker)!r} is a file, not a directory",
-            "Choose a path whose parent folders are directories (or can be created).",
-        )
-    if isinstance(exc, PermissionError):
-        where = blocker if blocker is not None else parent
-        return BundleWriteError(
-            path,
-            f"no permission to write in {str(where)!r}",
-            "Choose a folder you can write to, or change its permissions.",
-        )
-    return BundleWriteError(path, exc.strerror or str(exc), "Check the path and the disk.")
-
-
-def _existing_bundle(target: Path, overwrite: bool) -> Manifest | None:
-    if not target.exists() and not target.is_symlink():
-        return None
-    if not overwrite:
-        raise BundleExistsError(str(target))
-    if target.is_symlink() or not (target / MANIFEST_NAME).is_file():
-        # Never delete something that is not a bundle, whatever overwrite says.
-        raise BundleExistsError(str(target) + " (and it is not a modelkeep bundle)")
-    try:
-        return _read_manifest_at(target)
-    except (ManifestError, BundleLayoutError):
-        return None  # only its version is wanted; the whole directory is replaced anyway
-
-
-def _resolve_version(version: str | int | None, previous: Manifest | None) -> str:
-    if version is not None:
-        if isinstance(version, bool) or not str(version).strip():
-            raise InvalidChoiceError(repr(version), ["a non-empty string or number"], "version")
-        return str(version)
-    if previous is not None and previous.version.isdigit():
-        return str(int(previous.version) + 1)
-    return "1"
 
 
 def _write_artifacts(
@@ -553,7 +222,7 @@ def _write_artifacts(
     skipped: list[tuple[str, ConversionError]] = []
     for fmt_name in fmt_names:
         try:
-            artifacts.append(_write_artifact(model, staging, fmt_name, context))
+            artifacts.append(write_artifact(model, staging, fmt_name, context))
         except ConversionError as exc:
             if len(fmt_names) == 1:
                 raise
@@ -565,167 +234,12 @@ def _write_artifacts(
     return artifacts
 
 
-def _write_artifact(
-    model: Any, staging: Path, fmt_name: str, context: DumpContext | None = None
-) -> Artifact:
-    fmt = get_format(fmt_name)
-    relative = f"{_ARTIFACTS}/pipeline.{fmt.extension}"
-    file = staging / relative
-    try:
-        details = fmt.dump(model, file, context=context)
-    except BaseException:
-        file.unlink(missing_ok=True)
-        raise
-    with file.open("rb") as stream:
-        digest, size = sha256_stream(stream)
-    _fsync(file)
-    return Artifact(path=relative, format=fmt.name, sha256=digest, size=size, details=details)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    with path.open("wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def _atomic_directory(target: Path, *, replace: bool) -> Iterator[Path]:
-    """Yield a staging directory beside ``target``; move it into place on success.
-
-    On any failure the staging directory is removed, so nothing is left behind. Replacing
-    swaps the two directories in one rename (Linux ``renameat2(RENAME_EXCHANGE)``), so a
-    reader sees the old bundle or the new one, never a mix.
-    """
-    parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_staging(target)
-    staging = parent / f".{target.name}.modelkeep-{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
-    held = _hold_directory(staging)
-    try:
-        yield staging
-        _fsync(staging / _ARTIFACTS)
-        _fsync(staging)
-        if replace:
-            _swap_into_place(staging, target)
-        else:
-            try:
-                os.rename(staging, target)
-            except OSError as exc:
-                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise BundleExistsError(str(target)) from exc
-                raise
-        _fsync(parent)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-        if held is not None:
-            os.close(held)
-
-
-# A staging directory younger than this is never taken for a dead save's: its owner may
-# not have locked it yet (mkdir and flock are two calls).
-_STAGING_GRACE_SECONDS = 2.0
-
-
-def _hold_directory(path: Path) -> int | None:
-    """An open descriptor holding an exclusive flock on ``path`` (None without fcntl).
-
-    The lock lives as long as the saving process: a staging directory nobody holds
-    belongs to a save that was killed.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return None
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
-
-
-def _remove_dead_staging(target: Path) -> None:
-    """Remove the staging directories beside ``target`` left by saves that were killed.
-
-    A save removes its staging directory on any error, but not when its process is
-    killed; the next write to the same path removes it, once no process holds its lock.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: liveness cannot be told
-        return
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.modelkeep-[0-9a-f]{{12}}")
-    try:
-        entries = list(os.scandir(target.parent))
-    except OSError:
-        return
-    for entry in entries:
-        if not pattern.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
-            continue
-        try:
-            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a live save holds it
-            if time.time() - os.fstat(fd).st_ctime >= _STAGING_GRACE_SECONDS:
-                shutil.rmtree(entry.path, ignore_errors=True)
-        finally:
-            os.close(fd)
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    if _rename_exchange(staging, target):
-        return  # staging now holds the old bundle; the finally clause removes it
-    old = target.parent / f".{target.name}.modelkeep-old-{uuid.uuid4().hex[:12]}"
-    os.rename(target, old)
-    try:
-        os.rename(staging, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _rename_exchange(a: Path, b: Path) -> bool:
-    """Atomically exchange two paths; False where the OS cannot."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
-    if result == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(code, os.strerror(code), str(b))
-
-
 # --------------------------------------------------------------------------------- load
 
 
 # A reader retries when a concurrent overwrite removed the files it was reading; each
 # attempt reads one whole bundle, old or new.
 _ATTEMPTS = 3
-
-
-def _read_manifest_at(path: Path) -> Manifest:
-    with open_bundle(path) as reader:
-        return reader.manifest()
 
 
 def load(
@@ -814,7 +328,7 @@ def load(
             checks.deserialize(manifest)
             checks.claims(manifest)
             checks.golden(manifest)
-        except _Replaced:
+        except Replaced:
             if attempt == _ATTEMPTS - 1:
                 raise BundleNotFoundError(
                     str(path), "it was replaced repeatedly while being read"
@@ -859,7 +373,7 @@ class _Checks:
         self.atol = float(atol)
         self.public_key = public_key
         self.session_options = session_options
-        self.reader = _BundleReader(Path(path))
+        self.reader = BundleReader(Path(path))
         self._data: bytes | None = None
         self.chosen: Artifact
         self.differences: list[Any] = []
@@ -928,7 +442,7 @@ class _Checks:
             # The reference verifier hashes files by path: if a concurrent save swapped the
             # bundle meanwhile, read the whole bundle again rather than report a mismatch.
             if self.reader.replaced():
-                raise _Replaced from None
+                raise Replaced from None
             raise
 
     def integrity(self, manifest: Manifest) -> None:

@@ -15,15 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelkeep._reader import open_bundle
-from modelkeep.bundle import (
-    _ARTIFACTS,
-    EnvMode,
-    _atomic_directory,
-    _write_artifact,
-    _write_file,
-    load,
-)
+from modelkeep._fs import write_file
+from modelkeep._modes import EnvMode
+from modelkeep._reader import SIGNATURE_NAME, open_bundle
+from modelkeep._writer import staged_bundle, write_artifact, write_manifest
+from modelkeep.bundle import load
 from modelkeep.errors import (
     InvalidArgumentError,
     InvalidChoiceError,
@@ -33,14 +29,14 @@ from modelkeep.errors import (
 )
 from modelkeep.formats import available_formats, get_format
 from modelkeep.formats.base import DumpContext, ServingFormat
-from modelkeep.manifest import MANIFEST_NAME, Manifest, dump_manifest
+from modelkeep.manifest import MANIFEST_NAME, Manifest
 
 if TYPE_CHECKING:
     from modelkeep.onnx.report import ParityThresholds
 
 __all__ = ["convert", "read_validation"]
 
-_NOT_CARRIED = frozenset({MANIFEST_NAME, "model.sig"})
+_NOT_CARRIED = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
 
 
 def convert(
@@ -100,17 +96,16 @@ def convert(
             raise ManifestError(
                 str(target / MANIFEST_NAME), "changed while the model was being converted"
             )
-        with _atomic_directory(target, replace=True) as staging:
-            (staging / _ARTIFACTS).mkdir()
+        with staged_bundle(target, replace=True) as staging:
             for artifact in manifest.artifacts:
                 # read_artifact checks size and hash: the copy is the recorded bytes.
-                _write_file(staging / artifact.path, reader.read_artifact(artifact))
+                write_file(staging / artifact.path, reader.read_artifact(artifact))
             for name in reader.files:
                 if "/" not in name and name not in _NOT_CARRIED:
-                    _write_file(staging / name, reader.read(name))
-            added = _write_artifact(original.estimator, staging, to, context)
+                    write_file(staging / name, reader.read(name))
+            added = write_artifact(original.estimator, staging, to, context)
             updated = manifest.model_copy(update={"artifacts": [*manifest.artifacts, added]})
-            _write_file(staging / MANIFEST_NAME, dump_manifest(updated).encode("utf-8"))
+            write_manifest(staging, updated)
     return updated
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, BinaryIO
 
+from modelkeep._fs import sha256_stream
 from modelkeep.errors import IntegrityError
 from modelkeep.manifest import Artifact
 
@@ -12,18 +13,6 @@ if TYPE_CHECKING:  # imported where used: loading a bundle needs no pandas
     import pandas as pd
 
 __all__ = ["check_artifact", "fingerprint_frame", "sha256_stream"]
-
-_CHUNK = 1 << 20
-
-
-def sha256_stream(stream: BinaryIO) -> tuple[str, int]:
-    """SHA-256 hex digest and byte count of everything left in ``stream``."""
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := stream.read(_CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def check_artifact(artifact: Artifact, stream: BinaryIO) -> None:

@@ -280,7 +280,6 @@ def read_manifest(bundle: Path) -> Manifest:
         BundleLayoutError: the bundle holds a symlink or special file anywhere.
         ManifestError: the manifest cannot be read or is invalid.
     """
-    from modelkeep._reader import open_bundle  # it reads manifests with this module
+    from modelkeep._reader import read_manifest  # it parses manifests with this module
 
-    with open_bundle(bundle) as reader:
-        return reader.manifest()
+    return read_manifest(bundle)

@@ -30,12 +30,12 @@ import hashlib
 import json
 import os
 import tempfile
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelkeep._fs import sha256_stream, write_file
 from modelkeep._reader import SIGNATURE_NAME, BundleReader, open_bundle
 from modelkeep.errors import (
     ManifestError,
@@ -154,19 +154,14 @@ def _public_pem(public_key: EllipticCurvePublicKey) -> bytes:
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
-    # O_EXCL: never replace a key; the mode is set at creation, so the private key is never
-    # readable by others, and fchmod makes it exact whatever the umask.
+    # Exclusive: never replace a key; the mode is set before the first byte, so the private
+    # key is never readable by others, exactly whatever the umask.
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        write_file(path, data, mode=mode, exclusive=True)
     except FileExistsError as exc:
         raise SigningKeyExistsError(str(path)) from exc
     except OSError as exc:
         raise SigningKeyError(str(path), f"cannot be written ({exc.strerror})") from exc
-    with os.fdopen(fd, "wb") as stream:
-        os.fchmod(stream.fileno(), mode)
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
 
 
 def _read_key_file(path: Path) -> bytes:
@@ -298,20 +293,8 @@ def sign(bundle: str | os.PathLike[str], key: str | os.PathLike[str]) -> Verifie
             kind="mismatch",
         )
     target = directory / SIGNATURE_NAME
-    _replace_file(target, data)
+    write_file(target, data)
     return VerifiedSignature(target, _key_id(private_key.public_key()), tuple(sorted(files)))
-
-
-def _replace_file(target: Path, data: bytes) -> None:
-    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with staging.open("xb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- verify
@@ -592,7 +575,8 @@ def _differences(
         problems.append(f"signed but missing: {_names(missing)}")
     if hashed:
         for name in sorted(set(files) & set(signed)):
-            digest = _sha256_file(reader, name)
+            with reader.open(name) as stream:
+                digest, _ = sha256_stream(stream)
             if digest != signed[name]:
                 problems.append(
                     f"changed: {name!r} (sha256 signed {signed[name][:_SHOWN_DIGEST]}..., "
@@ -642,14 +626,6 @@ def _check_digests(bundle: str, signed: Mapping[str, str], expected: Mapping[str
                 "signed",
                 kind="mismatch",
             )
-
-
-def _sha256_file(reader: BundleReader, name: str) -> str:
-    digest = hashlib.sha256()
-    with reader.open(name) as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _names(names: Iterable[str]) -> str:

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from modelkeep._modes import EnvMode
-from modelkeep._reader import SIGNATURE_NAME, open_bundle
+from modelkeep._reader import SIGNATURE_NAME, manifest_from_bytes, open_bundle
 from modelkeep.errors import (
     BundleLayoutError,
     BundleRejectedError,
@@ -71,10 +71,10 @@ from modelkeep.errors import (
     RegistryLockedError,
     UnknownReferenceError,
 )
-from modelkeep.manifest import MANIFEST_NAME, Manifest, parse_manifest
+from modelkeep.manifest import MANIFEST_NAME, Manifest
 from modelkeep.registry import journal, locks
 from modelkeep.registry._time import utc_now
-from modelkeep.registry.artifacts import BundleFolders, copy_bundle
+from modelkeep.registry.artifacts import BundleFolders
 from modelkeep.registry.diff import VersionDiff, diff_manifests
 from modelkeep.registry.records import (
     AliasEvent,
@@ -999,11 +999,9 @@ def _old_enough(path: Path) -> bool:
 
 
 def _parse(data: bytes, source: Path) -> Manifest:
-    where = str(source / MANIFEST_NAME)
+    """The manifest's bytes as the one reader parses them; a bad one rejects the bundle."""
     try:
-        return parse_manifest(data.decode("utf-8"), where)
-    except UnicodeDecodeError as exc:
-        raise BundleRejectedError(str(source), ManifestError(where, f"not UTF-8 ({exc})")) from exc
+        return manifest_from_bytes(data, str(source / MANIFEST_NAME))
     except ManifestError as exc:
         raise BundleRejectedError(str(source), exc) from exc
 
@@ -1080,4 +1078,4 @@ def _copy_bundle(source: Path, target: Path) -> None:
     """
     with open_bundle(source) as reader:
         target.mkdir(parents=True)
-        copy_bundle(reader, target, leave_out={SIGNATURE_NAME})
+        reader.copy_to(target, leave_out={SIGNATURE_NAME})

@@ -19,17 +19,17 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Container
 from pathlib import Path
 
-from modelkeep._reader import BundleReader, open_bundle
+from modelkeep._fs import fsync_dir
+from modelkeep._reader import open_bundle
 from modelkeep.errors import BundleNotFoundError
 from modelkeep.manifest import MANIFEST_NAME
 from modelkeep.registry import journal
-from modelkeep.registry.journal import RecordState, fsync_dir
+from modelkeep.registry.journal import RecordState
 from modelkeep.registry.records import VersionRecord
 
-__all__ = ["BundleFolders", "copy_bundle"]
+__all__ = ["BundleFolders"]
 
 _READ_ONLY_FILE = 0o444
 _READ_ONLY_DIR = 0o555
@@ -60,7 +60,7 @@ class BundleFolders:
             staged = self.staging / uuid.uuid4().hex
             staged.mkdir()
             try:
-                copy_bundle(reader, staged)
+                reader.copy_to(staged)
             except BaseException:
                 remove_tree(staged)
                 raise
@@ -132,25 +132,6 @@ def _entries(directory: Path) -> list[str]:
         return sorted(entry.name for entry in os.scandir(directory))
     except FileNotFoundError:
         return []
-
-
-def copy_bundle(reader: BundleReader, target: Path, *, leave_out: Container[str] = ()) -> None:
-    """Copy every directory and file ``reader`` lists into ``target`` (which exists).
-
-    Files named in ``leave_out`` are not copied. Each file and directory is fsynced.
-    """
-    for directory in reader.directories:
-        (target / directory).mkdir()
-    for name in reader.files:
-        if name in leave_out:
-            continue
-        with reader.open(name) as source, (target / name).open("xb") as writer:
-            shutil.copyfileobj(source, writer, 1 << 20)
-            writer.flush()
-            os.fsync(writer.fileno())
-    for directory in reversed(reader.directories):
-        fsync_dir(target / directory)
-    fsync_dir(target)
 
 
 def _make_read_only(root: Path) -> None:

@@ -217,7 +217,8 @@ def _prove(
 
     with open_bundle(target) as reader:
         for artifact in reader.manifest().artifacts:
-            content = reader.read(artifact.path)
+            with reader.open_artifact(artifact) as stream:
+                content = stream.read()
             if artifact.format == "skops":
                 _prove_skops(content, artifact.path, policy)
             elif artifact.format in ("pickle", "joblib"):
