@@ -21,6 +21,12 @@ Wrong input raises :class:`SchemaError`; its ``kind`` says which rule failed:
 Unusual but usable input gives one :class:`SchemaWarning` per column and kind:
 ``"extra_columns"``, ``"unseen_categories"``, ``"out_of_range"``, ``"unexpected_missing"``
 (for the last one ``values`` holds row positions, for the others the offending values).
+Every :class:`SchemaError` also holds its facts as records, ``problems``
+(:class:`~modelkeep.errors.InputProblem`: row, column, expected, received, message, kind).
+
+The order of the checks, the messages and the missing-value test live in
+:mod:`modelkeep._inputs`, shared with the pandas-free ONNX path; this module keeps what
+needs pandas: the schema inference and the converters into pandas storage.
 
 Conversions are strict on purpose: a string is never parsed as a number or a boolean, and a
 number is never turned into a string, because a client sending ``"12"`` for a number has a

@@ -10,7 +10,9 @@ or an unconvertible value is a :class:`SchemaError`; unknown columns, unseen cat
 values outside the training range and unexpected missing values warn (or raise with
 ``strict=True``).
 
-No DataFrame is built and pandas is never imported here: a DataFrame passed in is read
+The checks, their order and their messages come from :mod:`modelkeep._inputs` (shared with
+``prepare``); this module holds the numpy converters and the ONNX narrowing. No DataFrame
+is built and pandas is never imported here: a DataFrame passed in is read
 column by column through ``to_numpy()``. What differs from ``prepare``: an integer or
 boolean column the training data had complete is an ``int64`` or ``bool`` input, which
 cannot hold a missing value, so a missing value there is an error rather than a warning;
