@@ -39,6 +39,7 @@ from modelkeep.errors import (
 )
 
 __all__ = [
+    "STAGING_GRACE_SECONDS",
     "atomic_directory",
     "copy_tree",
     "fsync",
@@ -55,8 +56,8 @@ __all__ = [
 # The one spelling of "never follow a link". O_NONBLOCK: opening a FIFO planted after a
 # walk must not hang; it is refused instead.
 _NOFOLLOW = os.O_NOFOLLOW
-FILE_FLAGS = os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK
-DIRECTORY_FLAGS = os.O_RDONLY | _NOFOLLOW | os.O_DIRECTORY
+_FILE_FLAGS = os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK
+_DIRECTORY_FLAGS = os.O_RDONLY | _NOFOLLOW | os.O_DIRECTORY
 
 _CHUNK = 1 << 20
 
@@ -124,9 +125,9 @@ def open_nofollow(
         current = base
         for depth, part in enumerate(parts[:-1]):
             where = "/".join(parts[: depth + 1])
-            current = open_at(part, current, DIRECTORY_FLAGS, root=shown, relative=where)
+            current = open_at(part, current, _DIRECTORY_FLAGS, root=shown, relative=where)
             opened.append(current)
-        fd = open_at(parts[-1], current, FILE_FLAGS, root=shown, relative=relative)
+        fd = open_at(parts[-1], current, _FILE_FLAGS, root=shown, relative=relative)
     finally:
         for descriptor in opened:
             os.close(descriptor)
@@ -159,7 +160,7 @@ def walk(dir_fd: int, *, root: str, prefix: str = "") -> tuple[list[str], list[s
             files.append(relative)
         elif stat.S_ISDIR(status.st_mode):
             directories.append(relative)
-            sub = open_at(name, dir_fd, DIRECTORY_FLAGS, root=root, relative=relative)
+            sub = open_at(name, dir_fd, _DIRECTORY_FLAGS, root=root, relative=relative)
             try:
                 more_files, more_directories = walk(sub, root=root, prefix=relative + "/")
             finally:
@@ -369,7 +370,7 @@ def _remove_dead_staging(target: Path) -> None:
         if not pattern.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
             continue
         try:
-            fd = os.open(entry.path, DIRECTORY_FLAGS)
+            fd = os.open(entry.path, _DIRECTORY_FLAGS)
         except OSError:
             continue
         try:

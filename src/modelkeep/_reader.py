@@ -7,6 +7,9 @@ walks all of it first and refuses anything that is not a regular file or a direc
 would otherwise let a bundle load, hash, sign or copy files from outside itself. Each file
 is then opened one path component at a time, relative to the descriptor of the directory
 above it, with ``O_NOFOLLOW``: a link planted after the walk is refused too, not followed.
+The walk and the opens are ``_fs.py``'s; this module adds what a bundle is: its manifest
+(read and parsed here only, for every reader, with one error policy), its artifacts
+(checked against the manifest) and its signature.
 """
 
 from __future__ import annotations
