@@ -399,20 +399,22 @@ def tree_hidden(where: str) -> Callable[[], bytes]:
         model = LogisticRegression().fit(x, y)
         dt = fitted_tree()
         dt.__dict__["tree_"] = _bad_tree(dt.tree_)
+        # Hidden where the state tables admit the container (a dict attribute, an object
+        # array of labels), so that the tree walk, not the kind check, must find it.
         if where == "dict":
-            model.__dict__["classes_"] = {"a": dt}
+            model.__dict__["_sklearn_output_config"] = {"a": dt}
         elif where == "list":
-            model.__dict__["classes_"] = [0, [dt]]
+            model.__dict__["_sklearn_output_config"] = {"a": [0, [dt]]}
         elif where == "object-array":
             holder = np.empty(2, dtype=object)
             holder[0], holder[1] = 0, dt
             model.__dict__["classes_"] = holder
         elif where == "bare-tree-in-list":
-            model.__dict__["classes_"] = [dt.__dict__["tree_"]]
+            model.__dict__["_sklearn_output_config"] = {"a": [dt.__dict__["tree_"]]}
         elif where == "series":
             import pandas as pd
 
-            model.__dict__["classes_"] = pd.Series([0, dt], dtype=object)
+            model.__dict__["_sklearn_output_config"] = {"a": pd.Series([0, dt], dtype=object)}
         return dumps(model)
 
     return build

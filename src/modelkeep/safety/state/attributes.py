@@ -151,6 +151,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     "scipy.sparse._csr.csr_matrix": frozenset(
         {
             "_has_canonical_format",
+            "_has_sorted_indices",
             "_shape",
             "data",
             "indices",
@@ -158,6 +159,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "maxprint",
         }
     ),
+    "sklearn._loss.link.HalfLogitLink": frozenset({}),
     "sklearn._loss.link.IdentityLink": frozenset({}),
     "sklearn._loss.link.Interval": frozenset(
         {
@@ -169,6 +171,33 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     ),
     "sklearn._loss.link.LogLink": frozenset({}),
     "sklearn._loss.link.LogitLink": frozenset({}),
+    "sklearn._loss.link.MultinomialLogit": frozenset({}),
+    "sklearn._loss.loss.AbsoluteError": frozenset(
+        {
+            "approx_hessian",
+            "closs",
+            "constant_hessian",
+            "device",
+            "interval_y_pred",
+            "interval_y_true",
+            "link",
+            "n_classes",
+            "xp",
+        }
+    ),
+    "sklearn._loss.loss.ExponentialLoss": frozenset(
+        {
+            "approx_hessian",
+            "closs",
+            "constant_hessian",
+            "device",
+            "interval_y_pred",
+            "interval_y_true",
+            "link",
+            "n_classes",
+            "xp",
+        }
+    ),
     "sklearn._loss.loss.HalfBinomialLoss": frozenset(
         {
             "approx_hessian",
@@ -193,6 +222,22 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "link",
             "n_classes",
             "xp",
+        }
+    ),
+    "sklearn._loss.loss.HalfMultinomialLoss": frozenset(
+        {
+            "approx_hessian",
+            "class_indexing_offsets",
+            "closs",
+            "constant_hessian",
+            "device",
+            "interval_y_pred",
+            "interval_y_true",
+            "link",
+            "n_classes",
+            "xp",
+            "y_true_int",
+            "y_true_one_hot",
         }
     ),
     "sklearn._loss.loss.HalfPoissonLoss": frozenset(
@@ -221,7 +266,47 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "xp",
         }
     ),
+    "sklearn._loss.loss.HalfTweedieLoss": frozenset(
+        {
+            "approx_hessian",
+            "closs",
+            "constant_hessian",
+            "device",
+            "interval_y_pred",
+            "interval_y_true",
+            "link",
+            "n_classes",
+            "xp",
+        }
+    ),
     "sklearn._loss.loss.HalfTweedieLossIdentity": frozenset(
+        {
+            "approx_hessian",
+            "closs",
+            "constant_hessian",
+            "device",
+            "interval_y_pred",
+            "interval_y_true",
+            "link",
+            "n_classes",
+            "xp",
+        }
+    ),
+    "sklearn._loss.loss.HuberLoss": frozenset(
+        {
+            "approx_hessian",
+            "closs",
+            "constant_hessian",
+            "device",
+            "interval_y_pred",
+            "interval_y_true",
+            "link",
+            "n_classes",
+            "quantile",
+            "xp",
+        }
+    ),
+    "sklearn._loss.loss.PinballLoss": frozenset(
         {
             "approx_hessian",
             "closs",
@@ -261,6 +346,11 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "b_",
         }
     ),
+    "sklearn.calibration._TemperatureScaling": frozenset(
+        {
+            "beta_",
+        }
+    ),
     "sklearn.cluster._affinity_propagation.AffinityPropagation": frozenset(
         {
             "affinity",
@@ -287,6 +377,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "compute_full_tree",
             "connectivity",
             "distance_threshold",
+            "distances_",
             "feature_names_in_",
             "labels_",
             "linkage",
@@ -307,6 +398,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "compute_full_tree",
             "connectivity",
             "distance_threshold",
+            "distances_",
             "feature_names_in_",
             "labels_",
             "linkage",
@@ -462,6 +554,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "algorithm",
             "allow_single_cluster",
             "alpha",
+            "centroids_",
             "cluster_selection_epsilon",
             "cluster_selection_method",
             "copy",
@@ -469,6 +562,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "labels_",
             "leaf_size",
             "max_cluster_size",
+            "medoids_",
             "metric",
             "metric_params",
             "min_cluster_size",
@@ -1026,12 +1120,14 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     "sklearn.decomposition._kernel_pca.KernelPCA": frozenset(
         {
             "X_fit_",
+            "X_transformed_fit_",
             "_centerer",
             "_sklearn_output_config",
             "alpha",
             "coef0",
             "copy_X",
             "degree",
+            "dual_coef_",
             "eigen_solver",
             "eigenvalues_",
             "eigenvectors_",
@@ -1235,6 +1331,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "_n_features_out",
             "classes_",
             "coef_",
+            "covariance_",
             "covariance_estimator",
             "explained_variance_ratio_",
             "feature_names_in_",
@@ -1255,6 +1352,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     "sklearn.discriminant_analysis.QuadraticDiscriminantAnalysis": frozenset(
         {
             "classes_",
+            "covariance_",
             "covariance_estimator",
             "feature_names_in_",
             "means_",
@@ -1318,7 +1416,9 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "n_estimators",
             "n_features_in_",
             "n_jobs",
+            "oob_decision_function_",
             "oob_score",
+            "oob_score_",
             "random_state",
             "verbose",
             "warm_start",
@@ -1344,7 +1444,9 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "n_estimators",
             "n_features_in_",
             "n_jobs",
+            "oob_prediction_",
             "oob_score",
+            "oob_score_",
             "random_state",
             "verbose",
             "warm_start",
@@ -1379,7 +1481,9 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "n_features_in_",
             "n_jobs",
             "n_outputs_",
+            "oob_decision_function_",
             "oob_score",
+            "oob_score_",
             "random_state",
             "verbose",
             "warm_start",
@@ -1412,7 +1516,9 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "n_features_in_",
             "n_jobs",
             "n_outputs_",
+            "oob_prediction_",
             "oob_score",
+            "oob_score_",
             "random_state",
             "verbose",
             "warm_start",
@@ -1447,7 +1553,9 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "n_features_in_",
             "n_jobs",
             "n_outputs_",
+            "oob_decision_function_",
             "oob_score",
+            "oob_score_",
             "random_state",
             "verbose",
             "warm_start",
@@ -1480,7 +1588,9 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "n_features_in_",
             "n_jobs",
             "n_outputs_",
+            "oob_prediction_",
             "oob_score",
+            "oob_score_",
             "random_state",
             "verbose",
             "warm_start",
@@ -1609,6 +1719,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "_baseline_prediction",
             "_bin_mapper",
             "_feature_subsample_rng",
+            "_fitted_with_sw",
             "_is_categorical_remapped",
             "_label_encoder",
             "_loss",
@@ -1654,6 +1765,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "_baseline_prediction",
             "_bin_mapper",
             "_feature_subsample_rng",
+            "_fitted_with_sw",
             "_is_categorical_remapped",
             "_loss",
             "_n_features",
@@ -2454,6 +2566,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "copy_X",
             "dual_gap_",
             "eps_",
+            "feature_names_in_",
             "fit_intercept",
             "intercept_",
             "l1_ratio",
@@ -2476,6 +2589,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "cv",
             "dual_gap_",
             "eps",
+            "feature_names_in_",
             "fit_intercept",
             "intercept_",
             "l1_ratio",
@@ -2498,6 +2612,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "copy_X",
             "dual_gap_",
             "eps_",
+            "feature_names_in_",
             "fit_intercept",
             "intercept_",
             "l1_ratio",
@@ -2520,6 +2635,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "cv",
             "dual_gap_",
             "eps",
+            "feature_names_in_",
             "fit_intercept",
             "intercept_",
             "max_iter",
@@ -2815,8 +2931,12 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     "sklearn.linear_model._passive_aggressive.PassiveAggressiveClassifier": frozenset(
         {
             "C",
+            "_average_coef",
+            "_average_intercept",
             "_expanded_class_weight",
             "_loss_function_",
+            "_standard_coef",
+            "_standard_intercept",
             "alpha",
             "average",
             "class_weight",
@@ -2850,6 +2970,10 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     "sklearn.linear_model._passive_aggressive.PassiveAggressiveRegressor": frozenset(
         {
             "C",
+            "_average_coef",
+            "_average_intercept",
+            "_standard_coef",
+            "_standard_intercept",
             "alpha",
             "average",
             "coef_",
@@ -2975,6 +3099,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "best_score_",
             "coef_",
             "cv",
+            "cv_results_",
             "feature_names_in_",
             "fit_intercept",
             "gcv_mode",
@@ -3016,6 +3141,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "classes_",
             "coef_",
             "cv",
+            "cv_results_",
             "feature_names_in_",
             "fit_intercept",
             "gcv_mode",
@@ -3027,8 +3153,12 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     ),
     "sklearn.linear_model._stochastic_gradient.SGDClassifier": frozenset(
         {
+            "_average_coef",
+            "_average_intercept",
             "_expanded_class_weight",
             "_loss_function_",
+            "_standard_coef",
+            "_standard_intercept",
             "alpha",
             "average",
             "class_weight",
@@ -3061,7 +3191,11 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     ),
     "sklearn.linear_model._stochastic_gradient.SGDOneClassSVM": frozenset(
         {
+            "_average_coef",
+            "_average_intercept",
             "_loss_function_",
+            "_standard_coef",
+            "_standard_intercept",
             "alpha",
             "average",
             "coef_",
@@ -3092,6 +3226,10 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     ),
     "sklearn.linear_model._stochastic_gradient.SGDRegressor": frozenset(
         {
+            "_average_coef",
+            "_average_intercept",
+            "_standard_coef",
+            "_standard_intercept",
             "alpha",
             "average",
             "coef_",
@@ -3230,6 +3368,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "embedding_",
             "feature_names_in_",
             "gamma",
+            "gamma_",
             "n_components",
             "n_features_in_",
             "n_jobs",
@@ -3372,6 +3511,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "best_score_",
             "best_threshold_",
             "cv",
+            "cv_results_",
             "estimator",
             "estimator_",
             "feature_names_in_",
@@ -3576,6 +3716,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "cv",
             "estimator",
             "estimators_",
+            "feature_names_in_",
             "n_features_in_",
             "order",
             "order_",
@@ -3588,6 +3729,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "classes_",
             "estimator",
             "estimators_",
+            "feature_names_in_",
             "n_features_in_",
             "n_jobs",
         }
@@ -3596,6 +3738,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
         {
             "estimator",
             "estimators_",
+            "feature_names_in_",
             "n_features_in_",
             "n_jobs",
         }
@@ -3605,6 +3748,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "cv",
             "estimator",
             "estimators_",
+            "feature_names_in_",
             "n_features_in_",
             "order",
             "order_",
@@ -3691,6 +3835,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "n_features_in_",
         }
     ),
+    "sklearn.neighbors._ball_tree.BallTree": frozenset({}),
     "sklearn.neighbors._classification.KNeighborsClassifier": frozenset(
         {
             "_fit_X",
@@ -3928,6 +4073,8 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
         {
             "_best_coefs",
             "_best_intercepts",
+            "_coef_indptr",
+            "_intercept_indptr",
             "_label_binarizer",
             "_no_improvement_count",
             "_optimizer",
@@ -3977,6 +4124,8 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
         {
             "_best_coefs",
             "_best_intercepts",
+            "_coef_indptr",
+            "_intercept_indptr",
             "_no_improvement_count",
             "_optimizer",
             "_random_state",
@@ -4047,6 +4196,17 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "ms",
             "t",
             "vs",
+        }
+    ),
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer": frozenset(
+        {
+            "learning_rate",
+            "learning_rate_init",
+            "lr_schedule",
+            "momentum",
+            "nesterov",
+            "power_t",
+            "velocities",
         }
     ),
     "sklearn.pipeline.FeatureUnion": frozenset(
@@ -4314,6 +4474,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "compute_inverse_components",
             "eps",
             "feature_names_in_",
+            "inverse_components_",
             "n_components",
             "n_components_",
             "n_features_in_",
@@ -4330,6 +4491,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "density_",
             "eps",
             "feature_names_in_",
+            "inverse_components_",
             "n_components",
             "n_components_",
             "n_features_in_",
@@ -4350,6 +4512,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "n_iter_",
             "n_jobs",
             "n_neighbors",
+            "nn_fit",
             "tol",
             "transduction_",
         }
@@ -4368,6 +4531,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "n_iter_",
             "n_jobs",
             "n_neighbors",
+            "nn_fit",
             "tol",
             "transduction_",
         }
@@ -4717,11 +4881,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
             "tree_",
         }
     ),
-    "sklearn.utils._bunch.Bunch": frozenset(
-        {
-            "_deprecated_key_to_warnings",
-        }
-    ),
+    "sklearn.utils._bunch.Bunch": frozenset({}),
     "sklearn.utils._metadata_requests.MetadataRequest": frozenset(
         {
             "decision_function",

@@ -7,7 +7,10 @@ Three kinds of proof, all run on the final object graph (after the last BUILD or
   carry; no dunder names; the parameters satisfy scikit-learn's own
   ``_parameter_constraints`` (so a string that names a method or option holds one of its
   legal values); iteration limits are at most :data:`MAX_ITERATIONS` and tolerances finite
-  and non-negative; ``n_jobs`` is set to 1; then the class's hand-written relation
+  and non-negative; ``n_jobs`` is set to 1; every fitted attribute holds a kind of value
+  (``None``, an int, a 2-D float array ...) some fit of the class gave it, with the shape
+  relations to ``n_features_in_``, ``len(classes_)`` and ``n_outputs_`` every fit kept
+  (:mod:`.kinds`, generated); then the class's hand-written relation
   (:mod:`.relations`), if it has one, and the walk goes on into every attribute;
 * **records** (``RECORDS``): helper objects a fitted model holds (losses, links, splines,
   bunches): the same attribute-name check, the relation, and the walk into the attributes;
@@ -30,8 +33,15 @@ import numpy as np
 
 from modelkeep.safety.state import relations
 from modelkeep.safety.state.attributes import ATTRIBUTES
-from modelkeep.safety.state.checks import describe
+from modelkeep.safety.state.checks import (
+    describe,
+    int_value,
+    kind_of,
+    kind_words,
+    reference_values,
+)
 from modelkeep.safety.state.frames import FRAME_PROOFS
+from modelkeep.safety.state.kinds import EQUALS, KINDS, SHAPES
 from modelkeep.safety.state.walk import Proof, Slot, Walk
 
 __all__ = ["ESTIMATORS", "MAX_ITERATIONS", "OPAQUE", "PROOFS", "RECORDS"]
@@ -602,15 +612,96 @@ def _children(name: str, state: dict[str, Any]) -> Iterator[tuple[object, str, S
         yield value, f".{key}", (name, key)
 
 
+#: Kinds of the attributes every estimator may carry, where no fit of a class recorded them.
+_COMMON_KINDS: dict[str, frozenset[str]] = {
+    "feature_names_in_": frozenset({"array:O1"}),
+    "n_features_in_": frozenset({"int"}),
+    "_sklearn_version": frozenset({"str"}),
+    "_sklearn_output_config": frozenset({"dict"}),
+    "_sklearn_auto_wrap_output_keys": frozenset({"set"}),
+    "_metadata_request": frozenset({"instance"}),
+}
+
+#: How a message names each reference of a shape relation.
+_REFERENCE_WORDS = {
+    "n_features_in_": "n_features_in_",
+    "classes_": "len(classes_)",
+    "n_outputs_": "n_outputs_",
+}
+
+#: One class's fitted-attribute plan: allowed kinds by attribute; by attribute, the
+#: ``(ndim, axis, reference)`` relations of its arrays; by attribute, the references an
+#: integer equals. Built once per class from the generated tables (:mod:`.kinds`).
+_Shapes = tuple[tuple[str, tuple[tuple[int, int, str], ...]], ...]
+_Equals = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _check_kinds(
+    walk: Walk,
+    node: int,
+    state: dict[str, Any],
+    kinds: dict[str, frozenset[str]],
+    shapes: _Shapes,
+    equals: _Equals,
+) -> None:
+    """Each fitted attribute holds a kind of value some fit of the class gave it, and its
+    shape follows ``n_features_in_``, ``len(classes_)`` and ``n_outputs_`` where every fit's
+    did."""
+    for key, value in state.items():
+        allowed = kinds.get(key)
+        if allowed is not None and kind_of(value) not in allowed:
+            wanted = " or ".join(kind_words(k) for k in sorted(allowed))
+            raise walk.refuse(node, f"{key}: expected {wanted}, got {describe(value)}")
+    if not (shapes or equals):
+        return
+    references = reference_values(state)
+    for key, relations_ in shapes:
+        if key not in state:
+            continue
+        value = state[key]
+        kind = type(value)
+        if kind is np.ndarray:
+            shape, ndim_ = value.shape, value.ndim
+        elif kind is list or kind is tuple:
+            shape, ndim_ = (len(value),), 0  # ndim 0 in the tables: a list's length
+        else:
+            continue
+        for ndim, axis, reference in relations_:
+            size = references.get(reference)
+            if ndim_ == ndim and size is not None and shape[axis] != size:
+                where = f"axis {axis} of length" if ndim else "a length of"
+                got = describe(value) if ndim else f"a {kind.__name__} of length {len(value)}"
+                raise walk.refuse(
+                    node,
+                    f"{key}: expected {where} {_REFERENCE_WORDS[reference]} = {size}, got {got}",
+                )
+    for key, references_ in equals:
+        number = int_value(state.get(key))
+        for reference in references_:
+            size = references.get(reference)
+            if number is not None and size is not None and number != size:
+                raise walk.refuse(
+                    node,
+                    f"{key}: expected {_REFERENCE_WORDS[reference]} = {size}, "
+                    f"got {describe(state[key])}",
+                )
+
+
 def _estimator_proof(name: str, relation: Relation | None) -> Proof:
     recorded = ATTRIBUTES.get(name, frozenset()) | _COMMON
     allowed: list[frozenset[str]] = []  # with the parameters, once the class is seen
+    kinds = {**_COMMON_KINDS, **KINDS.get(name, {})}
+    shapes: _Shapes = tuple(sorted(SHAPES.get(name, {}).items()))
+    equals: _Equals = tuple(sorted(EQUALS.get(name, {}).items()))
 
     def check(walk: Walk, obj: Any, node: int) -> Iterable[tuple[object, str, Slot | None]]:
         if not allowed:  # the proof is keyed by the exact class, so this never changes
             allowed.append(recorded | _parameters(type(obj)))
+            for parameter in _parameters(type(obj)):  # a parameter's kind is the user's
+                kinds.pop(parameter, None)
         state = _check_names(walk, obj, node, allowed[0])
         _check_parameters(walk, obj, node, state)
+        _check_kinds(walk, node, state, kinds, shapes, equals)
         if relation is not None:
             relation(walk, obj, node)
         return list(_children(name, state))
