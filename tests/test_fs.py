@@ -1,17 +1,21 @@
-"""The file layer refuses links and special files, and writes whole or not at all."""
+"""The file layer refuses links and special files and writes whole or not at all; every
+reader of a bundle reads its manifest with one error policy."""
 
 from __future__ import annotations
 
 import os
 import re
 import threading
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 
+import modelkeep
 from modelkeep._fs import atomic_directory, copy_tree, open_nofollow, write_file
-from modelkeep.errors import BundleLayoutError
+from modelkeep.errors import BundleLayoutError, BundleNotFoundError
+from modelkeep.manifest import read_manifest
 
 
 def _refusal(root: Path, entry: str, kind: str) -> str:
@@ -144,3 +148,38 @@ def test_the_swap_leaves_exactly_one_of_old_and_new(tmp_path: Path, fail: bool) 
     assert (target / "version").read_text() == ("old" if fail else "new")
     assert sorted(p.name for p in target.iterdir()) == ["version"]
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]  # no staging, no old copy
+
+
+def _register(bundle: Path) -> object:
+    with modelkeep.Registry(bundle.parent / "registry") as registry:
+        return registry.register(bundle, name="m")
+
+
+def _sign(bundle: Path) -> object:
+    private, _ = modelkeep.keygen(bundle.parent / "key")
+    return modelkeep.sign(bundle, private)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        modelkeep.load,
+        modelkeep.convert,
+        read_manifest,
+        modelkeep.scan,
+        _register,
+        _sign,
+    ],
+    ids=["load", "convert", "manifest.read_manifest", "scan", "register", "sign"],
+)
+def test_a_missing_manifest_is_the_same_error_for_every_reader(
+    tmp_path: Path, read: Callable[[Path], object]
+) -> None:
+    bundle = tmp_path / "bundle"
+    (bundle / "artifacts").mkdir(parents=True)
+    message = (
+        f"No modelkeep bundle at {str(bundle)!r}: modelkeep.json is missing. Expected a "
+        "directory holding modelkeep.json, as written by modelkeep.save()."
+    )
+    with pytest.raises(BundleNotFoundError, match=re.escape(message)):
+        read(bundle)
