@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from modelkeep._fs import fsync_dir
 from modelkeep._modes import EnvMode
 from modelkeep._reader import SIGNATURE_NAME, manifest_from_bytes, open_bundle
 from modelkeep.errors import (
@@ -847,7 +848,7 @@ class Registry:
                 if old.exists():
                     os.replace(old, self.root / f"{INDEX_NAME}.replaced-{stamp}{suffix}")
             os.replace(built, index)
-            _sync_folder(self.root)
+            fsync_dir(self.root)
             for indexed in rows:
                 name, version = indexed.name, indexed.version
                 if chosen[(name, version)][1]["state"] != "committed":
@@ -957,22 +958,8 @@ def _build_index(
     store.close()
     if index is not None:
         os.replace(partial, index)
-        _sync_folder(root)
+        fsync_dir(root)
     return partial
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (best effort where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _size(path: Path) -> int:

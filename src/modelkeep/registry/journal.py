@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
+from modelkeep._fs import fsync_dir
+
 __all__ = [
     "ALIAS_LOG_NAME",
     "RECORD_FORMAT",
@@ -216,17 +218,3 @@ def read_alias_log(root: Path) -> list[dict[str, Any]]:
         if isinstance(entry, dict) and isinstance(entry.get("id"), int):
             by_id[entry["id"]] = entry
     return [by_id[key] for key in sorted(by_id)]
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries durable (a file created or renamed in it survives a crash)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
