@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_runner import Ran, run
 
 import modelkeep
+from cli_runner import Ran, run
 
 
 def test_inspect_shows_the_bundle(saved: Path) -> None:

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_runner import run
 
 import modelkeep
+from cli_runner import run
 from modelkeep._version import __version__
 from modelkeep.cli.verify import UNSIGNED_NOTE
 

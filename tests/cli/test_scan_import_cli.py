@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+
 from cli_runner import run
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpora" / "picklescan"

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_runner import Ran, run
 
+from cli_runner import Ran, run
 from modelkeep.signing import key_id, keygen
 
 ARTIFACT = "artifacts/pipeline.skops"
