@@ -357,3 +357,36 @@ def test_a_bundle_gets_the_same_proofs(tmp_path: Path) -> None:
     with pytest.raises(UnsafeStateError, match="max_iter: expected at most 100,000"):
         modelkeep.load(bundle)
     assert modelkeep.scan(bundle).state == "refused"
+
+
+def test_neighbors_fitted_on_integer_or_sparse_data_load(tmp_path: Path) -> None:
+    """_fit_X keeps the input's dtype (and sparsity, for brute force): none is refused."""
+    from scipy import sparse
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 10, (60, 3))
+    y = x[:, 0] > 4
+    fitted = {
+        "int": KNeighborsClassifier().fit(x, y),
+        "int_brute": KNeighborsClassifier(algorithm="brute").fit(x, y),
+        "sparse": KNeighborsClassifier().fit(sparse.csr_matrix(x.astype(float)), y),
+    }
+    inputs = {"sparse": sparse.csr_matrix(x.astype(float))}
+    for name, model in fitted.items():
+        path = tmp_path / f"{name}.pkl"
+        path.write_bytes(pickle.dumps(model))
+        loaded = modelkeep.safe_load(path)
+        data = inputs.get(name, x)
+        assert (loaded.predict(data) == model.predict(data)).all(), name
+
+
+def test_sparse_neighbors_data_of_another_width_is_refused(tmp_path: Path) -> None:
+    from scipy import sparse
+
+    x = np.random.default_rng(1).random((40, 3))
+    model = KNeighborsClassifier(algorithm="brute").fit(sparse.csr_matrix(x), x[:, 0] > 0.5)
+    model._fit_X = sparse.csr_matrix(np.random.default_rng(2).random((40, 5)))
+    path = tmp_path / "wide.pkl"
+    path.write_bytes(pickle.dumps(model))
+    with pytest.raises(UnsafeStateError, match=re.escape("_fit_X: expected 3 columns")):
+        modelkeep.safe_load(path)

@@ -286,12 +286,18 @@ def neighbors(walk: Walk, estimator: Any, node: int) -> None:
             f"effective_metric_params_: expected at most a finite p >= 1, got {describe(params)}",
         )
     fit_x = state.get("_fit_X")
-    _require(
-        walk,
-        node,
-        "_fit_X",
-        array_problem(fit_x, kinds="f", shape=(None, state.get("n_features_in_"))),
-    )
+    width = state.get("n_features_in_")
+    if method == "brute" and _is_sparse(fit_x):
+        # A model fitted on sparse data keeps it sparse (brute force only); the matrix's
+        # own proof checks its index arrays, and its width must be the input's.
+        if len(fit_x.shape) != 2 or fit_x.shape[1] != width:
+            raise walk.refuse(
+                node, f"_fit_X: expected {width} columns (n_features_in_), got {describe(fit_x)}"
+            )
+    else:
+        # Integer and boolean data stay as they came (boolean metrics); a tree's own copy
+        # is float64 and is proven with the tree.
+        _require(walk, node, "_fit_X", array_problem(fit_x, kinds="fiub", shape=(None, width)))
     if state.get("n_samples_fit_") != fit_x.shape[0]:
         raise walk.refuse(
             node,
@@ -468,6 +474,11 @@ def seed_sequence(walk: Walk, sequence: Any, node: int) -> None:
 
 
 # -- scipy sparse (index arrays followed unchecked by sparsetools)
+
+
+def _is_sparse(value: object) -> bool:
+    """A scipy sparse matrix or array, known without importing scipy."""
+    return type(value).__module__.startswith("scipy.sparse.") and hasattr(value, "format")
 
 
 def sparse_matrix(walk: Walk, matrix: Any, node: int) -> None:
