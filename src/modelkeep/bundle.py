@@ -15,7 +15,6 @@ the file layer both stand on (no-follow opens, atomic swaps, fsync) in ``_fs.py`
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import os
 import warnings
@@ -26,13 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelkeep import _save_args
-from modelkeep._claims import check_claims
 from modelkeep._fs import save_lock
 from modelkeep._modes import EnvMode as EnvMode  # re-exported: conversion imports it here
 from modelkeep._reader import BundleReader, Replaced
 from modelkeep._version import __version__
 from modelkeep._writer import staged_bundle, write_artifact, write_manifest
-from modelkeep.environment import capture_environment, compare_environment
+from modelkeep.environment import capture_environment
 from modelkeep.errors import (
     ArtifactFormatError,
     ArtifactSkippedWarning,
@@ -47,10 +45,10 @@ from modelkeep.errors import (
     UnknownFormatError,
 )
 from modelkeep.formats import get_format
-from modelkeep.formats.base import DumpContext, ServingFormat
+from modelkeep.formats.base import DumpContext, Format
 from modelkeep.integrity import fingerprint_frame
 from modelkeep.manifest import MANIFEST_NAME, Artifact, DataInfo, Manifest
-from modelkeep.model import Model
+from modelkeep.model import Model, SklearnModel
 from modelkeep.safety.policy import TrustPolicy
 from modelkeep.safety.sniff import content_of, sniff
 from modelkeep.signing import SIGNATURE_NAME, VerifiedSignature, check_signature
@@ -340,6 +338,21 @@ def load(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _onnx_model() -> type[Model]:
+    from modelkeep.onnx.model import OnnxModel
+
+    return OnnxModel
+
+
+# The Model that serves what a format opens (Format.serves): the load sequence builds it,
+# never the format. A new format serving an estimator or an ONNX graph is one module in
+# formats/ and no edit here; a new runtime brings its own Model and one entry below.
+_MODELS: dict[str, Callable[[], type[Model]]] = {
+    "estimator": lambda: SklearnModel,
+    "onnx": _onnx_model,
+}
+
+
 @dataclass(frozen=True)
 class Check:
     """One step of :func:`verify`: its name, whether it passed, and what it found."""
@@ -376,13 +389,21 @@ class _Checks:
         self.reader = BundleReader(Path(path))
         self._data: bytes | None = None
         self.chosen: Artifact
+        self._fmt: Format | None = None
         self.differences: list[Any] = []
-        self.estimator: Any = None
+        self.opened: Any = None
         self.replayed = 0
         self.signed: VerifiedSignature | None = None
 
     def close(self) -> None:
         self.reader.close()
+
+    @property
+    def fmt(self) -> Format:
+        """The chosen artifact's format; looked up when a step first needs it."""
+        if self._fmt is None:
+            self._fmt = get_format(self.chosen.format)
+        return self._fmt
 
     def manifest(self) -> Manifest:
         try:
@@ -455,12 +476,8 @@ class _Checks:
     def environment(self, manifest: Manifest) -> None:
         if self.env == "ignore":
             return
-        fmt = get_format(self.chosen.format)
-        if isinstance(fmt, ServingFormat):
-            # Its artifact runs without the training stack: only what runs it is compared.
-            self.differences = fmt.environment_differences(manifest, self.chosen)
-        else:
-            self.differences = compare_environment(manifest.environment)
+        # An ONNX artifact runs without the training stack: only what runs it is compared.
+        self.differences = self.fmt.environment_differences(manifest, self.chosen)
         if not self.differences:
             return
         if self.env == "strict":
@@ -470,56 +487,36 @@ class _Checks:
     def deserialize(self, manifest: Manifest) -> Any:
         if self._data is None:
             self._data = self.reader.read_artifact(self.chosen)
-        fmt = get_format(self.chosen.format)
+        fmt = self.fmt
         # The hash proves these are the bytes saved, not that they are what the manifest
         # says they are: a crafted manifest could hand a pickle to a loader of another
         # format. Judge the content before any loader sees it.
         found = sniff(self._data, parse_onnx=False)
         if found != content_of(self.chosen.format):
             raise ArtifactFormatError(self.chosen.path, self.chosen.format, found)
-        if isinstance(fmt, ServingFormat):
-            options = {} if self.session_options is None else {"session": self.session_options}
-            estimator = fmt.open(
-                self._data, manifest=manifest, artifact=self.chosen, options=options
-            )
-        else:
-            if self.session_options is not None:
-                raise InvalidChoiceError(
-                    "session_options=...",
-                    ["None for a non-ONNX artifact"],
-                    f"session_options (format {self.chosen.format!r})",
-                )
-            estimator = fmt.load(
-                io.BytesIO(self._data), artifact=self.chosen.path, trusted=self.trusted
-            )
+        options = {} if self.session_options is None else {"session": self.session_options}
+        self.opened = fmt.open(
+            self._data,
+            manifest=manifest,
+            artifact=self.chosen,
+            trusted=self.trusted,
+            options=options,
+        )
         self._data = None
-        self.estimator = estimator
-        return estimator
+        return self.opened
 
     def claims(self, manifest: Manifest) -> None:
-        if isinstance(get_format(self.chosen.format), ServingFormat):
-            # Its graph's inputs were compared with the features as it was opened.
-            self.confirmed = ["features (graph inputs)"]
-            return
         source = str(self.reader.path / MANIFEST_NAME)
-        self.confirmed = check_claims(self.estimator, manifest, source)
+        self.confirmed = self.fmt.claims(self.opened, manifest, source=source)
 
     def golden(self, manifest: Manifest) -> None:
-        fmt = get_format(self.chosen.format)
-        if isinstance(fmt, ServingFormat):
-            self.replayed = fmt.replay_golden(self.estimator, manifest, self.chosen, atol=self.atol)
-            return
-        from modelkeep.golden import replay_golden
-
-        self.replayed = replay_golden(
-            self.estimator, manifest.golden, manifest.features, atol=self.atol
-        )
+        self.replayed = self.fmt.replay_golden(self.opened, manifest, self.chosen, atol=self.atol)
 
     def model(self, manifest: Manifest, *, source: str) -> Model:
-        fmt = get_format(self.chosen.format)
-        if isinstance(fmt, ServingFormat):
-            return fmt.model(self.estimator, manifest, self.chosen, source=source)
-        return Model(self.estimator, manifest, format=self.chosen.format, source=source)
+        for notice in self.fmt.notices(self.chosen):
+            warnings.warn(notice, stacklevel=3)
+        build = _MODELS[self.fmt.serves]()
+        return build(self.opened, manifest, format=self.chosen.format, source=source)
 
 
 def verify(
@@ -656,13 +653,5 @@ def _detail(name: str, checks: _Checks, manifest: Manifest) -> str:
             return "matches the recorded environment"
         return "differs (warning): " + "; ".join(str(d) for d in checks.differences)
     if name == "artifact":
-        fmt = get_format(checks.chosen.format)
-        if isinstance(fmt, ServingFormat):
-            return fmt.describe(checks.estimator, checks.chosen)
-        from modelkeep.safety.trees import validate_trees
-
-        # Already validated during the load; run again only to count them for the report.
-        trees = validate_trees(checks.estimator)
-        counted = f", {trees} tree(s) validated" if trees else ""
-        return f"{checks.chosen.path} loaded ({checks.chosen.format}){counted}"
+        return checks.fmt.describe(checks.opened, checks.chosen)
     return f"{checks.replayed} golden row(s) reproduced"

@@ -28,7 +28,7 @@ from modelkeep.errors import (
     UnknownFormatError,
 )
 from modelkeep.formats import available_formats, get_format
-from modelkeep.formats.base import DumpContext, ServingFormat
+from modelkeep.formats.base import DumpContext
 from modelkeep.manifest import MANIFEST_NAME, Manifest
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def _source_format(target: Path, to: str) -> str:
             f"to (bundle {str(target)!r} already holds {to!r})",
         )
     for name in formats:
-        if name in available_formats() and not isinstance(get_format(name), ServingFormat):
+        if name in available_formats() and not get_format(name).converted:
             return name
     raise InvalidChoiceError(
         ", ".join(formats), ["a bundle holding the model itself (skops)"], "convert"

@@ -1,7 +1,15 @@
-"""The loaded model: validated predictions in business labels."""
+"""The loaded model: validated predictions in business labels.
+
+:class:`Model` is what every load returns: the bundle's manifest, schema, labels and the
+three calls (``prepare``, ``predict``, ``predict_proba``), each runtime implementing the
+calls. :class:`SklearnModel` serves a deserialized scikit-learn estimator;
+:class:`modelkeep.onnx.model.OnnxModel`, its sibling, an onnxruntime session. The load
+sequence (``modelkeep.bundle``) builds them; the formats only open artifacts.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,26 +20,23 @@ from modelkeep.manifest import FeatureSpec, Manifest, Scalar
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Model"]
+__all__ = ["Model", "SklearnModel"]
 
 # pandas, the schema and golden modules are imported inside the methods that use them:
-# an ONNX model (a subclass) serves without pandas installed.
+# an ONNX model (a sibling) serves without pandas installed.
 
 
-class Model:
-    """A verified model from a bundle.
+class Model(ABC):
+    """A verified model from a bundle: what :func:`modelkeep.load` returns.
 
-    Every call to :meth:`predict` or :meth:`predict_proba` first validates and coerces its
-    input against the feature schema (see :func:`modelkeep.schema.prepare`): columns are
-    put in order, missing ones are an error, unknown ones are dropped with a warning, and
-    values are converted to the dtypes the pipeline was fitted on.
-
-    ``X`` may be a DataFrame, a list of records, a dict of columns, one record (a dict of
-    scalars), or a 2-D array with columns in schema order.
+    ``served`` is what the format opened (a scikit-learn estimator, an onnxruntime
+    session's wrapper). Subclasses implement :meth:`prepare`, :meth:`predict` and
+    :meth:`predict_proba` for their runtime, with these signatures, and
+    :meth:`_classes_of` (the classes in the runtime's own order).
     """
 
-    def __init__(self, estimator: Any, manifest: Manifest, *, format: str, source: str) -> None:
-        self._estimator = estimator
+    def __init__(self, served: Any, manifest: Manifest, *, format: str, source: str) -> None:
+        self._estimator = served
         self._manifest = manifest
         self.format = format
         self.source = source
@@ -41,7 +46,7 @@ class Model:
         self._labels: np.ndarray | None = None
         self._label_map = business_labels(manifest)
         if manifest.target.classes is not None:
-            self._classes = np.asarray(estimator.classes_)
+            self._classes = self._classes_of(served)
             if self._label_map is None:
                 self._labels = self._classes
             else:
@@ -60,7 +65,8 @@ class Model:
 
     @property
     def estimator(self) -> Any:
-        """The underlying fitted estimator (for example a scikit-learn Pipeline)."""
+        """The underlying fitted estimator (for example a scikit-learn Pipeline); for an
+        ONNX model the :class:`~modelkeep.onnx.runtime.OnnxRuntime` holding the session."""
         return self._estimator
 
     @property
@@ -70,7 +76,52 @@ class Model:
 
     @property
     def task(self) -> str:
+        """``"binary"``, ``"multiclass"`` or ``"regression"``, as the manifest records."""
         return self._manifest.task
+
+    @abstractmethod
+    def _classes_of(self, served: Any) -> np.ndarray:
+        """The classes of a classifier's runtime, in the order its outputs use."""
+
+    @abstractmethod
+    def prepare(self, X: Any, *, strict: bool = False) -> Any:
+        """``X`` validated and coerced to the schema, as the runtime will receive it."""
+
+    @abstractmethod
+    def predict(self, X: Any, *, strict: bool = False) -> np.ndarray:
+        """Predictions for ``X``, one per row."""
+
+    @abstractmethod
+    def predict_proba(self, X: Any, *, strict: bool = False) -> Any:
+        """Class probabilities: one row per input, one column per business label."""
+
+    def _proba_columns(self) -> np.ndarray:
+        if self._labels is None:
+            raise not_a_classifier(self._manifest.task)
+        return self._labels
+
+    def __repr__(self) -> str:
+        m = self._manifest
+        return (
+            f"<Model {m.name!r} version {m.version} ({m.task}, {len(self._features)} features, "
+            f"{self.format})>"
+        )
+
+
+class SklearnModel(Model):
+    """A verified model whose predictions come from its scikit-learn estimator.
+
+    Every call to :meth:`predict` or :meth:`predict_proba` first validates and coerces its
+    input against the feature schema (see :func:`modelkeep.schema.prepare`): columns are
+    put in order, missing ones are an error, unknown ones are dropped with a warning, and
+    values are converted to the dtypes the pipeline was fitted on.
+
+    ``X`` may be a DataFrame, a list of records, a dict of columns, one record (a dict of
+    scalars), or a 2-D array with columns in schema order.
+    """
+
+    def _classes_of(self, served: Any) -> np.ndarray:
+        return np.asarray(served.classes_)
 
     def prepare(self, X: Any, *, strict: bool = False) -> pd.DataFrame:
         """``X`` validated and coerced to the schema, as the pipeline will receive it."""
@@ -142,11 +193,6 @@ class Model:
         result: pd.DataFrame = pd.DataFrame(proba, index=frame.index, columns=columns)
         return result
 
-    def _proba_columns(self) -> np.ndarray:
-        if self._labels is None:
-            raise not_a_classifier(self._manifest.task)
-        return self._labels
-
     def _call(self, method: str, frame: pd.DataFrame) -> Any:
         """The estimator's ``method`` on a prepared frame; its ValueError as a SchemaError."""
         from modelkeep.golden import model_input
@@ -160,13 +206,6 @@ class Model:
             if steps:  # a Pipeline: name the final estimator, which is what refuses
                 name = type(steps[-1][1]).__name__
             raise model_rejection(exc, frame, self._features, name) from exc
-
-    def __repr__(self) -> str:
-        m = self._manifest
-        return (
-            f"<Model {m.name!r} version {m.version} ({m.task}, {len(self._features)} features, "
-            f"{self.format})>"
-        )
 
 
 def business_labels(manifest: Manifest) -> dict[Scalar, str] | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from modelkeep.formats.base import DumpContext
+from modelkeep.formats.estimator import EstimatorServing
 from modelkeep.formats.pickle import artifact_details
 from modelkeep.safety.loader import load_pickle_bytes
 
@@ -23,7 +24,7 @@ COMPRESSIONS = ("zlib", "gzip", "lzma", "xz")
 _LEVEL = 3
 
 
-class JoblibFormat:
+class JoblibFormat(EstimatorServing):
     """A ``joblib.dump`` of the fitted pipeline. Never loaded with ``joblib.load``."""
 
     name = "joblib"

@@ -2,23 +2,21 @@
 
 Writing converts the model (:func:`modelkeep.onnx.export.export`) and records the
 conversion (strategy, opsets, converter versions, input types) and its parity report in
-the artifact's ``details``. Loading runs it in onnxruntime behind the same
-:class:`~modelkeep.model.Model` interface, importing neither scikit-learn, skops nor
-pandas.
+the artifact's ``details``. Loading opens it in onnxruntime
+(:class:`~modelkeep.onnx.runtime.OnnxRuntime`), which the load sequence serves as an
+``OnnxModel``, importing neither scikit-learn, skops nor pandas.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from modelkeep.errors import EnvironmentDifference, InvalidChoiceError, ParityWarning
 from modelkeep.formats.base import DumpContext
 from modelkeep.manifest import Artifact, Manifest
-from modelkeep.model import Model
 
 __all__ = ["OnnxFormat"]
 
@@ -28,6 +26,8 @@ class OnnxFormat:
 
     name = "onnx"
     extension = "onnx"
+    serves = "onnx"
+    converted = True
 
     def dump(
         self, model: object, path: Path, *, context: DumpContext | None = None
@@ -44,23 +44,6 @@ class OnnxFormat:
         with path.open("wb") as stream:
             stream.write(exported.data)
         return {**exported.details, "narrowing": _narrowing_of(exported.data).details()}
-
-    def load(self, stream: BinaryIO, *, artifact: str, trusted: Sequence[str]) -> object:
-        """An onnxruntime InferenceSession over the file (``trusted`` does not apply)."""
-        from modelkeep.errors import ArtifactError
-        from modelkeep.onnx.runtime import SessionOptions, import_onnxruntime
-
-        ort = import_onnxruntime()
-        try:
-            return ort.InferenceSession(
-                stream.read(),
-                SessionOptions().build(ort),
-                providers=["CPUExecutionProvider"],
-            )
-        except Exception as exc:  # onnxruntime's errors share no useful base class
-            raise ArtifactError(artifact, "onnx", exc) from exc
-
-    # ServingFormat: what the load sequence asks of a format that runs on its own.
 
     def environment_differences(
         self, manifest: Manifest, artifact: Artifact
@@ -82,8 +65,16 @@ class OnnxFormat:
         return [EnvironmentDifference("onnxruntime", recorded, installed)]
 
     def open(
-        self, data: bytes, *, manifest: Manifest, artifact: Artifact, options: Mapping[str, Any]
+        self,
+        data: bytes,
+        *,
+        manifest: Manifest,
+        artifact: Artifact,
+        trusted: Sequence[str],
+        options: Mapping[str, Any],
     ) -> Any:
+        """An :class:`~modelkeep.onnx.runtime.OnnxRuntime` over the bytes (``trusted`` does
+        not apply: a graph references no code)."""
         from modelkeep.onnx.inputs import Narrowing
         from modelkeep.onnx.runtime import OnnxRuntime
 
@@ -104,15 +95,19 @@ class OnnxFormat:
 
         return replay_golden(runtime, manifest, artifact, atol=atol)
 
-    def model(self, runtime: Any, manifest: Manifest, artifact: Artifact, *, source: str) -> Model:
-        from modelkeep.onnx.model import OnnxModel
+    def claims(self, opened: Any, manifest: Manifest, *, source: str) -> list[str]:
+        # Its graph's inputs were compared with the features as it was opened.
+        return ["features (graph inputs)"]
+
+    def notices(self, artifact: Artifact) -> list[Warning]:
+        """A ParityWarning for an artifact written past a failed parity check."""
         from modelkeep.onnx.report import summarize
         from modelkeep.onnx.runtime import parity_report
 
         report = parity_report(artifact)
         if report is not None and not report.passed:
-            warnings.warn(ParityWarning(artifact.path, summarize(report), report), stacklevel=4)
-        return OnnxModel(runtime, manifest, format=self.name, source=source)
+            return [ParityWarning(artifact.path, summarize(report), report)]
+        return []
 
     def describe(self, runtime: Any, artifact: Artifact) -> str:
         conversion = artifact.details.get("conversion", {})

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from modelkeep.formats.base import DumpContext
+from modelkeep.formats.estimator import EstimatorServing
 from modelkeep.safety.loader import load_pickle_bytes
 from modelkeep.safety.report import scan
 
@@ -17,7 +18,7 @@ __all__ = ["PROTOCOL", "PickleFormat", "artifact_details"]
 PROTOCOL = 5
 
 
-class PickleFormat:
+class PickleFormat(EstimatorServing):
     """A plain pickle of the fitted pipeline. Never unpickled without the allowlist."""
 
     name = "pickle"

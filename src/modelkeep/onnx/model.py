@@ -1,4 +1,5 @@
-"""The :class:`~modelkeep.model.Model` interface over an onnxruntime session."""
+"""The :class:`~modelkeep.model.Model` over an onnxruntime session, sibling of
+:class:`~modelkeep.model.SklearnModel`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ _PROBABILITIES = [PROBABILITIES]
 class OnnxModel(Model):
     """A verified model whose predictions come from its ONNX artifact.
 
-    Same interface as :class:`~modelkeep.model.Model`; input is validated against the
+    Same interface as :class:`~modelkeep.model.SklearnModel`; input is validated against the
     schema by :mod:`modelkeep.onnx.inputs` straight into the session's numpy inputs (no
     DataFrame), and neither scikit-learn nor pandas is imported unless ``X`` is a
     DataFrame. Differences: :meth:`prepare` returns those input arrays, and
@@ -29,15 +30,18 @@ class OnnxModel(Model):
     """
 
     def __init__(self, runtime: OnnxRuntime, manifest: Manifest, *, format: str, source: str):
-        super().__init__(runtime, manifest, format=format, source=source)
         self._runtime = runtime
+        super().__init__(runtime, manifest, format=format, source=source)
+
+    def _classes_of(self, served: Any) -> np.ndarray:
+        return np.asarray(self._runtime.classes_)
 
     @property
     def runtime(self) -> OnnxRuntime:
         """The onnxruntime session wrapper (``runtime.session`` is the InferenceSession)."""
         return self._runtime
 
-    def prepare(self, X: Any, *, strict: bool = False) -> dict[str, np.ndarray]:  # type: ignore[override]
+    def prepare(self, X: Any, *, strict: bool = False) -> dict[str, np.ndarray]:
         """``X`` validated and coerced to the schema, as the session's input arrays."""
         feeds, _ = self._runtime.feeds(X, strict=strict)
         return feeds
@@ -46,7 +50,7 @@ class OnnxModel(Model):
         """Predictions for ``X``: business labels for a classifier, numbers for a regressor.
 
         Raises:
-            SchemaError: as :meth:`modelkeep.model.Model.predict`; also a missing value in
+            SchemaError: as :meth:`modelkeep.model.SklearnModel.predict`; also a missing value in
                 an integer or boolean column the training data had complete.
         """
         feeds, _ = self._runtime.feeds(X, strict=strict)
@@ -60,7 +64,7 @@ class OnnxModel(Model):
     def predict_proba(self, X: Any, *, strict: bool = False) -> Any:
         """Class probabilities: one row per input, one column per business label.
 
-        A DataFrame for a DataFrame input, as :meth:`modelkeep.model.Model.predict_proba`;
+        A DataFrame for a DataFrame input, as :meth:`modelkeep.model.SklearnModel.predict_proba`;
         for other inputs a 2-D float64 array with the columns in the order of the
         classes, so that serving records needs no pandas.
         """

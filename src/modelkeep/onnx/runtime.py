@@ -107,8 +107,8 @@ def onnx_label(value: Scalar) -> int | str:
 class OnnxRuntime:
     """An onnxruntime session over an artifact's bytes, with its inputs checked.
 
-    ``classes_`` holds the model's classes (None for a regressor), as a scikit-learn
-    classifier's would.
+    ``classes_`` holds the model's classes (None for a regressor), in the order of the
+    manifest, which :meth:`positions` maps the graph's labels to.
     """
 
     def __init__(

@@ -232,9 +232,9 @@ def _prove(
 
 
 def _prove_skops(data: bytes | memoryview, source: str, policy: TrustPolicy) -> None:
-    from modelkeep.formats.skops import SkopsFormat
+    from modelkeep.safety.skops_loader import load_skops
 
-    SkopsFormat().load(io.BytesIO(bytes(data)), artifact=source, trusted=policy.trusted)
+    load_skops(io.BytesIO(bytes(data)), artifact=source, trusted=policy.trusted)
 
 
 _Found = tuple[str, list[GlobalReference], list[ScanIssue], list[ScanIssue]]
