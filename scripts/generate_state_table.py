@@ -281,6 +281,10 @@ _SWITCHES: tuple[tuple[str, object], ...] = (
     ("n_components", 2),
     ("oob_score", True),
     ("max_features", 0.5),
+    # Encoders group infrequent categories only when asked (they then keep
+    # _infrequent_indices and the infrequent mapping).
+    ("min_frequency", 2),
+    ("max_categories", 2),
 )
 
 

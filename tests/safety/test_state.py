@@ -390,3 +390,22 @@ def test_sparse_neighbors_data_of_another_width_is_refused(tmp_path: Path) -> No
     path.write_bytes(pickle.dumps(model))
     with pytest.raises(UnsafeStateError, match=re.escape("_fit_X: expected 3 columns")):
         modelkeep.safe_load(path)
+
+
+def test_encoders_grouping_infrequent_categories_load(tmp_path: Path) -> None:
+    """min_frequency / max_categories make encoders keep _infrequent_indices: a fit's state."""
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    rng = np.random.default_rng(3)
+    column = rng.choice(["a", "b", "c", "d"], (90, 1), p=[0.5, 0.3, 0.15, 0.05])
+    for encoder in (
+        OneHotEncoder(min_frequency=5, handle_unknown="infrequent_if_exist"),
+        OneHotEncoder(max_categories=2),
+        OrdinalEncoder(min_frequency=5),
+    ):
+        fitted = encoder.fit(column)
+        assert fitted._infrequent_enabled
+        path = tmp_path / "encoder.pkl"
+        path.write_bytes(pickle.dumps(fitted))
+        loaded = modelkeep.safe_load(path)
+        assert (loaded.transform(column) != fitted.transform(column)).sum() == 0, encoder

@@ -4348,8 +4348,10 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     ),
     "sklearn.preprocessing._encoders.OneHotEncoder": frozenset(
         {
+            "_default_to_infrequent_mappings",
             "_drop_idx_after_grouping",
             "_infrequent_enabled",
+            "_infrequent_indices",
             "_n_features_outs",
             "categories",
             "categories_",
@@ -4367,7 +4369,9 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     ),
     "sklearn.preprocessing._encoders.OrdinalEncoder": frozenset(
         {
+            "_default_to_infrequent_mappings",
             "_infrequent_enabled",
+            "_infrequent_indices",
             "_missing_indices",
             "_sklearn_output_config",
             "categories",

@@ -1973,8 +1973,10 @@ KINDS: dict[str, dict[str, frozenset[str]]] = {
         "n_features_in_": frozenset({"int"}),
     },
     "sklearn.preprocessing._encoders.OneHotEncoder": {
+        "_default_to_infrequent_mappings": frozenset({"list"}),
         "_drop_idx_after_grouping": frozenset({"None", "array:O1"}),
         "_infrequent_enabled": frozenset({"bool"}),
+        "_infrequent_indices": frozenset({"list"}),
         "_n_features_outs": frozenset({"list"}),
         "categories_": frozenset({"list"}),
         "drop_idx_": frozenset({"None", "array:O1"}),
@@ -1982,7 +1984,9 @@ KINDS: dict[str, dict[str, frozenset[str]]] = {
         "n_features_in_": frozenset({"int"}),
     },
     "sklearn.preprocessing._encoders.OrdinalEncoder": {
+        "_default_to_infrequent_mappings": frozenset({"list"}),
         "_infrequent_enabled": frozenset({"bool"}),
+        "_infrequent_indices": frozenset({"list"}),
         "_missing_indices": frozenset({"dict"}),
         "_sklearn_output_config": frozenset({"dict"}),
         "categories_": frozenset({"list"}),
