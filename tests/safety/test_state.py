@@ -409,3 +409,48 @@ def test_encoders_grouping_infrequent_categories_load(tmp_path: Path) -> None:
         path.write_bytes(pickle.dumps(fitted))
         loaded = modelkeep.safe_load(path)
         assert (loaded.transform(column) != fitted.transform(column)).sum() == 0, encoder
+
+
+def test_multiclass_gradient_boosting_loads_from_pickle_and_joblib(tmp_path: Path) -> None:
+    """Its loss pickles through Cython's own unpickler, allowed with the class it builds."""
+    import joblib
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(90, 3)), rng.integers(0, 3, 90)
+    for model in (
+        HistGradientBoostingClassifier(max_iter=3).fit(x, y),
+        GradientBoostingClassifier(n_estimators=3).fit(x, y),
+    ):
+        pickled, dumped = tmp_path / "m.pkl", tmp_path / "m.joblib"
+        pickled.write_bytes(pickle.dumps(model, protocol=5))
+        joblib.dump(model, dumped)
+        for path in (pickled, dumped):
+            loaded = modelkeep.safe_load(path)
+            assert (loaded.predict_proba(x) == model.predict_proba(x)).all()
+            assert modelkeep.scan(path).status == "trusted"
+
+
+class _CythonUnpickle:
+    def __init__(self, *args: object) -> None:
+        self.args = args
+
+    def __reduce__(self) -> tuple[object, ...]:
+        import sklearn._loss._loss as losses
+
+        # getattr: a dunder name written in a class body would be mangled.
+        return (getattr(losses, "__pyx_unpickle_CyHalfMultinomialLoss"), self.args)
+
+
+def test_the_loss_unpickler_builds_nothing_but_its_loss(tmp_path: Path) -> None:
+    from sklearn._loss._loss import CyHalfBinomialLoss
+
+    path = tmp_path / "hostile.pkl"
+    for args in (
+        (collections.OrderedDict, 238750788, ()),
+        (CyHalfBinomialLoss, 238750788, ({"x": 1},)),
+        (CyHalfBinomialLoss, 1, ()),
+    ):
+        path.write_bytes(pickle.dumps({"loss": _CythonUnpickle(*args)}, protocol=4))
+        with pytest.raises(modelkeep.errors.CorruptPickleError):
+            modelkeep.safe_load(path)

@@ -156,6 +156,8 @@ ALLOWED: frozenset[str] = frozenset(
         # scorer's metric) are values an estimator keeps; the loader never calls them.
         "sklearn._loss._loss.CyHalfBinomialLoss",
         "sklearn._loss._loss.CyHalfGammaLoss",
+        "sklearn._loss._loss.CyHalfMultinomialLoss",
+        "sklearn._loss._loss.__pyx_unpickle_CyHalfMultinomialLoss",
         "sklearn._loss._loss.CyHalfPoissonLoss",
         "sklearn._loss._loss.CyHalfSquaredError",
         "sklearn._loss._loss.CyHalfTweedieLossIdentity",
@@ -163,8 +165,10 @@ ALLOWED: frozenset[str] = frozenset(
         "sklearn._loss.link.Interval",
         "sklearn._loss.link.LogLink",
         "sklearn._loss.link.LogitLink",
+        "sklearn._loss.link.MultinomialLogit",
         "sklearn._loss.loss.HalfBinomialLoss",
         "sklearn._loss.loss.HalfGammaLoss",
+        "sklearn._loss.loss.HalfMultinomialLoss",
         "sklearn._loss.loss.HalfPoissonLoss",
         "sklearn._loss.loss.HalfSquaredError",
         "sklearn._loss.loss.HalfTweedieLossIdentity",
@@ -450,6 +454,9 @@ CALLABLE: frozenset[str] = frozenset(
         # Cython types whose pickles pass constructor arguments (sizes, parameters).
         "sklearn._loss._loss.CyHalfBinomialLoss",
         "sklearn._loss._loss.CyHalfGammaLoss",
+        # Cython's unpickler of the multinomial loss: (the class, a checksum, its empty
+        # state); the class is proven like the other losses.
+        "sklearn._loss._loss.__pyx_unpickle_CyHalfMultinomialLoss",
         "sklearn._loss._loss.CyHalfPoissonLoss",
         "sklearn._loss._loss.CyHalfSquaredError",
         "sklearn._loss._loss.CyHalfTweedieLossIdentity",
