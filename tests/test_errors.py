@@ -52,3 +52,14 @@ def test_a_specialized_message_keeps_the_base_facts() -> None:
     )
     with pytest.raises(ValueError):  # still the builtin it always was
         raise error
+
+
+def test_an_optional_dependency_names_the_extra_to_install() -> None:
+    from modelkeep._optional import require
+    from modelkeep.errors import MissingDependencyError
+
+    assert require("parquet", "json", "csv", feature="Reading").__name__ == "json"
+    with pytest.raises(MissingDependencyError) as caught:
+        require("serve", "json", "no_such_module_xyz", feature="Serving", packages="fastapi")
+    assert str(caught.value) == "Serving needs fastapi: pip install 'modelkeep[serve]'"
+    assert caught.value.extra == "serve"

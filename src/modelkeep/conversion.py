@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelkeep._fs import write_file
 from modelkeep._modes import EnvMode
+from modelkeep._optional import require
 from modelkeep._reader import SIGNATURE_NAME, open_bundle
 from modelkeep._writer import staged_bundle, write_artifact, write_manifest
 from modelkeep.bundle import load
@@ -24,7 +25,6 @@ from modelkeep.errors import (
     InvalidArgumentError,
     InvalidChoiceError,
     ManifestError,
-    MissingDependencyError,
     UnknownFormatError,
 )
 from modelkeep.formats import available_formats, get_format
@@ -149,14 +149,12 @@ def read_validation(validation: Any) -> Any:
         raise InvalidChoiceError(str(path), [".csv", ".parquet"], "validation file type")
     import pandas as pd
 
+    if kind != "csv":
+        require("parquet", "pyarrow", feature="Reading a Parquet validation file")
     try:
         if kind == "csv":
             return pd.read_csv(path)
         return pd.read_parquet(path)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "Reading a Parquet validation file", "pyarrow", "parquet"
-        ) from exc
     except Exception as exc:  # pandas' and pyarrow's errors share no useful base class
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise InvalidArgumentError(

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from modelkeep._optional import require
 from modelkeep.bundle import save
-from modelkeep.errors import InvalidChoiceError, MissingDependencyError
+from modelkeep.errors import InvalidChoiceError
 from modelkeep.manifest import Manifest
 from modelkeep.safety.joblib_layout import MAX_DECOMPRESSED_BYTES
 from modelkeep.safety.loader import safe_load
@@ -104,10 +105,8 @@ def read_sample(sample: Any) -> Any:
     if suffix == ".csv":
         return pd.read_csv(path)
     if suffix in (".parquet", ".pq"):
-        try:
-            return pd.read_parquet(path)
-        except ImportError as exc:
-            raise MissingDependencyError("Reading a Parquet sample", "pyarrow", "parquet") from exc
+        require("parquet", "pyarrow", feature="Reading a Parquet sample")
+        return pd.read_parquet(path)
     raise InvalidChoiceError(str(path), [".csv", ".parquet"], "sample file type")
 
 

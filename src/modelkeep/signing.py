@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelkeep._fs import sha256_stream, write_file
+from modelkeep._optional import require
 from modelkeep._reader import SIGNATURE_NAME, BundleReader, open_bundle
 from modelkeep.errors import (
     ManifestError,
-    MissingDependencyError,
     SignatureError,
     SigningKeyError,
     SigningKeyExistsError,
@@ -635,11 +635,12 @@ def _names(names: Iterable[str]) -> str:
 
 
 def _require_sign_extra() -> None:
-    try:
-        import cryptography  # noqa: F401
-        import model_signing  # noqa: F401
-        import OpenSSL  # noqa: F401  (model-signing 1.1.1 imports it without declaring it)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "Signing bundles", "model-signing and pyOpenSSL", "sign"
-        ) from exc
+    # OpenSSL: model-signing 1.1.1 imports it without declaring it.
+    require(
+        "sign",
+        "cryptography",
+        "model_signing",
+        "OpenSSL",
+        feature="Signing bundles",
+        packages="model-signing and pyOpenSSL",
+    )

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Final
 
+from modelkeep._optional import require
 from modelkeep.errors import (
     ArtifactError,
     MissingDependencyError,
@@ -65,15 +66,15 @@ class Exported:
 
 def require_packages() -> None:
     """Raise :class:`MissingDependencyError` unless the ``[onnx]`` extra is installed."""
-    try:
-        import onnx  # noqa: F401
-        import onnxmltools  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import skl2onnx  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "ONNX conversion", "onnx, skl2onnx, onnxmltools and onnxruntime", "onnx"
-        ) from exc
+    require(
+        "onnx",
+        "onnx",
+        "onnxmltools",
+        "onnxruntime",
+        "skl2onnx",
+        feature="ONNX conversion",
+        packages="onnx, skl2onnx, onnxmltools and onnxruntime",
+    )
 
 
 def opset() -> int:

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from modelkeep.errors import ArtifactError, GoldenMismatchError, MissingDependencyError
+from modelkeep._optional import require
+from modelkeep.errors import ArtifactError, GoldenMismatchError
 from modelkeep.manifest import Artifact, FeatureSpec, Manifest, Scalar
 from modelkeep.onnx.inputs import InputPlan, Narrowing, plan_inputs, to_feeds
 from modelkeep.onnx.report import ParityReport, ParityThresholds
@@ -44,14 +45,7 @@ _OPTIMIZATION = ("disable", "basic", "extended", "all")
 
 def import_onnxruntime() -> ModuleType:
     """onnxruntime, or :class:`MissingDependencyError` naming the extra to install."""
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "Running an ONNX artifact", "onnxruntime", "onnx-runtime"
-        ) from exc
-    module: ModuleType = onnxruntime
-    return module
+    return require("onnx-runtime", "onnxruntime", feature="Running an ONNX artifact")
 
 
 @dataclass(frozen=True)
