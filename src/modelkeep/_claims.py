@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from modelkeep._inputs import plain_values
 from modelkeep.errors import ManifestError, format_names
 from modelkeep.manifest import Manifest
 
@@ -119,7 +120,7 @@ def _classes(estimator: Any) -> list[Any] | None:
     values = np.asarray(classes)
     if values.ndim != 1:
         return None
-    return [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]
+    return plain_values(values)
 
 
 def _target(classes: list[Any], manifest: Manifest, source: str) -> None:

@@ -53,6 +53,7 @@ __all__ = [
     "missing_columns_error",
     "not_a_classifier",
     "plain_value",
+    "plain_values",
     "show_value",
     "validate",
     "value_error",
@@ -93,6 +94,11 @@ def not_a_classifier(task: str) -> InvalidArgumentError:
 def plain_value(value: Any) -> Any:
     """A numpy scalar as the Python value it holds; anything else as it is."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def plain_values(values: Any) -> list[Any]:
+    """An array's values as Python values (object arrays may hold numpy scalars)."""
+    return [plain_value(v) for v in np.asarray(values).tolist()]
 
 
 def show_value(value: object) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelkeep._inputs import plain_value
 from modelkeep._reader import read_manifest
 from modelkeep.errors import (
     BundleExistsError,
@@ -268,7 +269,7 @@ def check_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
     for key, value in (metrics or {}).items():
         if not isinstance(key, str):
             raise InvalidChoiceError(repr(key), ["string metric names"], "metrics")
-        number = value.item() if isinstance(value, np.generic) else value
+        number = plain_value(value)
         if isinstance(number, bool) or not isinstance(number, int | float):
             raise InvalidChoiceError(repr(value), ["a number"], f"metrics[{key!r}]")
         if not math.isfinite(number):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelkeep._inputs import format_values
+from modelkeep._inputs import format_values, plain_values
 from modelkeep.errors import GoldenMismatchError, SampleMismatchError
 from modelkeep.manifest import FeatureSpec, GoldenSamples
 from modelkeep.schema import prepare, to_json_columns
@@ -110,10 +110,6 @@ def _spread(positions: np.ndarray, k: int) -> list[int]:
     return [int(positions[i]) for i in np.unique(index)]
 
 
-def _to_python(values: np.ndarray) -> list[Any]:
-    return [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]
-
-
 def record_golden(
     model: Any, sample: pd.DataFrame, features: Sequence[FeatureSpec], n: int, *, proba: bool
 ) -> GoldenSamples:
@@ -130,7 +126,7 @@ def record_golden(
     if not rows:
         return GoldenSamples(rows=[], inputs=inputs, predictions=[], probabilities=None)
     frame = model_input(model, prepare(inputs, features))
-    predictions = _to_python(np.asarray(model.predict(frame)))
+    predictions = plain_values(np.asarray(model.predict(frame)))
     probabilities = None
     if proba:
         probabilities = np.asarray(model.predict_proba(frame), dtype=float).tolist()
@@ -185,4 +181,4 @@ def replay_golden(
 def _python_values(values: np.ndarray) -> np.ndarray:
     # Compare as Python objects: an int64 class 1 and a JSON 1 are the same label, and
     # strings stored as numpy str_ compare equal to Python str.
-    return np.array(_to_python(values), dtype=object)
+    return np.array(plain_values(values), dtype=object)

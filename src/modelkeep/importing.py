@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from modelkeep._inputs import plain_values
 from modelkeep._optional import require
 from modelkeep.bundle import save
 from modelkeep.errors import InvalidChoiceError
@@ -116,12 +117,11 @@ def match_labels(model: Any, labels: Mapping[Any, str]) -> dict[Any, str]:
     JSON object keys are strings; ``"0"`` names class ``0`` and ``"true"`` class ``True``.
     A key naming no class is kept as given, so :func:`modelkeep.save` reports it.
     """
-    import numpy as np
 
     classes = getattr(model, "classes_", None)
     if classes is None:
         return dict(labels)
-    values = [c.item() if isinstance(c, np.generic) else c for c in np.asarray(classes).tolist()]
+    values = plain_values(classes)
     matched: dict[Any, str] = {}
     for key, label in labels.items():
         if key in values and any(type(v) is type(key) for v in values):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelkeep._inputs import not_a_classifier
+from modelkeep._inputs import not_a_classifier, plain_value
 from modelkeep.manifest import FeatureSpec, Manifest, Scalar
 
 if TYPE_CHECKING:
@@ -51,7 +51,9 @@ class Model(ABC):
                 self._labels = self._classes
             else:
                 lookup = self._label_map
-                self._labels = np.array([lookup[_item(c)] for c in self._classes], dtype=object)
+                self._labels = np.array(
+                    [lookup[plain_value(c)] for c in self._classes], dtype=object
+                )
 
     @property
     def manifest(self) -> Manifest:
@@ -155,8 +157,8 @@ class SklearnModel(Model):
         positions = np.clip(positions, 0, len(self._classes) - 1)
         if not np.array_equal(self._classes[positions], raw):
             # classes_ is sorted for every scikit-learn classifier; fall back if not.
-            index = {_item(c): i for i, c in enumerate(self._classes)}
-            positions = np.array([index[_item(v)] for v in raw], dtype=int)
+            index = {plain_value(c): i for i, c in enumerate(self._classes)}
+            positions = np.array([index[plain_value(v)] for v in raw], dtype=int)
         return self._labels[positions]
 
     def predict_proba(self, X: Any, *, strict: bool = False) -> pd.DataFrame:
@@ -219,7 +221,3 @@ def business_labels(manifest: Manifest) -> dict[Scalar, str] | None:
     if label_map is None or all(label == str(value) for value, label in label_map.items()):
         return None
     return label_map
-
-
-def _item(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value

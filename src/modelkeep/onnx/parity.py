@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from modelkeep._inputs import plain_value
 from modelkeep.errors import SchemaError, SchemaWarning
 from modelkeep.manifest import FeatureSpec, GoldenSamples, Scalar
 from modelkeep.onnx.report import (
@@ -920,7 +921,9 @@ def _measure_classifier(
     got = np.asarray(out[PROBABILITIES], dtype=np.float64)
     n = len(want)
     lookup = {onnx_label(c): i for i, c in enumerate(classes)}
-    want_pos = np.array([lookup[onnx_label(_item(p))] for p in expected.predictions], dtype=int)
+    want_pos = np.array(
+        [lookup[onnx_label(plain_value(p))] for p in expected.predictions], dtype=int
+    )
     got_pos = runtime.positions(out[LABEL])
     if got.shape != want.shape:
         raise ValueError(f"probabilities of shape {got.shape}, expected {want.shape}")
@@ -989,10 +992,6 @@ def _measure_classifier(
         worst_rows=worst,
         regions=checks,
     )
-
-
-def _item(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _worst_row(
