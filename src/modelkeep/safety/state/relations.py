@@ -14,7 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from modelkeep.safety.state.checks import array_problem, describe, finite_number, int_value
+from modelkeep.safety.state.checks import (
+    array_problem,
+    describe,
+    finite_number,
+    int_value,
+    kind_of,
+)
 from modelkeep.safety.state.walk import Walk
 
 __all__ = [
@@ -287,7 +293,7 @@ def neighbors(walk: Walk, estimator: Any, node: int) -> None:
         )
     fit_x = state.get("_fit_X")
     width = state.get("n_features_in_")
-    if method == "brute" and _is_sparse(fit_x):
+    if method == "brute" and kind_of(fit_x) == "sparse":
         # A model fitted on sparse data keeps it sparse (brute force only); the matrix's
         # own proof checks its index arrays, and its width must be the input's.
         if len(fit_x.shape) != 2 or fit_x.shape[1] != width:
@@ -474,11 +480,6 @@ def seed_sequence(walk: Walk, sequence: Any, node: int) -> None:
 
 
 # -- scipy sparse (index arrays followed unchecked by sparsetools)
-
-
-def _is_sparse(value: object) -> bool:
-    """A scipy sparse matrix or array, known without importing scipy."""
-    return type(value).__module__.startswith("scipy.sparse.") and hasattr(value, "format")
 
 
 def sparse_matrix(walk: Walk, matrix: Any, node: int) -> None:
