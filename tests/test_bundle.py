@@ -261,7 +261,7 @@ def _failing_dump(self: Any, model: Any, path: Path, *, context: Any = None) -> 
 def test_failed_save_leaves_no_trace(
     tmp_path: Path, fitted: Callable[[str], Pipeline], data: Any, monkeypatch: Any
 ) -> None:
-    from modelkeep.formats.skops import SkopsFormat
+    from modelkeep._formats.skops import SkopsFormat
 
     frame, _ = data
     monkeypatch.setattr(SkopsFormat, "dump", _failing_dump)
@@ -273,7 +273,7 @@ def test_failed_save_leaves_no_trace(
 def test_failed_overwrite_keeps_the_old_bundle(
     saved: Path, fitted: Callable[[str], Pipeline], data: Any, monkeypatch: Any
 ) -> None:
-    from modelkeep.formats.skops import SkopsFormat
+    from modelkeep._formats.skops import SkopsFormat
 
     frame, _ = data
     before = (saved / MANIFEST_NAME).read_bytes()
@@ -533,7 +533,7 @@ def test_trusting_partial_does_not_trust_the_function_inside(tmp_path: Path) -> 
 
     import skops.io as sio
 
-    from modelkeep.formats.skops import SkopsFormat
+    from modelkeep._formats.skops import SkopsFormat
 
     payload = tmp_path / "payload.skops"
     sio.dump(functools.partial(os.system, "echo owned"), payload)

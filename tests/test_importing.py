@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 import modelkeep
+from modelkeep._importing import match_labels
 from modelkeep.errors import InvalidChoiceError, LabelMapError, UntrustedTypesError
-from modelkeep.importing import match_labels
 
 
 def test_import_a_compressed_joblib_with_a_csv_sample(

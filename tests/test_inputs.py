@@ -13,9 +13,9 @@ import pytest
 from conftest import make_frame
 from modelkeep import SchemaError
 from modelkeep._inputs import is_missing, is_pandas_column, mapping_columns
+from modelkeep._schema import infer_schema, prepare
 from modelkeep.errors import InputProblem
 from modelkeep.onnx.inputs import plan_inputs, to_feeds
-from modelkeep.schema import infer_schema, prepare
 
 
 @pytest.mark.parametrize(

@@ -17,22 +17,22 @@ PACKAGE = SRC / "modelkeep"
 
 # (importer prefix, imported prefix, why the line exists)
 FORBIDDEN = [
-    ("modelkeep.formats", "modelkeep.model", "formats serve; the load sequence builds the Model"),
-    ("modelkeep.formats", "modelkeep.onnx.model", "the ONNX Model is built above formats/"),
-    ("modelkeep.formats", "modelkeep.bundle", "the bundle sequence calls formats, not back"),
-    ("modelkeep.formats", "modelkeep.registry", "formats know nothing of versions"),
-    ("modelkeep.safety", "modelkeep.formats", "the safety layer imports no format"),
-    ("modelkeep.safety", "modelkeep.model", "the safety layer hands back objects, not Models"),
-    ("modelkeep.safety", "modelkeep.bundle", "the safety layer is below the bundle"),
+    ("modelkeep._formats", "modelkeep._model", "formats serve; the load sequence builds the Model"),
+    ("modelkeep._formats", "modelkeep.onnx.model", "the ONNX Model is built above formats/"),
+    ("modelkeep._formats", "modelkeep._bundle", "the bundle sequence calls formats, not back"),
+    ("modelkeep._formats", "modelkeep.registry", "formats know nothing of versions"),
+    ("modelkeep.safety", "modelkeep._formats", "the safety layer imports no format"),
+    ("modelkeep.safety", "modelkeep._model", "the safety layer hands back objects, not Models"),
+    ("modelkeep.safety", "modelkeep._bundle", "the safety layer is below the bundle"),
     ("modelkeep.safety", "modelkeep.registry", "the safety layer is below the registry"),
     ("modelkeep.safety", "modelkeep.onnx", "the safety layer is for pickle-based files"),
-    ("modelkeep.bundle", "modelkeep.registry", "the bundle layer never imports the registry"),
-    ("modelkeep.golden", "modelkeep.registry", "below the registry"),
-    ("modelkeep.schema", "modelkeep.registry", "below the registry"),
-    ("modelkeep.model", "modelkeep.registry", "below the registry"),
+    ("modelkeep._bundle", "modelkeep.registry", "the bundle layer never imports the registry"),
+    ("modelkeep._golden", "modelkeep.registry", "below the registry"),
+    ("modelkeep._schema", "modelkeep.registry", "below the registry"),
+    ("modelkeep._model", "modelkeep.registry", "below the registry"),
     ("modelkeep.onnx", "modelkeep.registry", "below the registry"),
-    ("modelkeep.manifest", "modelkeep.bundle", "the manifest is below everything but errors"),
-    ("modelkeep.manifest", "modelkeep.formats", "the manifest is below everything but errors"),
+    ("modelkeep.manifest", "modelkeep._bundle", "the manifest is below everything but errors"),
+    ("modelkeep.manifest", "modelkeep._formats", "the manifest is below everything but errors"),
     ("modelkeep.manifest", "modelkeep.safety", "the manifest is below everything but errors"),
     ("modelkeep.", "modelkeep.cli", "nothing imports the CLI"),
 ]
@@ -108,6 +108,6 @@ def test_no_module_imports_across_a_forbidden_line() -> None:
 def test_the_check_sees_imports_of_every_kind() -> None:
     edges = _edges()
     assert ("modelkeep.cli.verify", "modelkeep._load") in edges  # lazy, inside a function
-    assert ("modelkeep._load", "modelkeep.model") in edges  # under TYPE_CHECKING
+    assert ("modelkeep._load", "modelkeep._model") in edges  # under TYPE_CHECKING
     assert ("modelkeep.__main__", "modelkeep.cli") in edges
     assert len(edges) > 150

@@ -195,7 +195,7 @@ def test_a_never_trusted_name_is_refused_for_a_skops_bundle(saved: Path) -> None
         modelkeep.load(saved, trusted=["os.system"])
     with pytest.raises(NeverTrustedError, match=NEVER):
         modelkeep.verify(saved, trusted=["os.system"])
-    from modelkeep.formats.skops import SkopsFormat
+    from modelkeep._formats.skops import SkopsFormat
 
     with (
         (saved / "artifacts" / "pipeline.skops").open("rb") as stream,

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelkeep._schema import infer_schema, prepare, to_json_columns
 from modelkeep.errors import SchemaError, SchemaWarning
 from modelkeep.manifest import FeatureSpec
-from modelkeep.schema import infer_schema, prepare, to_json_columns
 
 SAMPLE = pd.DataFrame(
     {

@@ -383,7 +383,7 @@ class Deserialized(Exception):
 
 @pytest.fixture
 def no_deserialize(monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelkeep.formats.skops import SkopsFormat
+    from modelkeep._formats.skops import SkopsFormat
 
     def refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
         raise Deserialized

@@ -13,10 +13,12 @@ before it is used.
 
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
+from modelkeep._bundle import Check, save, verify
+from modelkeep._conversion import convert
+from modelkeep._importing import import_model
 from modelkeep._load import load
+from modelkeep._model import Model
 from modelkeep._version import __version__
-from modelkeep.bundle import Check, save, verify
-from modelkeep.conversion import convert
 from modelkeep.errors import (
     BundleError,
     ConversionError,
@@ -27,9 +29,7 @@ from modelkeep.errors import (
     SignatureError,
     UnsafeArtifactError,
 )
-from modelkeep.importing import import_model
 from modelkeep.manifest import FeatureSpec, Manifest
-from modelkeep.model import Model
 from modelkeep.onnx.report import ParityThresholds
 from modelkeep.registry import ModelVersion, Registry
 from modelkeep.safety import ScanReport, safe_load, scan

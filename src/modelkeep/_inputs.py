@@ -1,6 +1,6 @@
 """Prediction input: its accepted shapes, the validation driver and its messages, shared.
 
-:mod:`modelkeep.schema` (pandas, for scikit-learn artifacts) and
+:mod:`modelkeep._schema` (pandas, for scikit-learn artifacts) and
 :mod:`modelkeep.onnx.inputs` (numpy only, for the ONNX serving path) accept the same shapes
 and say the same thing the same way about the same input; that lives here once: the input
 shapes (:func:`mapping_columns`, :func:`list_columns`, :func:`array_columns`), the driver

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelkeep import bundle
+from modelkeep import _bundle as bundle
 from modelkeep.errors import BundleNotFoundError, UnknownReferenceError
 from modelkeep.registry.refs import Reference, is_reference, parse_reference
 
 if TYPE_CHECKING:
-    from modelkeep.bundle import Check
-    from modelkeep.model import Model
+    from modelkeep._bundle import Check
+    from modelkeep._model import Model
     from modelkeep.registry.records import ModelVersion
 
 __all__ = ["Registered", "load", "locate", "resolve_source", "verify"]
@@ -81,13 +81,13 @@ def load(source: str | os.PathLike[str], **options: Any) -> Model:
     reference is resolved through ``modelkeep.Registry()`` (``$MODELKEEP_HOME`` or
     ``~/.modelkeep``), and its stored manifest must still have the SHA-256 recorded when it
     was registered. Either way the bundle goes through every check of
-    :func:`modelkeep.bundle.load`, with ``options`` (``format``, ``env``, ``trusted``,
+    :func:`modelkeep._bundle.load`, with ``options`` (``format``, ``env``, ``trusted``,
     ``atol`` ...) passed on unchanged.
 
     Raises:
         BundleNotFoundError: no such directory, and no such model in the registry.
         UnknownReferenceError: ``"name:N"`` or ``"name@alias"`` names nothing registered.
-        and every error of :func:`modelkeep.bundle.load`.
+        and every error of :func:`modelkeep._bundle.load`.
 
     Example:
         >>> model = modelkeep.load("churn@production")
@@ -102,7 +102,7 @@ def load(source: str | os.PathLike[str], **options: Any) -> Model:
 
 
 def verify(source: str | os.PathLike[str], **options: Any) -> list[Check]:
-    """:func:`modelkeep.bundle.verify` of a bundle directory or a registry reference.
+    """:func:`modelkeep._bundle.verify` of a bundle directory or a registry reference.
 
     A reference's stored manifest is also checked against the SHA-256 recorded when the
     version was registered.

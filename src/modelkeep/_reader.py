@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from modelkeep._fs import copy_tree, open_nofollow, walk
+from modelkeep._integrity import check_artifact
 from modelkeep.errors import (
     BundleNotFoundError,
     IntegrityError,
     ManifestError,
     SignatureError,
 )
-from modelkeep.integrity import check_artifact
 from modelkeep.manifest import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,

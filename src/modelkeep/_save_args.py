@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelkeep._formats import available_formats
 from modelkeep._inputs import plain_value
 from modelkeep._reader import read_manifest
 from modelkeep.errors import (
@@ -29,7 +30,6 @@ from modelkeep.errors import (
     SampleMismatchError,
     UnknownFormatError,
 )
-from modelkeep.formats import available_formats
 from modelkeep.manifest import MANIFEST_NAME, LabelEntry, Manifest, Scalar, Target, Task
 
 if TYPE_CHECKING:

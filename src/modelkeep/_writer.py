@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from modelkeep._formats import get_format
+from modelkeep._formats.base import DumpContext
 from modelkeep._fs import atomic_directory, fsync, sha256_stream, write_file
-from modelkeep.formats import get_format
-from modelkeep.formats.base import DumpContext
 from modelkeep.manifest import MANIFEST_NAME, Artifact, Manifest, dump_manifest
 
 __all__ = ["ARTIFACTS_DIR", "staged_bundle", "write_artifact", "write_manifest"]

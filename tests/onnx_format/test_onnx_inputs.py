@@ -12,8 +12,8 @@ import pytest
 
 from conftest import make_frame
 from modelkeep import SchemaError, SchemaWarning
+from modelkeep._schema import infer_schema, prepare
 from modelkeep.onnx.inputs import MISSING_STRING, input_kind, plan_inputs, to_feeds
-from modelkeep.schema import infer_schema, prepare
 
 FRAME, _ = make_frame(100)
 FEATURES = infer_schema(FRAME)

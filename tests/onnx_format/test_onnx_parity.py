@@ -24,7 +24,8 @@ from sklearn.preprocessing import OrdinalEncoder
 import modelkeep
 from conftest import CATEGORICAL, NUMERIC, make_frame, preprocessor
 from modelkeep import ArtifactSkippedWarning, ParityError, ParityThresholds, ParityWarning
-from modelkeep.golden import record_golden
+from modelkeep._golden import record_golden
+from modelkeep._schema import infer_schema
 from modelkeep.manifest import read_manifest
 from modelkeep.onnx import ParityReport
 from modelkeep.onnx.export import build_graph, check_convertible
@@ -40,7 +41,6 @@ from modelkeep.onnx.parity import (
 from modelkeep.onnx.report import render_report
 from modelkeep.onnx.runtime import OnnxRuntime
 from modelkeep.onnx.strategies import strategy_named
-from modelkeep.schema import infer_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 

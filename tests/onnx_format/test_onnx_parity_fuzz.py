@@ -39,8 +39,8 @@ from threadpoolctl import threadpool_limits
 import modelkeep
 from conftest import BOOLEAN, CATEGORICAL, NUMERIC, make_frame
 from modelkeep import ParityError, SchemaError, SchemaWarning, UnconvertibleModelError
-from modelkeep.golden import model_input
-from modelkeep.schema import prepare
+from modelkeep._golden import model_input
+from modelkeep._schema import prepare
 
 SEED = 20261130  # the gate's probes are deterministic and seedless: this is another draw
 ROWS_PER_REGION = 120

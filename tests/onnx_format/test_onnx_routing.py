@@ -33,13 +33,13 @@ from sklearn.tree import DecisionTreeClassifier
 
 import modelkeep
 from modelkeep import SchemaError, SchemaWarning
+from modelkeep._schema import infer_schema, prepare
 from modelkeep.manifest import read_manifest
 from modelkeep.onnx.export import build_graph, check_convertible
 from modelkeep.onnx.inputs import MISSING_CATEGORY, MISSING_STRING, Narrowing
 from modelkeep.onnx.runtime import OnnxRuntime
 from modelkeep.onnx.strategies import LIGHTGBM_ZERO, strategy_named
 from modelkeep.onnx.trees import ConversionTimeout, exact_threshold, time_limit
-from modelkeep.schema import infer_schema, prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 NUMERIC = ["age", "income", "score"]

@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 
-from modelkeep import bundle
+from modelkeep import _bundle as bundle
 from modelkeep.registry import Registry
 
 

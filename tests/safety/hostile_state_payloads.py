@@ -659,7 +659,7 @@ import numpy as np, pandas, scipy.sparse, sklearn, skops.io, joblib
 import sklearn.ensemble, sklearn.linear_model, sklearn.neighbors, sklearn.svm, sklearn.tree
 import sklearn.pipeline, sklearn.preprocessing, sklearn.decomposition, sklearn.dummy
 import sklearn.compose, sklearn.utils.validation, sklearn.utils._param_validation
-import modelkeep, modelkeep.bundle, modelkeep.golden
+import modelkeep, modelkeep._bundle, modelkeep._golden
 import modelkeep.safety.state, modelkeep.safety.trees, modelkeep.safety.boosters
 from modelkeep.errors import ModelkeepError
 for extra in ("lightgbm", "xgboost"):

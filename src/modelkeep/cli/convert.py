@@ -41,8 +41,8 @@ def convert_command(
     The bundle is rewritten atomically; its other artifacts are kept byte for byte. A
     conversion that fails its parity check is refused (exit 1) unless --force.
     """
+    from modelkeep._conversion import convert, read_validation
     from modelkeep._load import resolve_source
-    from modelkeep.conversion import convert, read_validation
     from modelkeep.onnx.report import ParityReport, render_report
     from modelkeep.registry.refs import Reference
 

@@ -38,7 +38,7 @@ def import_command(
 ) -> None:
     """Load a legacy model file safely (allowlist scan, restricted unpickler) and save it as a
     bundle with a schema, golden samples and hashes."""
-    from modelkeep.importing import import_model
+    from modelkeep._importing import import_model
 
     label_map = None
     if labels is not None:

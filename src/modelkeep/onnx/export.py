@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Final
 
+from modelkeep._formats.base import DumpContext
 from modelkeep._optional import require
 from modelkeep.errors import (
     ArtifactError,
@@ -32,7 +33,6 @@ from modelkeep.errors import (
     ParityError,
     UnconvertibleModelError,
 )
-from modelkeep.formats.base import DumpContext
 from modelkeep.manifest import FeatureSpec
 from modelkeep.onnx.inputs import InputKind, UnsupportedFeatureError, input_kind
 from modelkeep.onnx.narrowing import narrowing

@@ -5,7 +5,7 @@ element type :func:`input_kind` gives the feature: ``int64`` for integer columns
 ``double`` for float columns (and integer or boolean columns with missing values), ``bool``
 for boolean columns, ``string`` for string and category columns. :func:`to_feeds` turns a
 record (dict), a list of records, a dict of columns, a 2-D array or a DataFrame into those
-arrays, with the rules and messages of :func:`modelkeep.schema.prepare`: a missing column
+arrays, with the rules and messages of :func:`modelkeep._schema.prepare`: a missing column
 or an unconvertible value is a :class:`SchemaError`; unknown columns, unseen categories,
 values outside the training range and unexpected missing values warn (or raise with
 ``strict=True``).
@@ -233,7 +233,7 @@ def to_feeds(
     """Validate ``X`` and return (input name -> ``(n, 1)`` array, number of rows).
 
     Raises:
-        SchemaError: as :func:`modelkeep.schema.prepare` does, plus a missing value in an
+        SchemaError: as :func:`modelkeep._schema.prepare` does, plus a missing value in an
             ``int64`` or ``bool`` input.
 
     Warns:

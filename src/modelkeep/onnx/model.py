@@ -1,5 +1,5 @@
-"""The :class:`~modelkeep.model.Model` over an onnxruntime session, sibling of
-:class:`~modelkeep.model.SklearnModel`."""
+"""The :class:`~modelkeep._model.Model` over an onnxruntime session, sibling of
+:class:`~modelkeep._model.SklearnModel`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from modelkeep._model import Model
 from modelkeep.manifest import Manifest
-from modelkeep.model import Model
 from modelkeep.onnx.runtime import LABEL, PROBABILITIES, VALUE, OnnxRuntime
 
 __all__ = ["OnnxModel"]
@@ -20,7 +20,7 @@ _PROBABILITIES = [PROBABILITIES]
 class OnnxModel(Model):
     """A verified model whose predictions come from its ONNX artifact.
 
-    Same interface as :class:`~modelkeep.model.SklearnModel`; input is validated against the
+    Same interface as :class:`~modelkeep._model.SklearnModel`; input is validated against the
     schema by :mod:`modelkeep.onnx.inputs` straight into the session's numpy inputs (no
     DataFrame), and neither scikit-learn nor pandas is imported unless ``X`` is a
     DataFrame. Differences: :meth:`prepare` returns those input arrays, and
@@ -50,7 +50,7 @@ class OnnxModel(Model):
         """Predictions for ``X``: business labels for a classifier, numbers for a regressor.
 
         Raises:
-            SchemaError: as :meth:`modelkeep.model.SklearnModel.predict`; also a missing value in
+            SchemaError: as :meth:`modelkeep._model.SklearnModel.predict`; also a missing value in
                 an integer or boolean column the training data had complete.
         """
         feeds, _ = self._runtime.feeds(X, strict=strict)
@@ -64,7 +64,7 @@ class OnnxModel(Model):
     def predict_proba(self, X: Any, *, strict: bool = False) -> Any:
         """Class probabilities: one row per input, one column per business label.
 
-        A DataFrame for a DataFrame input, as :meth:`modelkeep.model.SklearnModel.predict_proba`;
+        A DataFrame for a DataFrame input, as :meth:`modelkeep._model.SklearnModel.predict_proba`;
         for other inputs a 2-D float64 array with the columns in the order of the
         classes, so that serving records needs no pandas.
         """

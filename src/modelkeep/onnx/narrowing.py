@@ -43,7 +43,7 @@ def _base_value(spec: FeatureSpec) -> Any:
 
 
 def _raises(model: Any, columns: dict[str, list[Any]], features: Sequence[FeatureSpec]) -> bool:
-    from modelkeep.schema import prepare
+    from modelkeep._schema import prepare
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -156,7 +156,7 @@ def evaluation_rows(
 
     ``model`` (the fitted original) adds the ``tree thresholds`` probes of its trees.
     """
-    from modelkeep.schema import prepare, to_json_columns
+    from modelkeep._schema import prepare, to_json_columns
 
     rows = Rows()
     with warnings.catch_warnings():
@@ -674,7 +674,7 @@ def _run_batch(model: Any, batch: list[Group], *, proba: bool) -> list[_Outputs 
 
 
 def _predict(model: Any, frame: pd.DataFrame, *, proba: bool) -> _Outputs:
-    from modelkeep.golden import model_input
+    from modelkeep._golden import model_input
 
     data = model_input(model, frame)
     with warnings.catch_warnings():
@@ -1005,7 +1005,7 @@ def _worst_row(
     got_proba: list[float] | None = None,
     tie: bool = False,
 ) -> WorstRow:
-    from modelkeep.schema import to_json_columns
+    from modelkeep._schema import to_json_columns
 
     inputs = {k: v[0] for k, v in to_json_columns(expected.frame.iloc[[i]], features).items()}
     return WorstRow(

@@ -139,7 +139,7 @@ def _is_missing(value: Any) -> bool:
 
 
 #: What a ``None`` category is written as: modelkeep feeds a missing value as NaN (as
-#: :func:`modelkeep.schema.prepare` does for scikit-learn), which scikit-learn does not
+#: :func:`modelkeep._schema.prepare` does for scikit-learn), which scikit-learn does not
 #: take for a ``None`` category, so no input may reach it.
 NONE_CATEGORY: Final = "\ue000modelkeep:none\ue000"
 

@@ -87,7 +87,7 @@ from modelkeep.registry.records import (
 from modelkeep.registry.refs import check_alias, check_name, parse_reference
 
 if TYPE_CHECKING:
-    from modelkeep.model import Model
+    from modelkeep._model import Model
     from modelkeep.registry.backends import ArtifactStore, MetadataStore
     from modelkeep.registry.store import SqlStore
 
@@ -321,7 +321,7 @@ class Registry:
             registered_by: who registers it; default the OS user.
             parent: a reference to the version this one was derived from (recorded as
                 ``name:version``); default the manifest's ``lineage.parent``.
-            env, trusted, load_options: passed to :func:`modelkeep.bundle.load` for the
+            env, trusted, load_options: passed to :func:`modelkeep._bundle.load` for the
                 verification. ``env="warn"`` (default): environment differences warn and
                 the golden replay decides, since it shows whether predictions reproduce
                 here; ``"strict"`` refuses any difference.
@@ -405,15 +405,15 @@ class Registry:
         """Convert a registered version and register the result as a new version.
 
         Stored versions are immutable: the bundle is copied to a scratch folder, converted
-        there with :func:`modelkeep.conversion.convert` (parity check included), and the
+        there with :func:`modelkeep._conversion.convert` (parity check included), and the
         result registered under the same name with ``ref``'s version as its parent.
 
         Raises:
             UnknownReferenceError, InvalidReferenceError: ``ref`` names nothing registered.
-            and every error of :func:`modelkeep.conversion.convert` and :meth:`register`;
+            and every error of :func:`modelkeep._conversion.convert` and :meth:`register`;
             nothing is registered when any is raised.
         """
-        from modelkeep.conversion import convert
+        from modelkeep._conversion import convert
 
         source = self.get(ref)
         with tempfile.TemporaryDirectory(prefix="modelkeep-convert-") as scratch:
@@ -455,9 +455,9 @@ class Registry:
     def load(self, ref: str, **options: Any) -> Model:
         """Resolve ``ref`` and load its bundle with every check of :func:`modelkeep.load`.
 
-        ``options`` are those of :func:`modelkeep.bundle.load` (``env``, ``trusted`` ...).
+        ``options`` are those of :func:`modelkeep._bundle.load` (``env``, ``trusted`` ...).
         """
-        from modelkeep import bundle
+        from modelkeep import _bundle as bundle
 
         return bundle.load(self.get(ref).path, **options)
 
@@ -996,7 +996,7 @@ def _parse(data: bytes, source: Path) -> Manifest:
 def _verify(
     staged: Path, source: Path, *, env: EnvMode, trusted: Sequence[str] | None, options: Any
 ) -> None:
-    from modelkeep import bundle
+    from modelkeep import _bundle as bundle
 
     try:
         bundle.load(staged, env=env, trusted=trusted, **options)

@@ -8,8 +8,8 @@ from typing import Any, BinaryIO
 
 import skops.io as sio
 
-from modelkeep.formats.base import DumpContext
-from modelkeep.formats.estimator import EstimatorServing
+from modelkeep._formats.base import DumpContext
+from modelkeep._formats.estimator import EstimatorServing
 from modelkeep.safety.skops_loader import load_skops
 
 __all__ = ["SkopsFormat"]

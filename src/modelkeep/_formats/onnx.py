@@ -14,8 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from modelkeep._formats.base import DumpContext
 from modelkeep.errors import EnvironmentDifference, InvalidChoiceError, ParityWarning
-from modelkeep.formats.base import DumpContext
 from modelkeep.manifest import Artifact, Manifest
 
 __all__ = ["OnnxFormat"]

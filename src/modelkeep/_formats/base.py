@@ -42,14 +42,14 @@ class Format(Protocol):
 
     ``dump`` writes the file and returns details worth recording in the manifest (for
     example the types a loader must trust). The rest is what the load sequence
-    (``modelkeep.bundle``) asks of every format, in its order, without asking which format
+    (``modelkeep._bundle``) asks of every format, in its order, without asking which format
     it holds: which environment differences matter, how to open the bytes, which of the
     manifest's claims the opened artifact confirms, how to replay the golden samples, what
     to warn of when the model is handed out, and how to describe it for ``verify``.
 
     ``serves`` names what :meth:`open` returns, hence which ``Model`` the load sequence
     builds over it: ``"estimator"`` (a scikit-learn estimator, for every pickle-based
-    format and skops: :class:`~modelkeep.formats.estimator.EstimatorServing`) or
+    format and skops: :class:`~modelkeep._formats.estimator.EstimatorServing`) or
     ``"onnx"`` (an onnxruntime session). ``converted`` is True for a conversion of the
     model (ONNX), which cannot be converted again, False for the model itself.
     """

@@ -4,7 +4,7 @@
 three calls (``prepare``, ``predict``, ``predict_proba``), each runtime implementing the
 calls. :class:`SklearnModel` serves a deserialized scikit-learn estimator;
 :class:`modelkeep.onnx.model.OnnxModel`, its sibling, an onnxruntime session. The load
-sequence (``modelkeep.bundle``) builds them; the formats only open artifacts.
+sequence (``modelkeep._bundle``) builds them; the formats only open artifacts.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class SklearnModel(Model):
     """A verified model whose predictions come from its scikit-learn estimator.
 
     Every call to :meth:`predict` or :meth:`predict_proba` first validates and coerces its
-    input against the feature schema (see :func:`modelkeep.schema.prepare`): columns are
+    input against the feature schema (see :func:`modelkeep._schema.prepare`): columns are
     put in order, missing ones are an error, unknown ones are dropped with a warning, and
     values are converted to the dtypes the pipeline was fitted on.
 
@@ -127,7 +127,7 @@ class SklearnModel(Model):
 
     def prepare(self, X: Any, *, strict: bool = False) -> pd.DataFrame:
         """``X`` validated and coerced to the schema, as the pipeline will receive it."""
-        from modelkeep.schema import prepare
+        from modelkeep._schema import prepare
 
         return prepare(X, self._features, strict=strict)
 
@@ -197,8 +197,8 @@ class SklearnModel(Model):
 
     def _call(self, method: str, frame: pd.DataFrame) -> Any:
         """The estimator's ``method`` on a prepared frame; its ValueError as a SchemaError."""
-        from modelkeep.golden import model_input
-        from modelkeep.schema import model_rejection
+        from modelkeep._golden import model_input
+        from modelkeep._schema import model_rejection
 
         try:
             return getattr(self._estimator, method)(model_input(self._estimator, frame))

@@ -4,33 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from modelkeep._formats.base import Format
 from modelkeep.errors import UnknownFormatError
-from modelkeep.formats.base import Format
 
 __all__ = ["Format", "available_formats", "get_format"]
 
 
 def _skops() -> Format:
-    from modelkeep.formats.skops import SkopsFormat
+    from modelkeep._formats.skops import SkopsFormat
 
     return SkopsFormat()
 
 
 def _onnx() -> Format:
-    from modelkeep.formats.onnx import OnnxFormat
+    from modelkeep._formats.onnx import OnnxFormat
 
     return OnnxFormat()
 
 
 def _pickle() -> Format:
-    from modelkeep.formats.pickle import PickleFormat
+    from modelkeep._formats.pickle import PickleFormat
 
     return PickleFormat()
 
 
 def _joblib(compression: str | None = None) -> Callable[[], Format]:
     def factory() -> Format:
-        from modelkeep.formats.joblib import JoblibFormat
+        from modelkeep._formats.joblib import JoblibFormat
 
         return JoblibFormat(compression)
 

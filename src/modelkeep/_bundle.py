@@ -25,12 +25,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelkeep import _save_args
+from modelkeep._environment import capture_environment
+from modelkeep._formats import get_format
+from modelkeep._formats.base import DumpContext, Format
 from modelkeep._fs import save_lock
+from modelkeep._integrity import fingerprint_frame
+from modelkeep._model import Model, SklearnModel
 from modelkeep._modes import EnvMode as EnvMode  # re-exported: conversion imports it here
 from modelkeep._reader import BundleReader, Replaced
 from modelkeep._version import __version__
 from modelkeep._writer import staged_bundle, write_artifact, write_manifest
-from modelkeep.environment import capture_environment
 from modelkeep.errors import (
     ArtifactFormatError,
     ArtifactSkippedWarning,
@@ -44,11 +48,7 @@ from modelkeep.errors import (
     SignatureError,
     UnknownFormatError,
 )
-from modelkeep.formats import get_format
-from modelkeep.formats.base import DumpContext, Format
-from modelkeep.integrity import fingerprint_frame
 from modelkeep.manifest import MANIFEST_NAME, Artifact, DataInfo, Manifest
-from modelkeep.model import Model, SklearnModel
 from modelkeep.safety.policy import TrustPolicy
 from modelkeep.safety.sniff import content_of, sniff
 from modelkeep.signing import SIGNATURE_NAME, VerifiedSignature, check_signature
@@ -133,8 +133,8 @@ def save(
     _save_args.check_importable(model)
     _save_args.existing_bundle(target, overwrite)  # fail early; checked again under the lock
 
-    from modelkeep.golden import check_sample_kinds, record_golden
-    from modelkeep.schema import infer_schema
+    from modelkeep._golden import check_sample_kinds, record_golden
+    from modelkeep._schema import infer_schema
 
     frame = _save_args.sample_frame(model, sample, feature_names)
     features = infer_schema(frame)

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modelkeep._claims import check_claims
-from modelkeep.environment import compare_environment
+from modelkeep._environment import compare_environment
 from modelkeep.errors import InvalidChoiceError
 
 if TYPE_CHECKING:
+    from modelkeep._formats.base import DumpContext
     from modelkeep.errors import EnvironmentDifference
-    from modelkeep.formats.base import DumpContext
     from modelkeep.manifest import Artifact, Manifest
 
 __all__ = ["EstimatorServing"]
@@ -72,7 +72,7 @@ class EstimatorServing(ABC):
         self, opened: Any, manifest: Manifest, artifact: Artifact, *, atol: float
     ) -> int:
         # pandas and the schema come with it: imported here, never on the ONNX load path.
-        from modelkeep.golden import replay_golden
+        from modelkeep._golden import replay_golden
 
         return replay_golden(opened, manifest.golden, manifest.features, atol=atol)
 

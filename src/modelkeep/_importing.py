@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from modelkeep._bundle import save
 from modelkeep._inputs import plain_values
 from modelkeep._optional import require
-from modelkeep.bundle import save
 from modelkeep.errors import InvalidChoiceError
 from modelkeep.manifest import Manifest
 from modelkeep.safety.joblib_layout import MAX_DECOMPRESSED_BYTES

@@ -1,6 +1,6 @@
 """``convert()``: add a converted artifact (ONNX) to an existing bundle, atomically.
 
-The bundle's model is loaded through every check of :func:`modelkeep.bundle.load`,
+The bundle's model is loaded through every check of :func:`modelkeep._bundle.load`,
 converted and measured against itself (golden samples, ``validation`` rows, probes), and
 the bundle is rewritten beside itself and swapped into place: the original artifacts are
 copied byte for byte (their hashes are checked while copying), the manifest gains the new
@@ -15,20 +15,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelkeep._bundle import load
+from modelkeep._formats import available_formats, get_format
+from modelkeep._formats.base import DumpContext
 from modelkeep._fs import write_file
 from modelkeep._modes import EnvMode
 from modelkeep._optional import require
 from modelkeep._reader import SIGNATURE_NAME, open_bundle
 from modelkeep._writer import staged_bundle, write_artifact, write_manifest
-from modelkeep.bundle import load
 from modelkeep.errors import (
     InvalidArgumentError,
     InvalidChoiceError,
     ManifestError,
     UnknownFormatError,
 )
-from modelkeep.formats import available_formats, get_format
-from modelkeep.formats.base import DumpContext
 from modelkeep.manifest import MANIFEST_NAME, Manifest
 
 if TYPE_CHECKING:

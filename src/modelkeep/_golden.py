@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from modelkeep._inputs import format_values, plain_values
+from modelkeep._schema import prepare, to_json_columns
 from modelkeep.errors import GoldenMismatchError, SampleMismatchError
 from modelkeep.manifest import FeatureSpec, GoldenSamples
-from modelkeep.schema import prepare, to_json_columns
 
 __all__ = ["check_sample_kinds", "model_input", "record_golden", "replay_golden", "select_rows"]
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from modelkeep.formats.base import DumpContext
-from modelkeep.formats.estimator import EstimatorServing
-from modelkeep.formats.pickle import artifact_details
+from modelkeep._formats.base import DumpContext
+from modelkeep._formats.estimator import EstimatorServing
+from modelkeep._formats.pickle import artifact_details
 from modelkeep.safety.loader import load_pickle_bytes
 
 __all__ = ["COMPRESSIONS", "JoblibFormat"]
