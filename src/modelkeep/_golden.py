@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from modelkeep._inputs import format_values, plain_values
+from modelkeep._replay import check_close, check_labels, check_values
 from modelkeep._schema import prepare, to_json_columns
-from modelkeep.errors import GoldenMismatchError, SampleMismatchError
+from modelkeep.errors import SampleMismatchError
 from modelkeep.manifest import FeatureSpec, GoldenSamples
 
 __all__ = ["check_sample_kinds", "model_input", "record_golden", "replay_golden", "select_rows"]
@@ -150,31 +151,14 @@ def replay_golden(
     frame = model_input(model, prepare(golden.inputs, features))
     got = np.asarray(model.predict(frame))
     expected = np.asarray(golden.predictions)
-    if got.shape != expected.shape:
-        raise GoldenMismatchError("predict", golden.rows, None, n)
     if np.issubdtype(expected.dtype, np.floating) and golden.probabilities is None:
-        scale = np.maximum(1.0, np.abs(expected))
-        diff = np.abs(got.astype(float) - expected) / scale
-        bad = np.flatnonzero(~(diff <= atol))
-        if bad.size:
-            raise GoldenMismatchError(
-                "predict", golden.rows_at(bad), float(np.nanmax(diff)), n, atol
-            )
+        check_values(golden, got, tolerance=atol)
+    elif got.shape != expected.shape:
+        check_labels(golden, np.ones(n, dtype=bool))
     else:
-        bad = np.flatnonzero(_python_values(got) != _python_values(expected))
-        if bad.size:
-            raise GoldenMismatchError("predict", golden.rows_at(bad), None, n)
+        check_labels(golden, _python_values(got) != _python_values(expected))
     if golden.probabilities is not None:
-        proba = np.asarray(model.predict_proba(frame), dtype=float)
-        want = np.asarray(golden.probabilities, dtype=float)
-        if proba.shape != want.shape:
-            raise GoldenMismatchError("predict_proba", golden.rows, None, n)
-        diff = np.abs(proba - want).max(axis=1)
-        bad = np.flatnonzero(~(diff <= atol))
-        if bad.size:
-            raise GoldenMismatchError(
-                "predict_proba", golden.rows_at(bad), float(np.nanmax(diff)), n, atol
-            )
+        check_close(golden, np.asarray(model.predict_proba(frame), dtype=float), tolerance=atol)
     return n
 
 

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import numpy as np
 
 from modelkeep._optional import require
-from modelkeep.errors import ArtifactError, GoldenMismatchError
+from modelkeep._replay import check_close, check_labels, check_values
+from modelkeep.errors import ArtifactError
 from modelkeep.manifest import Artifact, FeatureSpec, Manifest, Scalar
 from modelkeep.onnx.inputs import InputPlan, Narrowing, plan_inputs, to_feeds
 from modelkeep.onnx.report import ParityReport, ParityThresholds
@@ -206,14 +207,7 @@ def replay_golden(
     out = runtime.run(feeds)
     if runtime.classes_ is None:
         got = np.asarray(out[VALUE], dtype=np.float64).ravel()
-        expected = np.asarray(golden.predictions, dtype=np.float64)
-        tolerance = max(atol, thresholds.regression_rtol)
-        diff = np.abs(got - expected) / np.maximum(1.0, np.abs(expected))
-        bad = np.flatnonzero(~(diff <= tolerance))
-        if bad.size:
-            raise GoldenMismatchError(
-                "predict", golden.rows_at(bad), float(np.nanmax(diff)), n, tolerance
-            )
+        check_values(golden, got, tolerance=max(atol, thresholds.regression_rtol))
         return n
     want = np.asarray(golden.probabilities, dtype=np.float64)
     top = np.sort(want, axis=1)
@@ -222,17 +216,10 @@ def replay_golden(
     )
     got_positions = runtime.positions(out[LABEL])
     expected_positions = np.array([runtime._lookup[onnx_label(p)] for p in golden.predictions])
-    bad = np.flatnonzero((got_positions != expected_positions) & ~ties)
-    if bad.size:
-        raise GoldenMismatchError("predict", golden.rows_at(bad), None, n)
-    proba = np.asarray(out[PROBABILITIES], dtype=np.float64)
-    if proba.shape != want.shape:
-        raise GoldenMismatchError("predict_proba", golden.rows, None, n)
-    tolerance = max(atol, thresholds.proba_atol)
-    diff = np.abs(proba - want).max(axis=1)
-    bad = np.flatnonzero(~(diff <= tolerance))
-    if bad.size:
-        raise GoldenMismatchError(
-            "predict_proba", golden.rows_at(bad), float(np.nanmax(diff)), n, tolerance
-        )
+    check_labels(golden, (got_positions != expected_positions) & ~ties)
+    check_close(
+        golden,
+        np.asarray(out[PROBABILITIES], dtype=np.float64),
+        tolerance=max(atol, thresholds.proba_atol),
+    )
     return n
