@@ -14,7 +14,7 @@ before it is used.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from modelkeep._bundle import Check, save, verify
-from modelkeep._conversion import convert
+from modelkeep._conversion import Conversion, convert
 from modelkeep._importing import import_model
 from modelkeep._load import load
 from modelkeep._model import Model
@@ -38,6 +38,7 @@ from modelkeep.signing import VerifiedSignature, keygen, sign, verify_signature
 __all__ = [
     "BundleError",
     "Check",
+    "Conversion",
     "ConversionError",
     "FeatureSpec",
     "InputError",

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelkeep import _save_args
+from modelkeep._dump import DumpContext
 from modelkeep._environment import capture_environment
 from modelkeep._formats import get_format
-from modelkeep._formats.base import DumpContext, Format
+from modelkeep._formats.base import Format
 from modelkeep._fs import save_lock
 from modelkeep._integrity import fingerprint_frame
 from modelkeep._model import Model, SklearnModel

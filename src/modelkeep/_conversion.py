@@ -11,13 +11,14 @@ artifact with its hash and parity report, nothing else in it changes. A signatur
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelkeep._bundle import load
+from modelkeep._dump import DumpContext
 from modelkeep._formats import available_formats, get_format
-from modelkeep._formats.base import DumpContext
 from modelkeep._fs import write_file
 from modelkeep._modes import EnvMode
 from modelkeep._optional import require
@@ -29,14 +30,34 @@ from modelkeep.errors import (
     ManifestError,
     UnknownFormatError,
 )
-from modelkeep.manifest import MANIFEST_NAME, Manifest
+from modelkeep.manifest import MANIFEST_NAME, Artifact, Manifest
+from modelkeep.onnx.report import ParityReport
 
 if TYPE_CHECKING:
     from modelkeep.onnx.report import ParityThresholds
 
-__all__ = ["convert", "read_validation"]
+__all__ = ["Conversion", "convert", "read_validation"]
 
 _NOT_CARRIED = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What :func:`convert` did: the bundle's new ``manifest``, the ``artifact`` it added,
+    and that artifact's ``parity`` report (None for a format that records none)."""
+
+    manifest: Manifest
+    artifact: Artifact
+    parity: ParityReport | None
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> Conversion:
+        """The conversion that added ``manifest``'s last artifact (as read back from a
+        bundle or a registered version)."""
+        artifact = manifest.artifacts[-1]
+        report = artifact.details.get("parity")
+        parity = ParityReport.model_validate(report) if isinstance(report, Mapping) else None
+        return cls(manifest=manifest, artifact=artifact, parity=parity)
 
 
 def convert(
@@ -48,7 +69,7 @@ def convert(
     force: bool = False,
     trusted: Sequence[str] | None = None,
     env: EnvMode = "warn",
-) -> Manifest:
+) -> Conversion:
     """Convert the bundle's model to format ``to`` and add the artifact to the bundle.
 
     Args:
@@ -63,7 +84,8 @@ def convert(
         trusted, env: as for :func:`modelkeep.load` of the original artifact.
 
     Returns:
-        The bundle's new manifest.
+        A :class:`Conversion`: the bundle's new manifest, the added artifact and its
+        parity report.
 
     Raises:
         InvalidChoiceError: the bundle already holds ``to``, or holds nothing to convert
@@ -73,7 +95,8 @@ def convert(
             :func:`modelkeep.load`. The bundle is unchanged when any is raised.
 
     Example:
-        >>> modelkeep.convert("churn_model", to="onnx", validation=X_valid)
+        >>> modelkeep.convert("churn_model", to="onnx", validation=X_valid).parity.passed
+        True
     """
     target = Path(path)
     if to not in available_formats():
@@ -106,7 +129,7 @@ def convert(
             added = write_artifact(original.estimator, staging, to, context)
             updated = manifest.model_copy(update={"artifacts": [*manifest.artifacts, added]})
             write_manifest(staging, updated)
-    return updated
+    return Conversion.of(updated)
 
 
 def _source_format(target: Path, to: str) -> str:

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from modelkeep._dump import DumpContext
 from modelkeep._formats import get_format
-from modelkeep._formats.base import DumpContext
 from modelkeep._fs import atomic_directory, fsync, sha256_stream, write_file
 from modelkeep.manifest import MANIFEST_NAME, Artifact, Manifest, dump_manifest
 

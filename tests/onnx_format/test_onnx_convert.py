@@ -51,7 +51,8 @@ def test_convert_adds_the_artifact_and_keeps_the_others_byte_for_byte(
     old = read_manifest(skops_bundle)
     frame, _ = make_frame(300, seed=0)
 
-    manifest = modelkeep.convert(skops_bundle, to="onnx", validation=frame)
+    done = modelkeep.convert(skops_bundle, to="onnx", validation=frame)
+    manifest = done.manifest
 
     after = _files(skops_bundle)
     assert after["artifacts/pipeline.skops"] == before["artifacts/pipeline.skops"]
@@ -62,8 +63,10 @@ def test_convert_adds_the_artifact_and_keeps_the_others_byte_for_byte(
     added = manifest.artifacts[1]
     assert (added.path, added.format) == ("artifacts/pipeline.onnx", "onnx")
     assert added.sha256 == hashlib.sha256(after["artifacts/pipeline.onnx"]).hexdigest()
-    report = ParityReport.model_validate(added.details["parity"])
-    assert report.passed
+    assert done.artifact == added
+    report = done.parity
+    assert report is not None and report.passed
+    assert report == ParityReport.model_validate(added.details["parity"])
     assert report.sources == {"golden": 20, "validation": 300, "probe": report.sources["probe"]}
     # No stray staging directories beside the bundle.
     assert [p.name for p in skops_bundle.parent.iterdir()] == ["churn"]
@@ -78,8 +81,8 @@ def test_convert_adds_the_artifact_and_keeps_the_others_byte_for_byte(
 def test_without_validation_rows_golden_samples_and_probes_are_compared(
     skops_bundle: Path,
 ) -> None:
-    manifest = modelkeep.convert(skops_bundle)
-    report = ParityReport.model_validate(manifest.artifacts[1].details["parity"])
+    report = modelkeep.convert(skops_bundle).parity
+    assert report is not None
     assert set(report.sources) == {"golden", "probe"}
 
 
@@ -179,9 +182,8 @@ def test_validation_rows_come_from_a_csv_or_parquet_path(
     frame, _ = make_frame(150, seed=2)
     parquet = tmp_path / "validation.parquet"
     frame.to_parquet(parquet)
-    manifest = modelkeep.convert(forest_bundle, validation=parquet)
-    report = ParityReport.model_validate(manifest.artifacts[1].details["parity"])
-    assert report.passed
+    report = modelkeep.convert(forest_bundle, validation=parquet).parity
+    assert report is not None and report.passed
     assert report.sources["validation"] == 150
 
 

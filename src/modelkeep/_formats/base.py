@@ -3,37 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from modelkeep._dump import DumpContext
+
 if TYPE_CHECKING:
     from modelkeep.errors import EnvironmentDifference
-    from modelkeep.manifest import Artifact, FeatureSpec, GoldenSamples, Manifest, Scalar, Task
+    from modelkeep.manifest import Artifact, Manifest
 
 __all__ = ["DumpContext", "Format"]
-
-
-@dataclass(frozen=True)
-class DumpContext:
-    """What a format may need besides the model to write a faithful artifact.
-
-    A conversion (ONNX) builds its inputs from ``features`` and measures itself against the
-    original (``classes`` and their business ``labels``, both None for a regressor) on the
-    golden samples and ``validation`` rows (a DataFrame, or None) before
-    writing. ``parity`` (thresholds, None for the defaults) and ``force`` (write even when
-    parity fails, marked as failed) are the caller's options for that check. A format that
-    copies the model as it is (skops) ignores the context.
-    """
-
-    features: Sequence[FeatureSpec]
-    task: Task
-    classes: Sequence[Scalar] | None
-    golden: GoldenSamples
-    labels: Sequence[str] | None = None
-    validation: Any = None
-    parity: Any = None
-    force: bool = False
 
 
 class Format(Protocol):

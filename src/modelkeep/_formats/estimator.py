@@ -14,7 +14,7 @@ from modelkeep._environment import compare_environment
 from modelkeep.errors import InvalidChoiceError
 
 if TYPE_CHECKING:
-    from modelkeep._formats.base import DumpContext
+    from modelkeep._dump import DumpContext
     from modelkeep.errors import EnvironmentDifference
     from modelkeep.manifest import Artifact, Manifest
 

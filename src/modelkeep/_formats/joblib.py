@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from modelkeep._formats.base import DumpContext
+from modelkeep._dump import DumpContext
 from modelkeep._formats.estimator import EstimatorServing
 from modelkeep._formats.pickle import artifact_details
 from modelkeep.safety.loader import load_pickle_bytes

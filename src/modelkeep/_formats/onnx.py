@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from modelkeep._formats.base import DumpContext
+from modelkeep._dump import DumpContext
 from modelkeep.errors import EnvironmentDifference, InvalidChoiceError, ParityWarning
 from modelkeep.manifest import Artifact, Manifest
 

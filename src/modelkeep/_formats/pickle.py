@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from modelkeep._formats.base import DumpContext
+from modelkeep._dump import DumpContext
 from modelkeep._formats.estimator import EstimatorServing
 from modelkeep.safety.loader import load_pickle_bytes
 from modelkeep.safety.report import scan

@@ -8,7 +8,7 @@ from typing import Any, BinaryIO
 
 import skops.io as sio
 
-from modelkeep._formats.base import DumpContext
+from modelkeep._dump import DumpContext
 from modelkeep._formats.estimator import EstimatorServing
 from modelkeep.safety.skops_loader import load_skops
 

@@ -41,9 +41,9 @@ def convert_command(
     The bundle is rewritten atomically; its other artifacts are kept byte for byte. A
     conversion that fails its parity check is refused (exit 1) unless --force.
     """
-    from modelkeep._conversion import convert, read_validation
+    from modelkeep._conversion import Conversion, convert, read_validation
     from modelkeep._load import resolve_source
-    from modelkeep.onnx.report import ParityReport, render_report
+    from modelkeep.onnx.report import render_report
     from modelkeep.registry.refs import Reference
 
     check_trusted(trusted)
@@ -58,13 +58,14 @@ def convert_command(
                 registered = registry.convert(
                     str(found), to=to, validation=rows, force=force, trusted=trusted
                 )
-            manifest = registered.manifest()
+            done = Conversion.of(registered.manifest())
         else:
-            manifest = convert(found, to=to, validation=rows, force=force, trusted=trusted)
-    added = manifest.artifacts[-1]
-    report = ParityReport.model_validate(added.details["parity"])
-    stdout.print(printable(render_report(report), keep="\n"), markup=False)
-    verdict = "" if report.passed else " (marked FAILED: it did not pass its parity check)"
+            done = convert(found, to=to, validation=rows, force=force, trusted=trusted)
+    added, report = done.artifact, done.parity
+    if report is not None:
+        stdout.print(printable(render_report(report), keep="\n"), markup=False)
+    failed = report is not None and not report.passed
+    verdict = " (marked FAILED: it did not pass its parity check)" if failed else ""
     if registered is not None:
         stdout.print(
             printable(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Final
 
-from modelkeep._formats.base import DumpContext
+from modelkeep._dump import DumpContext
 from modelkeep._optional import require
 from modelkeep.errors import (
     ArtifactError,
