@@ -4,6 +4,7 @@ duck type, missing values, and problems reported as records, equal on both paths
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -14,7 +15,7 @@ from conftest import make_frame
 from modelkeep import SchemaError
 from modelkeep._inputs import is_missing, is_pandas_column, mapping_columns
 from modelkeep._schema import infer_schema, prepare
-from modelkeep.errors import InputProblem
+from modelkeep.errors import InputProblem, SchemaWarning
 from modelkeep.onnx.inputs import plan_inputs, to_feeds
 
 
@@ -170,6 +171,29 @@ def test_an_input_of_the_wrong_shape_is_one_record_without_sides(
 ) -> None:
     error = _error(path, "not a table", False)
     assert error.problems == (InputProblem(None, None, None, None, str(error), "invalid_input"),)
+
+
+@PATHS
+def test_warnings_carry_the_records_strict_mode_would_raise(
+    path: Callable[[object, bool], object],
+) -> None:
+    X = [RECORD, {**RECORD, "plan": "gold", "income": 1e9}, {**RECORD, "coupon": 1}]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path(X, False)
+    found = [w.message for w in caught if isinstance(w.message, SchemaWarning)]
+    assert sorted(w.kind for w in found) == ["extra_columns", "out_of_range", "unseen_categories"]
+    for warning in found:
+        (problem,) = warning.problems
+        assert (problem.column, problem.kind) == (warning.column or "coupon", warning.kind)
+        if warning.kind != "extra_columns":  # one record per extra column, each its own text
+            assert problem.message == str(warning)
+    by_kind = {w.kind: w.problems[0] for w in found}
+    assert by_kind["out_of_range"].row == 1
+    assert by_kind["unseen_categories"].received == "1 unseen value(s): 'gold'"
+    assert by_kind["extra_columns"].message == (
+        "Input has column 'coupon', which the model was not fitted on."
+    )
 
 
 @pytest.mark.parametrize(

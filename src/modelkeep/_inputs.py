@@ -151,13 +151,6 @@ def _extra_columns(extra: list[object], strict: bool) -> Issue:
         else "They were ignored; remove them, or check for a misspelled feature name."
     )
     names = sorted(str(name) for name in extra)
-    warning = SchemaWarning(
-        f"Input has {len(extra)} column(s) the model was not fitted on: "
-        f"{format_names(extra)}. {action}",
-        kind="extra_columns",
-        column=None,
-        values=names,
-    )
     problems = tuple(
         InputProblem(
             None,
@@ -168,6 +161,14 @@ def _extra_columns(extra: list[object], strict: bool) -> Issue:
             "extra_columns",
         )
         for name in names
+    )
+    warning = SchemaWarning(
+        f"Input has {len(extra)} column(s) the model was not fitted on: "
+        f"{format_names(extra)}. {action}",
+        kind="extra_columns",
+        column=None,
+        values=names,
+        problems=problems,
     )
     return Issue(warning, None, problems)
 
@@ -479,8 +480,9 @@ def _column_issue(
     row: int | None,
 ) -> Issue:
     message = f"Column {name!r}: expected {expected}, got {received}. {action}"
-    warning = SchemaWarning(message, kind=kind, column=name, values=values)
-    return Issue(warning, row, (InputProblem(row, name, expected, received, message, kind),))
+    problems = (InputProblem(row, name, expected, received, message, kind),)
+    warning = SchemaWarning(message, kind=kind, column=name, values=values, problems=problems)
+    return Issue(warning, row, problems)
 
 
 Columns = tuple[dict[str, Any], list[object], int]

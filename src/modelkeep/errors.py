@@ -998,10 +998,20 @@ class SchemaWarning(ModelkeepWarning):
 
     ``kind`` is one of ``"extra_columns"``, ``"unseen_categories"``, ``"out_of_range"``,
     ``"unexpected_missing"``; ``column`` names the column (None for extra columns) and
-    ``values`` holds the offending values or names.
+    ``values`` holds the offending values or names. ``problems`` holds the same facts as
+    :class:`InputProblem` records, as :attr:`SchemaError.problems` does for an error (the
+    HTTP service and batch scoring report them without parsing the message).
     """
 
-    def __init__(self, message: str, *, kind: str, column: str | None, values: Sequence[Any]):
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        column: str | None,
+        values: Sequence[Any],
+        problems: Sequence[InputProblem] = (),
+    ):
         self.kind = kind
         self.column = column
         self.values = tuple(values)
@@ -1040,3 +1050,4 @@ class ArtifactSkippedWarning(ModelkeepWarning):
             f"Format {format!r} was left out of the bundle, which holds "
             f"{', '.join(map(repr, self.saved))}: {error}"
         )
+        self.problems = tuple(problems)
