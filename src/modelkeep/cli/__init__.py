@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from modelkeep.cli import card, convert, import_, inspect, keygen, registry, scan, sign, verify
+from modelkeep.cli import (
+    card,
+    convert,
+    import_,
+    inspect,
+    keygen,
+    registry,
+    scan,
+    serve,
+    sign,
+    verify,
+)
 from modelkeep.cli._common import show_warning
 
 app = typer.Typer(
@@ -58,6 +69,7 @@ app.command("card")(card.card_command)
 app.command("convert")(convert.convert_command)
 app.command("scan")(scan.scan_command)
 app.command("import")(import_.import_command)
+app.command("serve")(serve.serve_command)
 
 
 def main() -> None:
