@@ -492,6 +492,17 @@ def test_choosing_a_format_the_bundle_lacks(saved: Path) -> None:
         modelkeep.load(saved, format="onnx")
 
 
+def test_the_load_remembers_how_many_trees_it_proved(saved: Path) -> None:
+    from modelkeep.safety.state import prove_state, proven_trees
+
+    model = modelkeep.load(saved)
+    assert proven_trees(model.estimator) == 15
+    assert proven_trees(RandomForestClassifier()) is None  # never proven
+    assert proven_trees(np.zeros(3)) is None  # cannot be remembered: asked, not raised
+    fitted = RandomForestClassifier(n_estimators=3, random_state=0).fit([[0.0], [1.0]], [0, 1])
+    assert prove_state(fitted) == proven_trees(fitted) == 3
+
+
 def test_verify_reports_each_check(saved: Path) -> None:
     checks = modelkeep.verify(saved)
     assert [c.name for c in checks] == [

@@ -80,9 +80,12 @@ class EstimatorServing(ABC):
         return []
 
     def describe(self, opened: Any, artifact: Artifact) -> str:
+        from modelkeep.safety.state import proven_trees
         from modelkeep.safety.trees import validate_trees
 
-        # Already validated during the load; run again only to count them for the report.
-        trees = validate_trees(opened)
+        # Counted when the load proved them; walked again only for a model proven elsewhere.
+        trees = proven_trees(opened)
+        if trees is None:
+            trees = validate_trees(opened)
         counted = f", {trees} tree(s) validated" if trees else ""
         return f"{artifact.path} loaded ({artifact.format}){counted}"

@@ -11,12 +11,27 @@ and ``predict`` run only on a graph this has proven.
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Iterable
 
 from modelkeep.safety.state.proofs import ESTIMATORS, PROOFS
 from modelkeep.safety.state.walk import Walk
 
-__all__ = ["ESTIMATORS", "prove_state"]
+__all__ = ["ESTIMATORS", "prove_state", "proven_trees"]
+
+# What prove_state counted, per proven object (weakly held): `verify` reports the count
+# without walking the trees a second time.
+_PROVEN: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
+
+
+def proven_trees(obj: object) -> int | None:
+    """How many trees :func:`prove_state` proved in ``obj``, or None if it never proved it
+    (or ``obj`` cannot be remembered weakly)."""
+    try:
+        return _PROVEN.get(obj)
+    except TypeError:  # not weakly referenceable, or unhashable
+        return None
 
 
 def prove_state(obj: object, *, trusted: Iterable[str] = (), root: str = "model") -> int:
@@ -47,10 +62,12 @@ def prove_state(obj: object, *, trusted: Iterable[str] = (), root: str = "model"
         trees = validate_trees(obj, root=root)
         for value, node, label in walk.detached:  # inside pandas objects
             trees += validate_trees(value, root=walk.path(node) + label)
-        return trees
     except ModelkeepError:
         raise
     except Exception as exc:  # the boundary: state no proof foresaw is refused, not raised raw
         raise UnsafeStateError(
             root, f"its state could not be proven ({type(exc).__name__}: {exc})"
         ) from exc
+    with contextlib.suppress(TypeError):  # not weakly referenceable, or unhashable
+        _PROVEN[obj] = trees
+    return trees
