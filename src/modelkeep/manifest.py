@@ -8,7 +8,7 @@ Bumping the format version:
 1. copy the current models you change into a ``_v<N>`` module, frozen as they were;
 2. raise :data:`FORMAT_VERSION` and change the models here;
 3. add a reader for the old version that converts its dict into the new models;
-4. keep a bundle of the old version under ``tests/data/`` and a test that loads it.
+4. keep a bundle of the old version under ``tests/fixtures/`` and a test that loads it.
 """
 
 from __future__ import annotations
