@@ -37,6 +37,27 @@ FORBIDDEN = [
     ("modelkeep.manifest", "modelkeep.safety", "the manifest is below everything but errors"),
     ("modelkeep.", "modelkeep.cli", "nothing imports the CLI"),
 ]
+# The floors built on the core (serving, batch scoring, monitoring) sit above it: the core,
+# the formats, the safety layer, ONNX and the registry never import them. The sandbox is a
+# wall around the load: only the load entry points (and the floors, and the CLI) call it.
+_CORE = [
+    "modelkeep.errors",
+    "modelkeep.manifest",
+    "modelkeep._inputs",
+    "modelkeep._schema",
+    "modelkeep._golden",
+    "modelkeep._model",
+    "modelkeep._formats",
+    "modelkeep._bundle",
+    "modelkeep._conversion",
+    "modelkeep.safety",
+    "modelkeep.onnx",
+    "modelkeep.registry",
+]
+for _floor in ("modelkeep.serve", "modelkeep.batch", "modelkeep.monitor"):
+    FORBIDDEN += [(low, _floor, "the floors are built on the core") for low in _CORE]
+    FORBIDDEN.append(("modelkeep._load", _floor, "the load sequence is below the floors"))
+FORBIDDEN += [(low, "modelkeep.sandbox", "the sandbox wraps the load") for low in _CORE]
 # Modules at the bottom, and all they may import of modelkeep.
 ONLY = {
     "modelkeep.errors": set(),
