@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from modelkeep._bundle import Check
     from modelkeep._model import Model
     from modelkeep.registry.records import ModelVersion
+    from modelkeep.sandbox import Limits
 
 __all__ = ["Registered", "load", "locate", "resolve_source", "verify"]
 
@@ -84,6 +85,12 @@ def load(source: str | os.PathLike[str], **options: Any) -> Model:
     :func:`modelkeep._bundle.load`, with ``options`` (``format``, ``env``, ``trusted``,
     ``atol`` ...) passed on unchanged.
 
+    With ``isolate=True`` all of it runs in a sandboxed worker process
+    (:mod:`modelkeep.sandbox`), and so does every later prediction: the caller gets an
+    :class:`~modelkeep.sandbox.IsolatedModel` with the same methods. ``limits`` (a
+    :class:`modelkeep.sandbox.Limits`) bounds the worker's memory, CPU time, open files,
+    file size and wall-clock time per call.
+
     Raises:
         BundleNotFoundError: no such directory, and no such model in the registry.
         UnknownReferenceError: ``"name:N"`` or ``"name@alias"`` names nothing registered.
@@ -92,6 +99,12 @@ def load(source: str | os.PathLike[str], **options: Any) -> Model:
     Example:
         >>> model = modelkeep.load("churn@production")
     """
+    # isolate= and limits= are taken from **options (not named parameters) so that
+    # callers forwarding a dict of load options keep type-checking.
+    isolate = options.pop("isolate", False)
+    limits = options.pop("limits", None)
+    if isolate is not False or limits is not None:
+        return _load_isolated(source, isolate=isolate, limits=limits, options=options)
     found = resolve_source(source)
     if isinstance(found, Reference):
         registered = locate(found)
@@ -99,6 +112,31 @@ def load(source: str | os.PathLike[str], **options: Any) -> Model:
             registered.path, manifest_sha256=registered.version.manifest_sha256, **options
         )
     return bundle.load(source, **options)
+
+
+def _load_isolated(
+    source: str | os.PathLike[str],
+    *,
+    isolate: object,
+    limits: Limits | None,
+    options: dict[str, Any],
+) -> Model:
+    """load(isolate=True): the reference is resolved here, everything else in the worker."""
+    from modelkeep import sandbox
+    from modelkeep.errors import InvalidArgumentError
+
+    if isolate is not True:
+        raise InvalidArgumentError(
+            "isolate",
+            "True or False" if limits is None else "True when limits= is given",
+            repr(isolate),
+        )
+    found = resolve_source(source)
+    if isinstance(found, Reference):
+        registered = locate(found)
+        options = {**options, "manifest_sha256": registered.version.manifest_sha256}
+        return sandbox.load(registered.path, limits=limits, **options)
+    return sandbox.load(found, limits=limits, **options)
 
 
 def verify(source: str | os.PathLike[str], **options: Any) -> list[Check]:

@@ -31,8 +31,11 @@ Hierarchy::
     │   ├── UnsafePickleError(ValueError)       a pickle stream does what no saved model does
     │   ├── NeverTrustedError(ValueError)       trusted= names something never trustable
     │   ├── UnsafeModelError(ValueError)        a deserialized tree is malformed
+    │   │   └── SandboxCrashError               the sandboxed worker crashed or misbehaved
     │   ├── UnsafeStateError(ValueError)        an object's state is not one a fit makes
-    │   └── UnprovenTypeError(TypeError)        an allowed class whose state has no proof
+    │   ├── UnprovenTypeError(TypeError)        an allowed class whose state has no proof
+    │   ├── SandboxBlockedError(PermissionError)  loading tried what the sandbox forbids
+    │   └── SandboxResourceError(RuntimeError)  the sandboxed worker hit a limit (memory ...)
     ├── InputError                              the caller's input; the bundle is fine
     │   ├── SchemaError(ValueError)             prediction input does not fit the schema
     │   ├── SampleMismatchError(ValueError)     save()'s sample disagrees with the model
@@ -48,6 +51,7 @@ Hierarchy::
     │   ├── UnconvertibleModelError             a step has no converter (ONNX)
     │   └── ParityError                         the converted model disagrees with the original
     ├── MissingDependencyError(ImportError)     an optional extra is not installed
+    ├── SandboxUnavailableError(RuntimeError)   the kernel refuses a sandbox mechanism
     └── RegistryError                           the registry
         ├── InvalidReferenceError(ValueError)   a reference, name or alias is malformed
         ├── UnknownReferenceError(LookupError)  no such name, version or alias
@@ -110,6 +114,10 @@ __all__ = [
     "RegistryLocationError",
     "RegistryLockedError",
     "SampleMismatchError",
+    "SandboxBlockedError",
+    "SandboxCrashError",
+    "SandboxResourceError",
+    "SandboxUnavailableError",
     "SchemaError",
     "SchemaWarning",
     "SignatureError",
@@ -515,10 +523,13 @@ class UnsafeModelError(UnsafeArtifactError, ValueError):
         self.estimator_path = estimator_path
         self.node = node
         self.reason = reason
-        super().__init__(
-            f"Refusing {estimator_path}: node {node}: {reason}. A well-formed tree never has "
-            "this; the file was crafted or corrupted. Do not use it; save the model again "
-            "from its source."
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"Refusing {self.estimator_path}: node {self.node}: {self.reason}. A well-formed "
+            "tree never has this; the file was crafted or corrupted. Do not use it; save the "
+            "model again from its source."
         )
 
 
@@ -551,6 +562,69 @@ class UnprovenTypeError(UnsafeArtifactError, TypeError):
             "so it cannot check what the file set before the library uses it. If you know "
             "where this file came from, pass these exact names as trusted=[...] to load "
             "them unproven."
+        )
+
+
+class SandboxCrashError(UnsafeModelError):
+    """The sandboxed worker died (a signal, an exit) or broke its protocol while loading or
+    serving a model (``isolate=True``); the caller keeps running.
+
+    ``source`` is the bundle or file, ``during`` what the worker was doing (``"load"``,
+    ``"predict"`` ...), ``reason`` what happened, ``signal`` the signal that ended it (or
+    None). The next call starts a fresh worker (``model.restart()`` does it at once).
+    """
+
+    def __init__(self, source: str, during: str, reason: str, signal: int | None = None) -> None:
+        self.source = source
+        self.during = during
+        self.signal = signal
+        super().__init__(source, -1, reason)
+
+    def _message(self) -> str:
+        return (
+            f"Refusing {self.source!r}: the sandboxed worker failed during {self.during}: "
+            f"{self.reason}. Expected a model that loads and predicts without crashing; the "
+            "file is crafted, corrupt or needs more than the worker's limits. Nothing outside "
+            "the sandbox was affected; do not use the file, or raise the limits only if you "
+            "trust it."
+        )
+
+
+class SandboxBlockedError(UnsafeArtifactError, PermissionError):
+    """Loading in the sandbox tried what the sandbox forbids (run a program, open a socket,
+    write outside its scratch folder, load a library ...); each was blocked.
+
+    ``attempts`` lists them as the worker saw them (``"os.system('touch /x'): blocked"``).
+    """
+
+    def __init__(self, source: str, attempts: Sequence[str]) -> None:
+        self.source = source
+        self.attempts = tuple(attempts)
+        shown = listing(self.attempts, quote=False, separator="; ")
+        super().__init__(
+            f"Refusing {source!r}: expected a model whose loading only builds data, got "
+            f"{len(self.attempts)} blocked attempt(s): {shown}. The sandbox stopped each one "
+            "and nothing left it; the file is hostile: do not use it."
+        )
+
+
+class SandboxResourceError(UnsafeArtifactError, RuntimeError):
+    """The sandboxed worker hit one of its limits and was stopped (``isolate=True``).
+
+    ``limit`` names it (``"memory"``, ``"cpu_seconds"``, ``"timeout"``, ``"open_files"``,
+    ``"file_size"``, ``"message_size"``), ``value`` its setting, ``during`` what the worker
+    was doing.
+    """
+
+    def __init__(self, source: str, during: str, limit: str, value: object) -> None:
+        self.source = source
+        self.during = during
+        self.limit = limit
+        self.value = value
+        super().__init__(
+            f"Refusing {source!r}: the sandboxed worker exceeded its {limit} limit ({value}) "
+            f"during {during} and was stopped. Expected a model within the limits; if you "
+            f"trust this file and it needs more, pass a larger {limit} in limits=Limits(...)."
         )
 
 
@@ -734,6 +808,25 @@ class MissingDependencyError(ModelkeepError, ImportError):
     def __init__(self, feature: str, packages: str, extra: str) -> None:
         self.extra = extra
         super().__init__(f"{feature} needs {packages}: pip install 'modelkeep[{extra}]'")
+
+
+class SandboxUnavailableError(ModelkeepError, RuntimeError):
+    """``isolate=True`` on a machine that refuses one of the sandbox's mechanisms.
+
+    ``mechanism`` names it (``"landlock"``, ``"seccomp"``, ``"rlimits"``, ``"no_new_privs"``,
+    ``"capabilities"``, ``"worker"``); ``reason`` says what the kernel answered. Nothing of
+    the model was read: an isolated model never runs with less confinement.
+    """
+
+    def __init__(self, mechanism: str, reason: str) -> None:
+        self.mechanism = mechanism
+        self.reason = reason
+        super().__init__(
+            f"Cannot isolate the model: expected this machine to support {mechanism}, got "
+            f"{reason}. modelkeep never runs an isolated model with less confinement; "
+            "`modelkeep doctor` lists what this machine supports. Load it elsewhere, or "
+            "without isolate=True only if you trust the file."
+        )
 
 
 class ConversionError(ModelkeepError, ValueError):
@@ -1015,6 +1108,7 @@ class SchemaWarning(ModelkeepWarning):
         self.kind = kind
         self.column = column
         self.values = tuple(values)
+        self.problems = tuple(problems)
         super().__init__(message)
 
 
@@ -1050,4 +1144,3 @@ class ArtifactSkippedWarning(ModelkeepWarning):
             f"Format {format!r} was left out of the bundle, which holds "
             f"{', '.join(map(repr, self.saved))}: {error}"
         )
-        self.problems = tuple(problems)

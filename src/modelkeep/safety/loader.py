@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelkeep.errors import (
     CorruptPickleError,
@@ -33,6 +33,9 @@ from modelkeep.safety.joblib_layout import (
 from modelkeep.safety.pickle_scan import StreamScan, scan_pickle
 from modelkeep.safety.policy import TrustPolicy
 from modelkeep.safety.unpickler import BufferReader, Refusal, RestrictedUnpickler
+
+if TYPE_CHECKING:
+    from modelkeep.sandbox import Limits
 
 __all__ = [
     "MAX_DECOMPRESSED_BYTES",
@@ -248,6 +251,8 @@ def safe_load(
     *,
     trusted: Sequence[str] | None = None,
     max_inflated_bytes: int = MAX_DECOMPRESSED_BYTES,
+    isolate: bool = False,
+    limits: Limits | None = None,
 ) -> Any:
     """Load a standalone ``.pkl`` or ``.joblib`` file without running untrusted code.
 
@@ -263,6 +268,9 @@ def safe_load(
         trusted: exact names (``"package.module.Class"``) to trust for this call.
         max_inflated_bytes: what a compressed file may inflate to, in bytes (default 1 GiB,
             against decompression bombs); raise it for a larger model you trust.
+        isolate: load it (with every check above) in a sandboxed worker process, and
+            return a :class:`modelkeep.sandbox.IsolatedEstimator` whose ``predict`` ...
+            run there; ``limits`` (:class:`modelkeep.sandbox.Limits`) bound the worker.
 
     Raises:
         UntrustedTypesError: the file references names nobody trusted (all listed).
@@ -280,6 +288,14 @@ def safe_load(
     """
     TrustPolicy(trusted)  # bad arguments fail before the file is read
     check_inflated_cap(max_inflated_bytes)
+    if isolate is not False or limits is not None:
+        from modelkeep import sandbox
+
+        if isolate is not True:
+            raise InvalidChoiceError(repr(isolate), ["True", "False"], "isolate")
+        return sandbox.safe_load(
+            path, trusted=trusted, max_inflated_bytes=max_inflated_bytes, limits=limits
+        )
     fmt = "joblib" if str(path).endswith((".joblib", ".jbl", ".z", ".gz", ".xz")) else "pickle"
     try:
         data = read_file(path)

@@ -1,0 +1,379 @@
+"""The worker's confinement: resource limits, capabilities, Landlock, seccomp.
+
+Applied by the worker to itself, in this order, after importing every library a model may
+need and before reading a byte of the untrusted file:
+
+1. resource limits (``setrlimit``): address space, CPU seconds, open files, file size, no
+   core dumps; hard limit = soft limit, so nothing inside can raise them again;
+2. ``PR_SET_NO_NEW_PRIVS``, then every capability dropped (bounding, ambient, effective,
+   permitted, inheritable): the worker runs as root on some machines;
+3. Landlock: read-only everywhere, read-write (no execute, no links, no devices) in the
+   scratch directory alone; every TCP bind and connect refused (ABI 4+); signals and
+   abstract UNIX sockets scoped to the worker itself (ABI 6+);
+4. seccomp: no ``execve``, no new process (``clone`` only for threads), no sockets, no
+   ``ptrace`` or cross-process memory, no executable mappings (so no new shared library
+   loads), no mounts, modules, BPF, io_uring, keyrings, ``personality``; ``kill`` only of
+   itself.
+
+Written on ``ctypes`` and the raw syscalls rather than a binding: ``pyseccomp`` needs the
+system's ``libseccomp.so.2`` (an apt package, not pip), and the classic BPF program this
+filter needs is 100 lines; Landlock is three syscalls. Each step fails closed:
+:class:`~modelkeep.errors.SandboxUnavailableError` names the mechanism the kernel refused.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as errno_codes
+import os
+import platform
+import resource
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelkeep.errors import SandboxUnavailableError
+
+__all__ = [
+    "MECHANISMS",
+    "Limits",
+    "apply_limits",
+    "confine",
+    "drop_capabilities",
+    "landlock_abi",
+    "restrict_filesystem",
+    "seal_syscalls",
+]
+
+#: The mechanisms, in the order they are applied (what ``doctor`` reports).
+MECHANISMS = ("rlimits", "no_new_privs", "capabilities", "landlock", "seccomp")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one worker may use: memory (address space, bytes), CPU seconds over its whole
+    life, open files, the size of any file it writes (bytes), and the wall-clock seconds a
+    load or a call may take before the caller stops it."""
+
+    memory: int = 8 * 1024**3
+    cpu_seconds: int = 3600
+    open_files: int = 256
+    file_size: int = 1024**3
+    timeout: float = 300.0
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def _lib() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _refused(mechanism: str, what: str) -> SandboxUnavailableError:
+    code = ctypes.get_errno()
+    return SandboxUnavailableError(mechanism, f"{what} failed: {os.strerror(code)}")
+
+
+# ---- 1. resource limits -------------------------------------------------------------------
+
+
+def apply_limits(limits: Limits) -> None:
+    """Soft and hard limits, equal; RLIMIT_CORE 0 (a crash leaves no core with the model)."""
+    pairs = [
+        (resource.RLIMIT_AS, limits.memory),
+        (resource.RLIMIT_CPU, limits.cpu_seconds),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_FSIZE, limits.file_size),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    for which, value in pairs:
+        try:
+            resource.setrlimit(which, (value, value))
+        except (OSError, ValueError) as exc:
+            raise SandboxUnavailableError("rlimits", f"setrlimit({which}, {value}): {exc}") from exc
+
+
+# ---- 2. privileges --------------------------------------------------------------------------
+
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_GET_NO_NEW_PRIVS = 39
+_PR_CAPBSET_DROP = 24
+_PR_CAP_AMBIENT = 47
+_PR_CAP_AMBIENT_CLEAR_ALL = 4
+_PR_SET_SECCOMP = 22
+_PR_GET_SECCOMP = 21
+_SECCOMP_MODE_FILTER = 2
+_CAP_VERSION_3 = 0x20080522
+
+
+def set_no_new_privs() -> None:
+    """``PR_SET_NO_NEW_PRIVS``: no exec can grant privileges; required by Landlock and
+    seccomp for an unprivileged caller."""
+    libc = _lib()
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise _refused("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def drop_capabilities() -> None:
+    """Every capability gone: bounding set, ambient set, then effective/permitted/inheritable."""
+    libc = _lib()
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text().strip())
+    for cap in range(last + 1):
+        # EINVAL: a capability this kernel does not know; EPERM: no CAP_SETPCAP (not root),
+        # in which case the bounding set holds nothing that matters to an unprivileged user.
+        libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+    libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = struct.pack("Ii", _CAP_VERSION_3, 0)
+    data = bytes(24)  # two __user_cap_data_struct, all zero
+    header_buffer = ctypes.create_string_buffer(header, len(header))
+    data_buffer = ctypes.create_string_buffer(data, len(data))
+    if libc.capset(header_buffer, data_buffer) != 0:
+        raise _refused("capabilities", "capset(all zero)")
+    status = Path("/proc/self/status").read_text()
+    for line in status.splitlines():
+        if line.startswith(("CapEff:", "CapPrm:")) and int(line.split()[1], 16) != 0:
+            raise SandboxUnavailableError("capabilities", f"still held after capset: {line}")
+
+
+# ---- 3. Landlock ----------------------------------------------------------------------------
+
+_SYS_LANDLOCK_CREATE_RULESET = 444
+_SYS_LANDLOCK_ADD_RULE = 445
+_SYS_LANDLOCK_RESTRICT_SELF = 446
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_LANDLOCK_RULE_PATH_BENEATH = 1
+
+_FS_EXECUTE = 1 << 0
+_FS_WRITE_FILE = 1 << 1
+_FS_READ_FILE = 1 << 2
+_FS_READ_DIR = 1 << 3
+_FS_REMOVE_DIR = 1 << 4
+_FS_REMOVE_FILE = 1 << 5
+_FS_MAKE_DIR = 1 << 7
+_FS_MAKE_REG = 1 << 8
+_FS_TRUNCATE = 1 << 14  # ABI 3
+_NET_BIND_TCP = 1 << 0  # ABI 4
+_NET_CONNECT_TCP = 1 << 1
+_SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0  # ABI 6
+_SCOPE_SIGNAL = 1 << 1
+
+# Every filesystem right of each ABI (bit 13 REFER from ABI 2, 14 TRUNCATE 3, 15 IOCTL_DEV 5).
+_FS_ALL = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
+
+
+def _syscall(number: int, *args: int | ctypes.c_void_p | ctypes.c_size_t | None) -> int:
+    libc = _lib()
+    libc.syscall.restype = ctypes.c_long
+    return int(libc.syscall(ctypes.c_long(number), *args))
+
+
+def landlock_abi() -> int:
+    """The Landlock ABI version this kernel offers; 0 when it offers none."""
+    version = _syscall(
+        _SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), _LANDLOCK_CREATE_RULESET_VERSION
+    )
+    return max(version, 0)
+
+
+def _fs_rights(abi: int) -> int:
+    return _FS_ALL.get(abi, (1 << 16) - 1)
+
+
+def restrict_filesystem(scratch: Path, *, abi: int | None = None) -> int:
+    """Landlock: read anything, write only beneath ``scratch``, execute nothing; no TCP
+    bind/connect (ABI 4+); signals and abstract sockets only within (ABI 6+).
+
+    Returns the ABI used. Raises SandboxUnavailableError when the kernel has no Landlock.
+    """
+    abi = landlock_abi() if abi is None else abi
+    if abi < 1:
+        raise SandboxUnavailableError(
+            "landlock", "the kernel offers no Landlock (disabled, or older than Linux 5.13)"
+        )
+    handled_fs = _fs_rights(abi)
+    fields = [handled_fs]
+    if abi >= 4:
+        fields.append(_NET_BIND_TCP | _NET_CONNECT_TCP)
+    if abi >= 6:
+        fields.append(_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL)
+    attr = struct.pack(f"{len(fields)}Q", *fields)
+    attr_buffer = ctypes.create_string_buffer(attr, len(attr))
+    ruleset = _syscall(
+        _SYS_LANDLOCK_CREATE_RULESET, ctypes.cast(attr_buffer, ctypes.c_void_p),
+        ctypes.c_size_t(len(attr)), 0,
+    )  # fmt: skip
+    if ruleset < 0:
+        raise _refused("landlock", "landlock_create_ruleset")
+    try:
+        read = _FS_READ_FILE | _FS_READ_DIR
+        write = (
+            read
+            | _FS_WRITE_FILE
+            | _FS_REMOVE_DIR
+            | _FS_REMOVE_FILE
+            | _FS_MAKE_DIR
+            | _FS_MAKE_REG
+            | (_FS_TRUNCATE if abi >= 3 else 0)
+        )
+        _add_rule(ruleset, Path("/"), read)
+        _add_rule(ruleset, scratch, write)
+        _add_rule(ruleset, Path("/dev/null"), _FS_READ_FILE | _FS_WRITE_FILE)
+        if _syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+            raise _refused("landlock", "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+    return abi
+
+
+def _add_rule(ruleset: int, path: Path, access: int) -> None:
+    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        rule = struct.pack("=Qi", access, fd)  # packed: u64 allowed_access, s32 parent_fd
+        buffer = ctypes.create_string_buffer(rule, len(rule))
+        result = _syscall(
+            _SYS_LANDLOCK_ADD_RULE, ruleset, _LANDLOCK_RULE_PATH_BENEATH,
+            ctypes.cast(buffer, ctypes.c_void_p), 0,
+        )  # fmt: skip
+        if result != 0:
+            raise _refused("landlock", f"landlock_add_rule({str(path)!r})")
+    finally:
+        os.close(fd)
+
+
+# ---- 4. seccomp -----------------------------------------------------------------------------
+
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_X32_SYSCALL_BIT = 0x40000000
+_RET_KILL_PROCESS = 0x80000000
+_RET_ERRNO = 0x00050000
+_RET_ALLOW = 0x7FFF0000
+_LD_ABS_W = 0x20  # BPF_LD | BPF_W | BPF_ABS
+_JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+_JGE_K = 0x35
+_JSET_K = 0x45
+_RET_K = 0x06
+_PROT_EXEC = 0x4
+_CLONE_THREAD = 0x00010000
+
+# x86_64 numbers: refused outright with EPERM.
+_DENIED = {
+    "execve": 59, "execveat": 322, "fork": 57, "vfork": 58, "ptrace": 101,
+    "process_vm_readv": 310, "process_vm_writev": 311, "process_madvise": 440,
+    "pidfd_getfd": 438, "pidfd_send_signal": 424, "kcmp": 312,
+    "socket": 41, "socketpair": 53, "connect": 42, "bind": 49, "listen": 50,
+    "accept": 43, "accept4": 288,
+    "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "open_tree": 428,
+    "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
+    "mount_setattr": 442, "setns": 308, "unshare": 272,
+    "init_module": 175, "finit_module": 313, "delete_module": 176, "kexec_load": 246,
+    "kexec_file_load": 320, "reboot": 169, "swapon": 167, "swapoff": 168,
+    "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "keyctl": 250, "add_key": 248,
+    "request_key": 249, "io_uring_setup": 425, "io_uring_enter": 426,
+    "io_uring_register": 427, "personality": 135, "uselib": 134, "syslog": 103,
+    "acct": 163, "settimeofday": 164, "clock_settime": 227, "adjtimex": 159,
+    "sethostname": 170, "setdomainname": 171, "iopl": 172, "ioperm": 173,
+    "open_by_handle_at": 304, "name_to_handle_at": 303, "fanotify_init": 300,
+    "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "tkill": 200,
+    "migrate_pages": 256, "move_pages": 279, "quotactl": 179,
+}  # fmt: skip
+_CLONE, _CLONE3 = 56, 435
+_MMAP, _MPROTECT, _PKEY_MPROTECT = 9, 10, 329
+_KILL, _TGKILL = 62, 234
+
+
+def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
+    return struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF)
+
+
+def _arg(index: int) -> int:
+    """Offset of the low 32 bits of argument ``index`` in struct seccomp_data."""
+    return 16 + 8 * index
+
+
+def filter_program(pid: int) -> bytes:
+    """The classic BPF program, for x86_64 (anything else is killed: no other table)."""
+    errno_eperm = _RET_ERRNO | errno_codes.EPERM
+    program = [
+        _insn(_LD_ABS_W, 0, 0, 4),  # arch
+        _insn(_JEQ_K, 1, 0, _AUDIT_ARCH_X86_64),
+        _insn(_RET_K, 0, 0, _RET_KILL_PROCESS),
+        _insn(_LD_ABS_W, 0, 0, 0),  # nr
+        _insn(_JGE_K, 0, 1, _X32_SYSCALL_BIT),
+        _insn(_RET_K, 0, 0, _RET_KILL_PROCESS),
+    ]
+    for number in sorted(_DENIED.values()):
+        program += [_insn(_JEQ_K, 0, 1, number), _insn(_RET_K, 0, 0, errno_eperm)]
+    # clone3 passes its flags in memory the filter cannot read: ENOSYS makes glibc fall
+    # back to clone, whose flags it can.
+    program += [
+        _insn(_JEQ_K, 0, 1, _CLONE3),
+        _insn(_RET_K, 0, 0, _RET_ERRNO | errno_codes.ENOSYS),
+    ]
+    # clone: threads only.
+    program += [
+        _insn(_JEQ_K, 0, 4, _CLONE),
+        _insn(_LD_ABS_W, 0, 0, _arg(0)),
+        _insn(_JSET_K, 0, 1, _CLONE_THREAD),
+        _insn(_RET_K, 0, 0, _RET_ALLOW),
+        _insn(_RET_K, 0, 0, errno_eperm),
+    ]
+    # No executable mapping after start-up: no new shared library, no JIT'd payload.
+    for number in (_MMAP, _MPROTECT, _PKEY_MPROTECT):
+        program += [
+            _insn(_JEQ_K, 0, 4, number),
+            _insn(_LD_ABS_W, 0, 0, _arg(2)),
+            _insn(_JSET_K, 0, 1, _PROT_EXEC),
+            _insn(_RET_K, 0, 0, errno_eperm),
+            _insn(_RET_K, 0, 0, _RET_ALLOW),
+        ]
+    # kill(pid, sig) and tgkill(tgid, tid, sig): only this process (abort() and raise()).
+    for number in (_KILL, _TGKILL):
+        program += [
+            _insn(_JEQ_K, 0, 4, number),
+            _insn(_LD_ABS_W, 0, 0, _arg(0)),
+            _insn(_JEQ_K, 1, 0, pid),
+            _insn(_RET_K, 0, 0, errno_eperm),
+            _insn(_RET_K, 0, 0, _RET_ALLOW),
+        ]
+    program.append(_insn(_RET_K, 0, 0, _RET_ALLOW))
+    return b"".join(program)
+
+
+def seal_syscalls() -> None:
+    """Install the seccomp filter (needs no_new_privs or CAP_SYS_ADMIN; set it first)."""
+    machine = platform.machine()
+    if machine not in ("x86_64", "AMD64"):
+        raise SandboxUnavailableError(
+            "seccomp", f"modelkeep's filter knows the syscall table of x86_64, not {machine}"
+        )
+    code = filter_program(os.getpid())
+    count = len(code) // 8
+    filters = ctypes.create_string_buffer(code, len(code))
+    fprog = struct.pack("HxxxxxxP", count, ctypes.addressof(filters))
+    fprog_buffer = ctypes.create_string_buffer(fprog, len(fprog))
+    libc = _lib()
+    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog_buffer, 0, 0) != 0:
+        raise _refused("seccomp", "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)")
+    if libc.prctl(_PR_GET_SECCOMP, 0, 0, 0, 0) != _SECCOMP_MODE_FILTER:
+        raise SandboxUnavailableError("seccomp", "the filter did not take effect")
+
+
+def confine(scratch: Path, limits: Limits) -> dict[str, str]:
+    """Every mechanism, in order; what each did. Raises SandboxUnavailableError at the
+    first the kernel refuses: the caller never gets a worker with less."""
+    done: dict[str, str] = {}
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("rlimits", lambda: apply_limits(limits)),
+        ("no_new_privs", set_no_new_privs),
+        ("capabilities", drop_capabilities),
+        ("landlock", lambda: f"ABI {restrict_filesystem(scratch)}"),
+        ("seccomp", seal_syscalls),
+    ]
+    for name, step in steps:
+        result = step()
+        done[name] = result if isinstance(result, str) else "applied"
+    return done
