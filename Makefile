@@ -30,6 +30,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --no-cache --check .
 	$(BIN)/mypy
 
+# Batch scoring (issue 15): 1,000,000 churn rows, modelkeep predict against a pandas loop.
+.PHONY: bench-batch
+bench-batch: $(STAMP)
+	$(BIN)/python benchmarks/bench_batch.py
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_bundle.py
 	$(BIN)/python benchmarks/bench_onnx.py

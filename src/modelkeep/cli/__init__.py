@@ -13,6 +13,7 @@ from modelkeep.cli import (
     import_,
     inspect,
     keygen,
+    predict,
     registry,
     scan,
     serve,
@@ -70,6 +71,7 @@ app.command("convert")(convert.convert_command)
 app.command("scan")(scan.scan_command)
 app.command("import")(import_.import_command)
 app.command("serve")(serve.serve_command)
+app.command("predict")(predict.predict_command)
 
 
 def main() -> None:
