@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := examples/churn/out
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_bundle.py
 	$(BIN)/python benchmarks/bench_onnx.py
 	$(BIN)/python benchmarks/bench_pickle.py
+
+# modelkeep serve vs mlflow models serve and BentoML: makes benchmarks/.venv-serve for the
+# peers on its first run, then about 12 minutes of load (benchmarks/results/serve.json).
+bench-serve: $(STAMP)
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
