@@ -66,6 +66,9 @@ FAMILIES = {
         "UnsafeModelError",
         "UnsafeStateError",
         "UnprovenTypeError",
+        "SandboxBlockedError",
+        "SandboxCrashError",
+        "SandboxResourceError",
     },
     "InputError": {
         "SchemaError",

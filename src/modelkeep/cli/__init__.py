@@ -10,10 +10,13 @@ import typer
 from modelkeep.cli import (
     card,
     convert,
+    doctor,
     import_,
     inspect,
     keygen,
+    monitor,
     predict,
+    profile,
     registry,
     scan,
     serve,
@@ -70,7 +73,10 @@ app.command("card")(card.card_command)
 app.command("convert")(convert.convert_command)
 app.command("scan")(scan.scan_command)
 app.command("import")(import_.import_command)
+app.command("doctor")(doctor.doctor_command)
 app.command("serve")(serve.serve_command)
+app.command("monitor")(monitor.monitor_command)
+app.command("profile")(profile.profile_command)
 app.command("predict")(predict.predict_command)
 
 

@@ -4,7 +4,8 @@ Applied by the worker to itself, in this order, after importing every library a 
 need and before reading a byte of the untrusted file:
 
 1. resource limits (``setrlimit``): address space, CPU seconds, open files, file size, no
-   core dumps; hard limit = soft limit, so nothing inside can raise them again;
+   core dumps; hard limit = soft limit (CPU: one second above, for SIGXCPU to come
+   first), and with capabilities dropped nothing inside can raise a hard limit;
 2. ``PR_SET_NO_NEW_PRIVS``, then every capability dropped (bounding, ambient, effective,
    permitted, inheritable): the worker runs as root on some machines;
 3. Landlock: read-only everywhere, read-write (no execute, no links, no devices) in the
@@ -91,8 +92,12 @@ def apply_limits(limits: Limits) -> None:
         (resource.RLIMIT_CORE, 0),
     ]
     for which, value in pairs:
+        # The CPU hard limit is one second above the soft one: at the soft limit the
+        # kernel sends SIGXCPU (which the caller reports as the CPU limit), at the hard
+        # one SIGKILL; equal, the worker would only ever be seen killed.
+        hard = value + 1 if which == resource.RLIMIT_CPU else value
         try:
-            resource.setrlimit(which, (value, value))
+            resource.setrlimit(which, (value, hard))
         except (OSError, ValueError) as exc:
             raise SandboxUnavailableError("rlimits", f"setrlimit({which}, {value}): {exc}") from exc
 
