@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -166,13 +167,23 @@ def test_a_failing_event_handler_does_not_stop_the_swap(
     assert table.get("tiny").version == "2"
 
 
-def test_only_aliases_are_watched(bundles: list[Path], registry: modelkeep.Registry) -> None:
+def test_only_aliases_are_watched(
+    bundles: list[Path],
+    registry: modelkeep.Registry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     by_path = load_served(str(bundles[0]))
     pinned = load_served("tiny:2")
+    # A directory that looks like an alias is a path, as modelkeep.load reads it.
+    shutil.copytree(bundles[0], tmp_path / "tiny@production")
+    monkeypatch.chdir(tmp_path)
+    lookalike = load_served("tiny@production")
+    assert lookalike.version == "1" and lookalike.model.manifest.metrics == {"f1": 0.6}
     table = ModelTable([by_path])
     watcher = AliasWatcher(table, registry=registry)
-    watcher.watch(by_path)
-    watcher.watch(pinned)
+    for served in (by_path, pinned, lookalike):
+        watcher.watch(served)
     assert watcher.watched == {}
     assert watcher.reload_now() == []
 

@@ -24,9 +24,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from modelkeep import _bundle
-from modelkeep.errors import InvalidArgumentError, InvalidReferenceError, ModelkeepError
+from modelkeep._load import resolve_source
+from modelkeep.errors import InvalidArgumentError, ModelkeepError
 from modelkeep.registry import Registry
-from modelkeep.registry.refs import Reference, parse_reference
+from modelkeep.registry.refs import Reference
 from modelkeep.serve.table import ModelTable, ServedModel
 
 __all__ = ["AliasWatcher", "SwapEvent"]
@@ -105,18 +106,14 @@ class AliasWatcher:
         return {name: str(reference) for name, reference in self._watched.items()}
 
     def watch(self, served: ServedModel) -> None:
-        """Follow ``served.ref`` if it is an alias (``name@alias``); other refs are fixed.
+        """Follow ``served.ref`` if it is an alias (``name@alias``); paths and pinned
+        references (``name:3``) never move and are not watched.
 
-        Raises:
-            InvalidReferenceError: never for a path or a plain reference: those are ignored.
+        ``served.ref`` is read as :func:`modelkeep.load` reads it: an existing path wins.
         """
-        try:
-            reference = parse_reference(served.ref)
-        except InvalidReferenceError:
-            return  # a bundle path: nothing to follow
-        if reference.alias is None:
-            return
-        self._watched[served.name] = reference
+        found = resolve_source(served.ref)
+        if isinstance(found, Reference) and found.alias is not None:
+            self._watched[served.name] = found
 
     # --------------------------------------------------------------------------- checks
 
