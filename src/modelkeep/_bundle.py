@@ -135,6 +135,7 @@ def save(
     _save_args.existing_bundle(target, overwrite)  # fail early; checked again under the lock
 
     from modelkeep._golden import check_sample_kinds, record_golden
+    from modelkeep._profile import build_profile
     from modelkeep._schema import infer_schema
 
     frame = _save_args.sample_frame(model, sample, feature_names)
@@ -143,6 +144,7 @@ def save(
     task, classes = _save_args.infer_task(model)
     target_info = _save_args.target_info(classes, labels, task)
     golden = record_golden(model, frame, features, golden_rows, proba=task != "regression")
+    profile = build_profile(model, frame, features, task=task, classes=classes, target=target_info)
     # From here to the rename into place, one save of this path at a time: two processes
     # overwriting it would otherwise both read version n and both write n + 1.
     with save_lock(target, path):
@@ -186,6 +188,7 @@ def save(
                 environment=capture_environment(model),
                 artifacts=artifacts,
                 golden=golden,
+                profile=profile,
             ),
         )
 

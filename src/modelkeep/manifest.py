@@ -37,6 +37,8 @@ __all__ = [
     "LabelEntry",
     "Lineage",
     "Manifest",
+    "ProfileFeature",
+    "ReferenceProfile",
     "Scalar",
     "Target",
     "Task",
@@ -146,6 +148,53 @@ class Lineage(_Model):
     git_commit: str | None = None
 
 
+class ProfileFeature(_Model):
+    """One column's distribution in the reference sample (a feature or a model output).
+
+    ``count`` rows were seen, ``missing`` of them empty. A ``numeric`` column keeps its
+    ``min``, ``max``, ``mean``, ``std`` and bins: ``edges`` are the inner edges of
+    right-closed bins with open outer bins (``(-inf, e0], (e0, e1], ..., (e_last, inf)``),
+    so ``counts`` has one more entry than ``edges``. A ``categorical`` column keeps the
+    count of each value (as text) up to a cap, and ``other`` for the rest.
+    """
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    count: int = Field(ge=0)
+    missing: int = Field(ge=0)
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    edges: list[float] | None = None
+    counts: list[int] | None = None
+    categories: dict[str, int] | None = None
+    other: int = 0
+
+
+class ReferenceProfile(_Model):
+    """The training sample's distributions, the reference that drift is measured against.
+
+    ``features`` in the manifest's order; ``outputs`` the model's outputs on (up to
+    ``output_rows`` of) the sample: ``prediction`` (the class, by business label when there
+    is a label map) and ``probability:<label>`` per class, or ``prediction`` quantiles for a
+    regression. Written by ``save()`` and ``modelkeep profile``; see ``modelkeep.monitor``.
+    """
+
+    bins: int
+    category_cap: int
+    rows: int
+    output_rows: int
+    features: list[ProfileFeature]
+    outputs: list[ProfileFeature] = Field(default_factory=list)
+
+    def feature(self, name: str) -> ProfileFeature | None:
+        for spec in [*self.features, *self.outputs]:
+            if spec.name == name:
+                return spec
+        return None
+
+
 class Manifest(_Model):
     """Everything modelkeep knows about a saved model."""
 
@@ -166,6 +215,9 @@ class Manifest(_Model):
     environment: Environment
     artifacts: list[Artifact]
     golden: GoldenSamples
+    # Optional and left out of the JSON when absent, so bundles saved before it existed
+    # keep their exact bytes (and hash) when a manifest is written again.
+    profile: ReferenceProfile | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -187,6 +239,8 @@ class Manifest(_Model):
 def dump_manifest(manifest: Manifest) -> str:
     """Canonical JSON of a manifest: sorted keys, stable across runs."""
     data = manifest.model_dump(mode="json")
+    if data.get("profile") is None:
+        data.pop("profile", None)
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
