@@ -116,3 +116,52 @@ def test_ctrl_c_leaves_no_partial_output(bundle: Path, tmp_path: Path) -> None:
     assert stderr == f"Interrupted: nothing was written to {output}.\n"
     assert "Traceback" not in stderr and stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv"]
+
+
+def test_a_progress_bar_on_a_terminal_only(bundle: Path, tmp_path: Path) -> None:
+    import pty
+
+    source = tmp_path / "customers.parquet"
+    customers(3000, seed=4).to_parquet(source, index=False)
+    main, secondary = pty.openpty()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+        "TERM": "xterm",
+        "COLUMNS": "120",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "modelkeep",
+            "predict",
+            str(bundle),
+            str(source),
+            "-o",
+            str(tmp_path / "scores.csv"),
+            "--format",
+            "onnx",
+            "--chunk-size",
+            "100",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        env=env,
+    )
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            data = os.read(main, 4096)
+        except OSError:  # the terminal closed: the process has exited
+            break
+        if not data:
+            break
+        shown += data
+    stdout, _ = process.communicate(timeout=120)
+    os.close(main)
+    assert process.returncode == 0
+    text = shown.decode(errors="replace")
+    assert "Scoring" in text and "rows/s" in text, text
+    assert b"Scored 3,000 of 3,000 rows" in stdout

@@ -287,3 +287,17 @@ def test_no_probabilities_on_request(bundle: Path, tmp_path: Path) -> None:
     source = _write(customers(40), tmp_path / "in.parquet")
     predict_file(bundle, source, tmp_path / "out.parquet", proba=False, format="onnx")
     assert list(pd.read_parquet(tmp_path / "out.parquet").columns) == ["prediction"]
+
+
+def test_a_registry_reference_scores_with_its_version(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELKEEP_HOME", str(tmp_path / "home"))
+    with modelkeep.Registry() as registry:
+        version = registry.register(bundle)
+        registry.set_alias("churn", "production", version.version)
+    source = _write(customers(50), tmp_path / "in.parquet")
+    summary = predict_file("churn@production", source, tmp_path / "out.csv", format="onnx")
+    assert (summary.model_name, summary.model_version, summary.scored) == ("churn", "1", 50)
+    assert summary.manifest_sha256 == version.manifest_sha256
+    assert set(pd.read_csv(tmp_path / "out.csv")["manifest_sha256"]) == {version.manifest_sha256}
