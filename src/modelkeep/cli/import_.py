@@ -35,6 +35,18 @@ def import_command(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing bundle at the path.")
     ] = False,
+    isolate: Annotated[
+        bool,
+        typer.Option(
+            "--isolate",
+            help="Quarantine conversion: load and convert the file in a sandboxed worker; "
+            "only the ONNX artifact leaves it (see `modelkeep doctor`).",
+        ),
+    ] = False,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="With --isolate: the format to convert to (onnx)."),
+    ] = None,
 ) -> None:
     """Load a legacy model file safely (allowlist scan, restricted unpickler) and save it as a
     bundle with a schema, golden samples and hashes."""
@@ -50,17 +62,32 @@ def import_command(
             raise typer.BadParameter(f"expected a JSON object, got {labels!r}")
     target = out if out is not None else Path(name)
     check_trusted(trusted)
+    if isolate or to is not None:
+        _check_quarantine(isolate, to, formats)
     with errors_exit():  # a missing model file or sample is an error, never a traceback
-        manifest = import_model(
-            model_file,
-            sample,
-            name=name,
-            labels=label_map,
-            out=target,
-            trusted=trusted,
-            formats=formats,
-            overwrite=overwrite,
-        )
+        if isolate:
+            from modelkeep.sandbox._quarantine import quarantine_import
+
+            manifest = quarantine_import(
+                model_file,
+                sample,
+                name=name,
+                out=target,
+                labels=label_map,
+                trusted=trusted,
+                overwrite=overwrite,
+            )
+        else:
+            manifest = import_model(
+                model_file,
+                sample,
+                name=name,
+                labels=label_map,
+                out=target,
+                trusted=trusted,
+                formats=formats,
+                overwrite=overwrite,
+            )
     artifacts = ", ".join(f"{a.path} ({a.format})" for a in manifest.artifacts)
     stdout.print(
         printable(
@@ -70,3 +97,15 @@ def import_command(
         ),
         markup=False,
     )
+
+
+def _check_quarantine(isolate: bool, to: str | None, formats: list[str] | None) -> None:
+    """--isolate converts (to ONNX, the only format that leaves the worker); --to needs it."""
+    if not isolate:
+        raise typer.BadParameter("--to is for the quarantine conversion: add --isolate")
+    if to not in (None, "onnx"):
+        raise typer.BadParameter(f"expected onnx, got {to!r}", param_hint="--to")
+    if formats:
+        raise typer.BadParameter(
+            "--format does not combine with --isolate, whose bundle holds only ONNX"
+        )

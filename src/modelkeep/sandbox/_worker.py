@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import platform
 import resource
 import sys
 import warnings
@@ -151,6 +152,11 @@ class Worker:
             # An optional library that is not installed: its models cannot load.
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
+        # The environment capture of save() asks platform for the processor, which runs
+        # `uname -p` the first time: ask now, while a program may still run, so the answer
+        # is cached (and a conversion in the worker attempts nothing).
+        platform.platform()
+        platform.processor()
         # CPU seconds count from here: start-up is not the model's.
         usage = resource.getrusage(resource.RUSAGE_SELF)
         spent = int(usage.ru_utime + usage.ru_stime) + 1
@@ -307,6 +313,35 @@ class Worker:
         if array.dtype.str not in _wire.DTYPES:
             array = np.asarray(array, dtype=np.float64)
         return {"kind": "array"}, [array]
+
+    def op_quarantine(
+        self, header: dict[str, Any], arrays: list[np.ndarray]
+    ) -> tuple[dict[str, Any], list[np.ndarray]]:
+        """Load the pickle, convert it to an ONNX bundle in scratch, send the bundle's
+        manifest and artifact bytes back (nothing else leaves)."""
+        from modelkeep._bundle import save
+        from modelkeep._importing import match_labels, read_sample
+        from modelkeep.manifest import MANIFEST_NAME
+
+        model = self._load_file({**header, "path": header["file"]})
+        frame = read_sample(header["sample"])
+        labels = header.get("labels")
+        out = self.scratch / "quarantine" / "bundle"
+        out.parent.mkdir()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            manifest = save(
+                model,
+                out,
+                sample=frame,
+                name=header["name"],
+                labels=None if labels is None else match_labels(model, labels),
+                formats=["onnx"],
+            )
+        files = [a.path for a in manifest.artifacts]
+        data = [np.frombuffer((out / f).read_bytes(), dtype=np.uint8) for f in files]
+        text = (out / MANIFEST_NAME).read_text(encoding="utf-8")
+        return {"manifest": text, "files": files}, data
 
     def op_load_many(
         self, header: dict[str, Any], arrays: list[np.ndarray]
