@@ -45,9 +45,10 @@ def test_predictions_through_the_worker_equal_in_process(
         # Input is validated here, in the caller, with the same error.
         with pytest.raises(SchemaError, match="age"):
             isolated.predict(frame.drop(columns=["age"]))
-        # A worker that is gone is replaced on the next call.
-        isolated.close()
-        np.testing.assert_array_equal(isolated.predict(frame[:5]), local.predict(frame[:5]))
+        if kind == "random_forest":  # once is enough: each worker costs a start-up
+            # A worker that is gone is replaced on the next call.
+            isolated.close()
+            np.testing.assert_array_equal(isolated.predict(frame[:5]), local.predict(frame[:5]))
 
 
 def test_safe_load_isolated_predicts_and_keeps_the_first_wall(

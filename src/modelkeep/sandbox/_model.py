@@ -13,6 +13,7 @@ a fresh worker that loads the bundle again (:meth:`IsolatedModel.restart` does i
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -90,6 +91,8 @@ class IsolatedModel(Model):
     ) -> None:
         self._opener = opener
         self._worker: Worker | None = None
+        # One request at a time on the worker's pipes (a service may call from threads).
+        self._lock = threading.Lock()
         super().__init__(classes, manifest, format=format, source=source)
         self._estimator = None
 
@@ -133,6 +136,10 @@ class IsolatedModel(Model):
         self._worker = worker
 
     def _ask(self, method: str, frame: Any) -> tuple[dict[str, Any], list[np.ndarray]]:
+        with self._lock:
+            return self._ask_locked(method, frame)
+
+    def _ask_locked(self, method: str, frame: Any) -> tuple[dict[str, Any], list[np.ndarray]]:
         if self._worker is None or not self._worker.alive:
             self.restart()
         worker = self._worker
