@@ -181,8 +181,10 @@ def check_columns(source: InputFile, needed: Sequence[str], features: Sequence[s
     """Refuse a file lacking a column scoring needs, or with a name twice (whole-file
     problems: refused whatever ``on_error`` says)."""
     names = column_names(source)
-    seen: set[str] = set()
-    twice = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    seen = set(names)
+    twice = (
+        sorted({name for name in names if names.count(name) > 1}) if len(seen) < len(names) else []
+    )
     if twice:
         raise BatchInputError(
             str(source.path),

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from modelkeep.batch._errors import BatchInputError
 from modelkeep.batch._io import (
@@ -154,7 +154,14 @@ def predict_file(
 
     from modelkeep._load import load
 
-    model = load(ref, **(load_options or {}), **({"format": format} if format else {}))
+    extra = dict(load_options or {})
+    if format == "onnx" and "session_options" not in extra:
+        # One process scoring large chunks: let onnxruntime use every core (its default
+        # for a loaded model is one thread, which suits a service answering few rows).
+        from modelkeep.onnx import SessionOptions
+
+        extra["session_options"] = SessionOptions(intra_op_threads=0)
+    model = load(ref, **extra, **({"format": format} if format else {}))
     scorer = Scorer(model, keep=options.keep, proba=proba, meta_columns=out_format == "csv")
     for source in inputs:
         check_columns(source, scorer.read_columns, scorer.names)
@@ -201,13 +208,15 @@ class Options:
             raise InvalidChoiceError(str(on_error), _ON_ERROR, "on_error")
         if engine not in _ENGINES:
             raise InvalidChoiceError(str(engine), _ENGINES, "engine")
-        if isinstance(keep_columns, str) or not all(
-            isinstance(name, str) and name
-            for name in keep_columns  # type: ignore[attr-defined]
-        ):
+        if isinstance(keep_columns, str) or not isinstance(keep_columns, Sequence):
             raise InvalidArgumentError("keep_columns", "a list of column names", repr(keep_columns))
-        keep = list(dict.fromkeys(keep_columns))  # type: ignore[call-overload]
-        return cls(chunk_size, on_error, keep, str(engine), workers)  # type: ignore[arg-type]
+        keep = [name for name in keep_columns if isinstance(name, str) and name]
+        if len(keep) != len(keep_columns):
+            raise InvalidArgumentError("keep_columns", "a list of column names", repr(keep_columns))
+        mode: OnError = "skip" if on_error == "skip" else "fail"
+        return cls(
+            cast(int, chunk_size), mode, list(dict.fromkeys(keep)), str(engine), cast(int, workers)
+        )
 
 
 def _score_files(
