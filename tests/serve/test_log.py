@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -222,3 +223,29 @@ def test_read_log_errors(tmp_path: Path) -> None:
     bad.write_text('{"request_id": "x"}\n')
     with pytest.raises(LogReadError, match=re.escape(f"Prediction log {str(bad)!r}: expected")):
         read_log(tmp_path)
+
+
+KILLED_WRITER = """
+import sys, itertools
+from datetime import datetime, timezone
+from modelkeep.serve.log import PredictionLog
+log = PredictionLog(sys.argv[1], format=sys.argv[2], rotate_rows=50, queue_size=100_000)
+for i in itertools.count():
+    log.submit([{"request_id": f"r{i}", "time": datetime.now(timezone.utc), "model": "m",
+                 "version": "1", "manifest_hash": "h", "inputs": {"a": i},
+                 "outputs": {"label": "x"}, "latency_ms": 1.0}])
+"""
+
+
+def test_a_killed_writer_leaves_only_whole_files(tmp_path: Path) -> None:
+    # Both formats finish files through the same write-then-rename; Parquet is checked.
+    child = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path), "parquet"])
+    try:
+        wait_for(lambda: len(files(tmp_path)) >= 3, "finished three files")
+    finally:
+        child.kill()
+        child.wait()
+    names = files(tmp_path)
+    frame = read_log(tmp_path)  # every finished file reads whole
+    assert len(frame) == 50 * len(names)
+    assert frame["request_id"].is_unique

@@ -21,6 +21,7 @@ Columns: ``request_id``, ``time`` (UTC), ``model``, ``version``, ``manifest_hash
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -66,6 +67,8 @@ _NAME = re.compile(
     r"-\d+-\d+\.(?P<ext>parquet|jsonl)$"
 )
 _EXTENSIONS = {"parquet": "parquet", "jsonl": "jsonl"}
+# close()'s wake-up call to the writer (compared by identity, never written).
+_WAKE: Mapping[str, Any] = {}
 # How long the writer waits for a row before it looks at the clock (rotation by age, close).
 _TICK_SECONDS = 0.2
 
@@ -231,11 +234,12 @@ class PredictionLog:
     def _run(self) -> None:
         while True:
             try:
-                stopping = self._stopping.is_set()
                 try:
                     row = self._queue.get(timeout=_TICK_SECONDS)
                 except queue.Empty:
                     row = None
+                # Read after the wait: close() sets it before it puts its wake-up call.
+                stopping = self._stopping.is_set()
                 if row is not None:
                     self._take(row)
                     while len(self._buffer) < self.rotate_rows:
@@ -245,7 +249,7 @@ class PredictionLog:
                             break
                 if self._due():
                     self._flush()
-                if stopping and row is None and self._queue.empty():
+                if stopping and self._queue.empty():
                     self._flush()
                     return
             except Exception:  # the writer thread outlives any one bad file or row
@@ -253,6 +257,8 @@ class PredictionLog:
                 self._count(errors=1)
 
     def _take(self, row: Mapping[str, Any]) -> None:
+        if row is _WAKE:
+            return
         try:
             self._buffer.append(row)
         except Exception as exc:
@@ -300,6 +306,8 @@ class PredictionLog:
                 return
             self._closed = True
         self._stopping.set()
+        with contextlib.suppress(queue.Full):  # full: the writer is awake anyway
+            self._queue.put_nowait(_WAKE)
         self._thread.join()
 
     def __enter__(self) -> PredictionLog:
