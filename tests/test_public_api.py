@@ -29,6 +29,7 @@ def test_exported_members() -> None:
         "conversion",
         "registry",
         "safety",
+        "sandbox",
         "schema",
         "signing",
     }
