@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import re
@@ -221,7 +222,7 @@ async def _load(spec: dict[str, Any]) -> LoadResult:
 
 def _percentile(ordered: Sequence[float], q: float) -> float:
     """The q-th percentile of sorted values (nearest rank)."""
-    rank = max(1, round(q / 100 * len(ordered) + 0.5))
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
 
 
