@@ -83,9 +83,18 @@ def monitor_command(
     Exit status: 0 no drift, 1 dataset drift or a performance drop (or an error), 2 a
     usage error.
     """
+    from modelkeep.errors import InvalidArgumentError
     from modelkeep.monitor import Thresholds, write_html
 
     with errors_exit():
+        for option, value, top in (
+            ("--psi-threshold", psi_threshold, None),
+            ("--dataset-threshold", dataset_threshold, 1.0),
+            ("--drop-threshold", drop_threshold, None),
+        ):
+            if not value >= 0 or (top is not None and not 0 < value <= top):
+                expected = "a number >= 0" if top is None else "a share in (0, 1]"
+                raise InvalidArgumentError(option, expected, repr(value))
         limits = Thresholds(
             psi_minor=min(0.1, psi_threshold),
             psi_major=psi_threshold,

@@ -135,9 +135,10 @@ def lines_svg(
         )
         for x, y in coords:
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>')
+        y = pad + 14 * (k + 1)
         parts.append(
-            f'<text x="{left + plot_w + 8}" y="{pad + 14 * (k + 1)}" fill="{color}">'
-            f"{_e(name)}</text>"
+            f'<rect class="swatch" x="{left + plot_w + 8}" y="{y - 9}" width="10" height="10" '
+            f'fill="{color}"/><text x="{left + plot_w + 22}" y="{y}">{_e(name)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -203,7 +204,7 @@ def render_html(report: DriftReport) -> str:
             f"{cells}</table>",
         ]
     if report.windows:
-        labels = [w.start or "" for w in report.windows]
+        labels = [(w.start or "").replace("T", " ")[:16] for w in report.windows]
         psi = {
             f.name: [
                 next((x.psi for x in w.features if x.name == f.name), None) for w in report.windows
