@@ -96,8 +96,16 @@ def test_each_attempt_is_blocked_reported_and_did_not_happen(
         "library": (Run(ctypes.CDLL, library), "ctypes.dlopen"),
     }
     paths = [_write(tmp_path, f"{name}.pkl", p) for name, (p, _) in payloads.items()]
+    # The caller's secrets: its environment and memory, through /proc.
+    environ = Run(Run(getattr, Run(open, f"/proc/{os.getpid()}/environ", "rb"), "read"))
+    memory = Run(open, f"/proc/{os.getpid()}/mem", "rb")
+    snoops = [_write(tmp_path, "environ.pkl", environ), _write(tmp_path, "mem.pkl", memory)]
 
-    outcomes = load_many_unproven(paths, limits=Limits(timeout=60))
+    outcomes = load_many_unproven(paths + snoops, limits=Limits(timeout=60))
+    *outcomes, read_environ, read_memory = outcomes
+    for snoop in (read_environ, read_memory):
+        assert snoop.loaded is None
+        assert "Permission denied" in str(snoop.detail["error"]["message"])
 
     for (name, (_, reported)), outcome in zip(payloads.items(), outcomes, strict=True):
         assert outcome.attempts, name

@@ -90,3 +90,17 @@ def test_a_kernel_without_landlock_fails_closed(tmp_path: Path) -> None:
         "Cannot isolate the model: expected this machine to support landlock, got the kernel "
         "offers no Landlock"
     )
+
+
+def test_the_worker_environment_holds_no_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelkeep.sandbox._launcher import KEPT_ENVIRONMENT, _environment
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-the-model")
+    monkeypatch.setenv("MODELKEEP_HOME", str(tmp_path / "registry"))
+    env = _environment(tmp_path)
+    assert set(env) <= {*KEPT_ENVIRONMENT, "PYTHONPATH", "PYTHONDONTWRITEBYTECODE",
+                        "PYTHONNOUSERSITE", "HOME", "TMPDIR"}  # fmt: skip
+    assert env["HOME"] == env["TMPDIR"] == str(tmp_path)
+    assert "not-for-the-model" not in env.values()
