@@ -1,7 +1,8 @@
 """What isolation costs: load(isolate=True) against the in-process model.
 
 For the churn random forest and logistic regression: start-up (load in a fresh sandboxed
-worker vs an in-process load), then the median time of a 1-record and a 10,000-row
+worker vs an in-process load in this warm process, and vs a load in a fresh interpreter,
+which pays the same imports the worker does), then the median time of a 1-record and a 10,000-row
 ``predict_proba`` through the worker vs in-process, and their ratios.
 
     .venv/bin/python benchmarks/bench_isolate.py [--repeat 20]
@@ -10,6 +11,7 @@ worker vs an in-process load), then the median time of a 1-record and a 10,000-r
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,12 +51,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             start = time.perf_counter()
             local = modelkeep.load(path)
             local_load = time.perf_counter() - start
+            # What the worker pays is a fresh interpreter's imports: compare with one too.
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-c", f"import modelkeep; modelkeep.load({str(path)!r})"],
+                check=True,
+                capture_output=True,
+            )
+            cold_load = time.perf_counter() - start
             start = time.perf_counter()
             isolated = modelkeep.load(path, isolate=True)
             isolated_load = time.perf_counter() - start
             with isolated:
                 print(classifier)
-                print(_row("start-up (load)", isolated_load, local_load))
+                print(_row("start-up (load, warm)", isolated_load, local_load))
+                print(_row("start-up (fresh python)", isolated_load, cold_load))
                 for name, frame, repeat in (
                     ("1 record", one, args.repeat),
                     ("10,000 rows", many, max(3, args.repeat // 4)),
