@@ -180,3 +180,36 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(one, [i % len(data) for i in range(64)]))
     assert results == [(200, [labels[i % len(data)]]) for i in range(64)]
+
+
+def test_the_manifest_hash_is_the_sha256_of_modelkeep_json(
+    client: httpx.Client, bundles: dict[str, Path]
+) -> None:
+    import hashlib
+
+    for key, name in (("lr", "churn_lr"), ("rf", "churn_rf")):
+        digest = hashlib.sha256((bundles[key] / "modelkeep.json").read_bytes()).hexdigest()
+        assert client.get(f"/v1/models/{name}").json()["manifest_hash"] == digest
+
+
+def test_openapi_shows_each_models_exact_input(client: httpx.Client) -> None:
+    document = client.get("/openapi.json").json()
+    record = document["components"]["schemas"]["ChurnLrRecord"]
+    properties = record["properties"]
+    assert record["required"] == ["age", "income", "visits", "plan", "region", "autopay"]
+    assert properties["age"]["type"] == "integer"
+    assert properties["autopay"]["type"] == "boolean"
+    assert properties["plan"]["enum"] == ["basic", "plus", "premium"]
+    assert properties["region"]["enum"] == ["east", "north", "south"]
+    assert {"type": "null"} in properties["income"]["anyOf"]  # nullable: it had NaN
+    assert {"type": "number"} in properties["income"]["anyOf"]
+    request = document["paths"]["/v1/models/churn_lr/predict"]["post"]["requestBody"]
+    assert request["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ChurnLrPredictRequest"
+    }
+    infer = document["components"]["schemas"]["ChurnRfInferRequest"]
+    names = [
+        t["properties"]["name"]["const"] for t in infer["properties"]["inputs"]["items"]["oneOf"]
+    ]
+    assert names == ["age", "income", "visits", "plan", "region", "autopay"]
+    assert client.get("/docs").status_code == 200
