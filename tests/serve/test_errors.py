@@ -163,3 +163,23 @@ def test_empty_instances_give_no_predictions(client: httpx.Client) -> None:
     response = post_json(client, PREDICT, {"instances": []})
     assert response.status_code == 200
     assert response.json()["predictions"] == []
+
+
+@pytest.mark.parametrize("depth", [1, 900], ids=["array", "deeply-nested"])
+def test_a_cell_holding_an_array_is_a_422(
+    client: httpx.Client, row: dict[str, Any], depth: int
+) -> None:
+    nested = "[" * depth + "1" + "]" * depth
+    record = json.dumps({**row, "age": 0}).replace('"age": 0', f'"age": {nested}')
+    for path, body in (
+        (PREDICT, f'{{"instances": [{record}]}}'),
+        (
+            "/v2/models/churn_lr/infer",
+            '{"inputs": [{"name": "age", "shape": [1], "datatype": "INT64", '
+            f'"data": [{{"a": {nested}}}]}}]}}',
+        ),
+    ):
+        response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+        found = problem(response, 422, "schema")["problems"][0]
+        assert found["row"] == 0
+        assert found["column"] == "age"

@@ -41,7 +41,7 @@ from modelkeep.serve.batching import Batcher
 from modelkeep.serve.core import Outcome, Predictor, Prepared, predictor_for
 from modelkeep.serve.errors import HTTPProblem, problem_body, schema_problem
 from modelkeep.serve.metrics import CONTENT_TYPE_LATEST, Metrics
-from modelkeep.serve.openapi import build_openapi
+from modelkeep.serve.openapi import build_openapi, v2_datatype
 from modelkeep.serve.table import ModelTable, ServedModel, UnknownModelError
 
 if TYPE_CHECKING:
@@ -788,8 +788,6 @@ def _ready(service: Service) -> Response:
 
 
 def _v2_metadata(served: ServedModel) -> dict[str, Any]:
-    from modelkeep.serve.openapi import _v2_datatype as datatype
-
     outputs = [{"name": "label", "datatype": "BYTES", "shape": [-1]}]
     if served.model.task == "regression":
         outputs = [{"name": "value", "datatype": "FP64", "shape": [-1]}]
@@ -800,7 +798,7 @@ def _v2_metadata(served: ServedModel) -> dict[str, Any]:
         "versions": [served.version],
         "platform": f"modelkeep-{served.model.format}",
         "inputs": [
-            {"name": f.name, "datatype": datatype(f), "shape": [-1]} for f in served.model.schema
+            {"name": f.name, "datatype": v2_datatype(f), "shape": [-1]} for f in served.model.schema
         ],
         "outputs": outputs,
     }

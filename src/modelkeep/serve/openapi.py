@@ -19,7 +19,7 @@ from modelkeep.manifest import FeatureSpec
 from modelkeep.serve.errors import ERROR_SCHEMA
 from modelkeep.serve.table import ServedModel
 
-__all__ = ["build_openapi", "record_model"]
+__all__ = ["build_openapi", "record_model", "v2_datatype"]
 
 _REF = "#/components/schemas/{model}"
 
@@ -165,7 +165,7 @@ def _components(served: ServedModel, schemas: dict[str, Any]) -> dict[str, str]:
                         "minItems": 1,
                         "maxItems": 1,
                     },
-                    "datatype": {"type": "string", "enum": [_v2_datatype(spec)]},
+                    "datatype": {"type": "string", "enum": [v2_datatype(spec)]},
                     "data": {"type": "array", "items": value},
                     "parameters": {"type": "object"},
                 },
@@ -191,7 +191,8 @@ def _components(served: ServedModel, schemas: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _v2_datatype(spec: FeatureSpec) -> str:
+def v2_datatype(spec: FeatureSpec) -> str:
+    """The Open Inference Protocol datatype of a feature's tensor."""
     if spec.dtype == "integer":
         return "INT64"
     if spec.dtype == "float":

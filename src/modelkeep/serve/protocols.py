@@ -15,6 +15,7 @@ request names is imported, evaluated or unpickled: bodies are JSON, decoded to p
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -118,9 +119,8 @@ def _split(value: Any, field: str, limit: int) -> Parsed:
             expected="array of strings",
             received=_kind(columns),
         )
-    if len(set(columns)) != len(columns):
-        seen: set[str] = set()
-        twice = sorted({c for c in columns if c in seen or seen.add(c)})  # type: ignore[func-returns-value]
+    twice = sorted(c for c, n in Counter(columns).items() if n > 1)  # linear: columns is input
+    if twice:
         raise request_problem(
             f"{field}.columns: {twice} appear more than once.",
             column=twice[0],
@@ -171,6 +171,36 @@ def _columns(value: dict[str, Any], field: str, limit: int) -> Parsed:
     return value, rows
 
 
+def _nested(row: int, column: str, value: Any) -> HTTPProblem:
+    return request_problem(
+        f"Column {column!r}: row {row}: expected a single value (a number, string, boolean "
+        f"or null), got {_kind(value)}.",
+        row=row,
+        column=column,
+        expected="a single value",
+        received=_kind(value),
+        kind="invalid_value",
+    )
+
+
+def scalars_only(X: Any) -> None:
+    """Refuse a cell holding an array or an object: every feature takes single values.
+
+    Checked here, before the schema, so that a deeply nested cell never reaches code that
+    would describe it recursively.
+    """
+    if isinstance(X, dict):
+        for column, values in X.items():
+            for row, value in enumerate(values):
+                if isinstance(value, (list, dict)):
+                    raise _nested(row, column, value)
+        return
+    for row, record in enumerate(X):
+        for column, value in record.items():
+            if isinstance(value, (list, dict)):
+                raise _nested(row, column, value)
+
+
 def _one_key(body: dict[str, Any], keys: tuple[str, ...], ignored: tuple[str, ...]) -> str:
     present = [k for k in keys if k in body]
     unknown = sorted(set(body) - set(keys) - set(ignored))
@@ -189,9 +219,11 @@ def parse_v1(body: Any, limit: int) -> Parsed:
     """modelkeep's ``/v1`` predict body."""
     body = _object(body, "request body")
     key = _one_key(body, ("instances", "dataframe_split"), ())
-    if key == "instances":
-        return _records(body[key], key, limit)
-    return _split(body[key], key, limit)
+    parsed = (
+        _records(body[key], key, limit) if key == "instances" else _split(body[key], key, limit)
+    )
+    scalars_only(parsed[0])
+    return parsed
 
 
 def parse_mlflow(body: Any, limit: int) -> Parsed:
@@ -201,10 +233,13 @@ def parse_mlflow(body: Any, limit: int) -> Parsed:
     key = _one_key(body, keys, ("params",))
     value = body[key]
     if key == "dataframe_split":
-        return _split(value, key, limit)
-    if isinstance(value, dict):  # instances / inputs as a dict of columns
-        return _columns(value, key, limit)
-    return _records(value, key, limit)
+        parsed = _split(value, key, limit)
+    elif isinstance(value, dict):  # instances / inputs as a dict of columns
+        parsed = _columns(value, key, limit)
+    else:
+        parsed = _records(value, key, limit)
+    scalars_only(parsed[0])
+    return parsed
 
 
 _V2_TYPES = {
@@ -224,14 +259,28 @@ _V2_TYPES = {
 }
 
 
-def _flatten(data: Any) -> list[Any]:
+def _flatten(data: Any, where: str, name: str) -> list[Any]:
+    """A tensor's values: a flat array (shape [rows]) or one of one-value arrays ([rows, 1])."""
     if not isinstance(data, list):
-        return [data]
-    if not any(isinstance(d, list) for d in data):
-        return data
+        raise request_problem(
+            f"{where}.data: expected an array of values.",
+            column=name,
+            expected="array",
+            received=_kind(data),
+        )
     flat: list[Any] = []
     for item in data:
-        flat.extend(_flatten(item))
+        if isinstance(item, list):
+            if any(isinstance(value, (list, dict)) for value in item):
+                raise request_problem(
+                    f"{where}.data: nested deeper than a [rows, 1] tensor.",
+                    column=name,
+                    expected="[rows] or [rows, 1] values",
+                    received="deeper arrays",
+                )
+            flat.extend(item)
+        else:
+            flat.append(item)
     return flat
 
 
@@ -294,7 +343,7 @@ def parse_v2(body: Any, limit: int) -> tuple[Any, int, str | None]:
                 received="twice",
             )
         _check_rows(shape[0], limit)
-        data = _flatten(tensor.get("data"))
+        data = _flatten(tensor.get("data"), where, name)
         if len(data) != shape[0]:
             raise request_problem(
                 f"{where}.data: shape {shape} needs {shape[0]} values, got {len(data)}.",
@@ -311,6 +360,7 @@ def parse_v2(body: Any, limit: int) -> tuple[Any, int, str | None]:
             )
         rows = shape[0]
         columns[name] = data
+    scalars_only(columns)
     return columns, rows or 0, request_id
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from modelkeep._load import locate, resolve_source
 from modelkeep._model import Model
-from modelkeep.errors import InvalidChoiceError
+from modelkeep.errors import InvalidArgumentError, InvalidChoiceError
 from modelkeep.manifest import dump_manifest
 from modelkeep.registry.refs import Reference
 
@@ -100,11 +100,13 @@ class ModelTable:
         self._models: dict[str, ServedModel] = {}
         for served in models or []:
             if served.name in self._models:
-                raise InvalidChoiceError(
-                    served.name,
-                    [],
-                    context=f"model name (served twice: {self._models[served.name].ref!r} "
-                    f"and {served.ref!r})",
+                first = self._models[served.name].ref
+                raise InvalidArgumentError(
+                    "REF",
+                    "each model served under its own name",
+                    f"two models named {served.name!r} ({first!r} and {served.ref!r})",
+                    "A server serves one version per name; to serve several versions, run "
+                    "one server each, or register them under different names.",
                 )
             self._models[served.name] = served
 
