@@ -45,5 +45,11 @@ bench: $(STAMP)
 bench-serve: $(STAMP)
 	$(BIN)/python benchmarks/bench_serve.py
 
+# modelkeep monitor against Evidently's data-drift report on 1M and 5M churn rows: makes
+# benchmarks/.venv-monitor (Evidently 0.7, pandas < 3) on its first run.
+.PHONY: bench-monitor
+bench-monitor: $(STAMP)
+	$(BIN)/python benchmarks/bench_monitor.py
+
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache

@@ -404,10 +404,14 @@ class _Run:
     def execute(self, progress: Progress | None) -> DriftReport:
 
         names = [f.name for f in self.profile.features]
-        wanted = [*names, "request_id", self.time_column or "time", PREDICTION]
-        wanted += [f.name for f in self.profile.outputs if f.name not in wanted]
+        wanted = [*names, self.time_column or "time"]
+        if self.label_by_id:
+            wanted.append("request_id")
+        if self.outputs != "none":  # output columns are read only when they are measured
+            wanted += [PREDICTION, *(f.name for f in self.profile.outputs)]
         if self.label_column:
             wanted.append(self.label_column)
+        wanted = list(dict.fromkeys(wanted))
         read = 0
         for chunk in self.source.chunks(wanted):
             read += len(chunk)
