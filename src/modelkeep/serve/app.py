@@ -116,8 +116,10 @@ class Service:
         self.draining = False
         self.inflight = 0
         self._openapi: tuple[tuple[tuple[str, str], ...], dict[str, Any]] | None = None
+        self._reported: dict[str, ServedModel] = {}  # what the model-info gauge shows
         for served in table.all():
             self._entry(served)
+            self._reported[served.name] = served
             self.metrics.serving(
                 served.name, served.version, served.manifest_hash, served.model.format
             )
@@ -144,16 +146,17 @@ class Service:
     def on_swap(self, event: SwapEvent) -> None:
         """Count a swap event (called from the watcher's thread)."""
         self.metrics.swaps.labels(event.name, "accepted" if event.accepted else "refused").inc()
-        if event.accepted:
-            for entry in list(self._entries.values()):
-                old = entry.served
-                if old.name == event.name and old.version == event.old_version:
-                    self.metrics.retired(old.name, old.version, old.manifest_hash, old.model.format)
-            try:
-                new = self.table.get(event.name)
-            except UnknownModelError:
-                return
-            self.metrics.serving(new.name, new.version, new.manifest_hash, new.model.format)
+        if not event.accepted:
+            return
+        try:
+            new = self.table.get(event.name)
+        except UnknownModelError:
+            return
+        old = self._reported.get(new.name)
+        if old is not None and old is not new:
+            self.metrics.retired(old.name, old.version, old.manifest_hash, old.model.format)
+        self._reported[new.name] = new
+        self.metrics.serving(new.name, new.version, new.manifest_hash, new.model.format)
 
     # ----------------------------------------------------------------------- checks
 
