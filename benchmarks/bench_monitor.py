@@ -69,7 +69,7 @@ for metric in snapshot.dict()["metrics"]:
         share = metric["value"]
 for column in columns.values():
     p_value = "p_value" in column["method"] or "test" in column["method"].lower()
-    column["drifted"] = (column["score"] < column["threshold"]) if p_value else (
+    column["drifted"] = bool(column["score"] < column["threshold"]) if p_value else bool(
         column["score"] >= column["threshold"])
 print(json.dumps({"columns": columns, "drifted_share": share}))
 """

@@ -211,3 +211,21 @@ def test_bad_arguments_are_clear_errors(model: modelkeep.Model, tmp_path: Path) 
         monitor.drift(model, current, since="yesterday")
     with pytest.raises(InvalidArgumentError, match="'nope', which is neither"):
         monitor.drift(model, current, labels="nope")
+
+
+def test_rows_the_model_refuses_still_count_for_feature_drift(
+    model: modelkeep.Model, tmp_path: Path
+) -> None:
+    good = fresh(600, seed=22)
+    bad = fresh(400, seed=23).astype({"tenure": object})
+    bad.loc[bad.index[0], "tenure"] = "unknown"  # text in a numeric column: refused
+    good.to_parquet(tmp_path / "a.parquet")
+    bad.to_csv(tmp_path / "b.csv", index=False)
+    report = monitor.drift(model, tmp_path, labels=TARGET)
+    assert report.rows == 1000
+    assert report.feature("tenure").rows == 1000
+    assert report.feature("tenure").current_missing == pytest.approx(0.001)
+    assert report.performance is not None and report.performance.rows == 600
+    assert report.outputs[0].rows == 600
+    assert report.notes and report.notes[0].startswith("400 rows in chunks the model refused")
+    assert "tenure" in report.notes[0]

@@ -214,6 +214,8 @@ class _Run:
         self.positive = self.classes[-1] if self.classes and self.task == "binary" else None
         self.windows: dict[int | None, WindowCounts] = {}
         self.notes: list[str] = []
+        self.unscored = 0
+        self.unscored_reason: str | None = None
         self.label_column: str | None = None
         self.label_table: pd.Series | None = None
         self.label_by_id = False
@@ -354,19 +356,27 @@ class _Run:
         model = self.ref.get_model()
         if model is None:  # decided above; kept for the type checker
             return None, None
-        from modelkeep.errors import SchemaWarning
+        from modelkeep.errors import SchemaError, SchemaWarning
 
         rows = chunk[[f for f in self.dtypes if f in chunk.columns]]
         with warnings.catch_warnings():
             # Live data is expected to be unusual: that is what the report measures.
             warnings.simplefilter("ignore", SchemaWarning)
-            if self.task == "regression":
-                values = np.asarray(model.predict(rows), dtype=np.float64)
-                return pd.Series(values), None
             try:
-                proba = model.predict_proba(rows)
-            except InvalidArgumentError:  # a classifier without probabilities
-                return text_values(pd.Series(model.predict(rows))), None
+                if self.task == "regression":
+                    values = np.asarray(model.predict(rows), dtype=np.float64)
+                    return pd.Series(values), None
+                try:
+                    proba = model.predict_proba(rows)
+                except InvalidArgumentError:  # a classifier without probabilities
+                    return text_values(pd.Series(model.predict(rows))), None
+            except SchemaError as exc:
+                # Rows the model refuses still count for feature drift; their outputs
+                # (and performance) are left out, and the report says how many and why.
+                self.unscored += len(rows)
+                if self.unscored_reason is None:
+                    self.unscored_reason = str(exc)
+                return None, None
         names = [str(c) for c in proba.columns]
         matrix = proba.to_numpy(dtype=np.float64)
         predicted = pd.Series(np.asarray(names, dtype=object)[matrix.argmax(axis=1)], dtype=object)
@@ -445,6 +455,11 @@ class _Run:
         overall = self._result(total, None)
         if self.output_source in (None, "none") and self.profile.outputs:
             self.notes.append("output drift not measured (no outputs in the data, no model)")
+        if self.unscored:
+            self.notes.append(
+                f"{self.unscored:,} rows in chunks the model refused were left out of output "
+                f"drift and performance; the first refusal: {self.unscored_reason}"
+            )
         manifest = self.ref.manifest
         return DriftReport(
             reference={
