@@ -36,6 +36,7 @@ def test_predict_writes_scores_and_prints_a_summary(bundle: Path, tmp_path: Path
     assert ran.returncode == 0, ran.output
     assert ran.stdout.startswith("Scored 200 of 200 rows from 1 file(s) in ")
     assert "with churn version 1 (onnx, manifest sha256 " in ran.stdout
+    assert "rows/s; the model loaded and verified in " in ran.stdout
     assert f"Output: {output}\n" in ran.stdout
     assert "Labels: No Churn: " in ran.stdout
     assert ran.stderr == ""  # not a terminal: no progress bar

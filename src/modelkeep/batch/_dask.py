@@ -390,7 +390,9 @@ def predict_dask_file(
     rejected_target = rejected_path(target) if options.on_error == "skip" else None
     if rejected_target is not None:
         check_output(rejected_target, overwrite=overwrite, inputs=inputs)
+    loading = time.perf_counter()
     model = load(ref, **load_options, **({"format": format} if format else {}))
+    loaded = time.perf_counter() - loading
     scorer = Scorer(model, keep=options.keep, proba=proba)
     for source in inputs:
         check_columns(source, scorer.read_columns, scorer.names)
@@ -454,6 +456,7 @@ def predict_dask_file(
         format=model.format,
         warnings=dict(sorted(warned.items())),
         engine="dask",
+        load_seconds=loaded,
     )
 
 

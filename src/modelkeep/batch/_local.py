@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "Options", "predict_file"]
 
-DEFAULT_CHUNK_SIZE: Final = 65_536
+DEFAULT_CHUNK_SIZE: Final = 16_384
 _ENGINES: Final = ("local", "dask")
 _ON_ERROR: Final = ("fail", "skip")
 
@@ -155,13 +155,9 @@ def predict_file(
     from modelkeep._load import load
 
     extra = dict(load_options or {})
-    if format == "onnx" and "session_options" not in extra:
-        # One process scoring large chunks: let onnxruntime use every core (its default
-        # for a loaded model is one thread, which suits a service answering few rows).
-        from modelkeep.onnx import SessionOptions
-
-        extra["session_options"] = SessionOptions(intra_op_threads=0)
+    loading = time.perf_counter()
     model = load(ref, **extra, **({"format": format} if format else {}))
+    loaded = time.perf_counter() - loading
     scorer = Scorer(model, keep=options.keep, proba=proba, meta_columns=out_format == "csv")
     for source in inputs:
         check_columns(source, scorer.read_columns, scorer.names)
@@ -176,6 +172,7 @@ def predict_file(
         overwrite=overwrite,
         show_progress=sys.stderr.isatty() if progress is None else progress,
         started=started,
+        load_seconds=loaded,
     )
 
 
@@ -231,6 +228,7 @@ def _score_files(
     overwrite: bool,
     show_progress: bool,
     started: float,
+    load_seconds: float,
 ) -> Summary:
     pa = import_pyarrow()
     schema = scorer.output_schema(_kept_types(inputs[0], scorer.keep))
@@ -295,6 +293,7 @@ def _score_files(
         format=model.format,
         warnings=_warnings(scorer),
         engine="local",
+        load_seconds=load_seconds,
     )
 
 

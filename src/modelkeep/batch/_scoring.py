@@ -158,7 +158,7 @@ class Scorer:
             )
         self.warnings: Counter[tuple[str, str | None]] = Counter()
         self.other_warnings: dict[str, Warning] = {}
-        self.loads = 1
+        self._sorted_keys: tuple[np.ndarray, np.ndarray] | None = None
 
     # -------------------------------------------------------------- the output's shape
 
@@ -295,9 +295,27 @@ class Scorer:
         out = runtime.run(feeds, wanted)
         values = np.empty(len(self.label_values), dtype=object)
         values[:] = self.label_values
-        labels = values[runtime.positions(out[LABEL])]
+        labels = values[self._positions(runtime, out[LABEL])]
         proba = np.asarray(out[PROBABILITIES], dtype=np.float64) if self.proba else None
         return labels, proba
+
+    def _positions(self, runtime: Any, labels: np.ndarray) -> np.ndarray:
+        """Positions in the classes of the graph's labels, vectorized (the runtime's own
+        lookup goes value by value); the runtime's lookup when a label is not a class."""
+        if self._sorted_keys is None:
+            from modelkeep.onnx.runtime import onnx_label
+
+            keys = np.asarray([onnx_label(c) for c in self.model.manifest.target.classes or ()])
+            order = np.argsort(keys, kind="stable")
+            self._sorted_keys = (keys[order], order)
+        keys, order = self._sorted_keys
+        flat = labels.ravel()
+        found = np.clip(np.searchsorted(keys, flat), 0, len(keys) - 1)
+        if flat.size and not np.array_equal(keys[found], flat):
+            positions: np.ndarray = runtime.positions(labels)
+            return positions
+        result: np.ndarray = order[found]
+        return result
 
     # -------------------------------------------------------------- text columns
 
@@ -343,7 +361,9 @@ class Scorer:
                 if pieces
                 else np.empty((0, k))
             )
-            arrays.extend(pa.array(proba[:, j], type=pa.float64()) for j in range(k))
+            arrays.extend(
+                pa.array(np.ascontiguousarray(proba[:, j]), type=pa.float64()) for j in range(k)
+            )
         if self.meta_columns:
             arrays.extend(pa.repeat(pa.scalar(value), n) for value in self.metadata)
         kept_types = [table.schema.field(name).type for name in self.keep]

@@ -26,6 +26,7 @@ class Summary:
         warnings: ``"<kind> in '<column>'"`` -> chunks in which the model's validation
             warned (unseen categories, values outside the training range ...).
         engine: ``"local"`` or ``"dask"``.
+        load_seconds: of ``seconds``, the time spent loading and verifying the model.
     """
 
     output: Path
@@ -42,6 +43,7 @@ class Summary:
     format: str
     warnings: dict[str, int] = field(default_factory=dict)
     engine: str = "local"
+    load_seconds: float = 0.0
 
     @property
     def rows_per_second(self) -> float:
@@ -52,7 +54,8 @@ class Summary:
         """The summary as the command prints it, one fact per line."""
         lines = [
             f"Scored {self.scored:,} of {self.rows:,} rows from {self.files} file(s) in "
-            f"{self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s) with "
+            f"{self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s; the model loaded and "
+            f"verified in {self.load_seconds:.1f} s) with "
             f"{self.model_name} version {self.model_version} ({self.format}, manifest sha256 "
             f"{self.manifest_sha256[:12]}...), engine {self.engine}.",
             f"Output: {self.output}",

@@ -56,7 +56,7 @@ def predict_command(
     ] = None,
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1, help="Rows per chunk (bounds memory).")
-    ] = 65_536,
+    ] = 16_384,
     on_error: Annotated[
         _OnError,
         typer.Option(
