@@ -411,7 +411,7 @@ def predict_dask_file(
     bad = AtomicFile(rejected_target) if rejected_target is not None else None
     try:
         with (
-            _client(scheduler, options.workers) as client,
+            _Client(scheduler, options.workers) as client,
             atomic_directory(target, replace=overwrite and target.exists()) as staging,
         ):
             (staging / "_rejected").mkdir()
@@ -474,7 +474,7 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-class _client:
+class _Client:
     """A distributed Client on ``scheduler``, or on a LocalCluster of ``workers``
     processes (one thread each) started and closed here."""
 
