@@ -22,8 +22,11 @@ demo: $(STAMP)
 	$(BIN)/modelkeep verify $(DEMO)/churn_model
 	$(BIN)/python examples/churn/predict.py $(DEMO)/churn_model
 
+# The team-registry tests run against real PostgreSQL and S3 servers on 127.0.0.1, which
+# scripts/services.sh installs when missing and starts (a no-op when they already answer).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	scripts/services.sh start
+	set -a; . ./.services.env; set +a; $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache .
@@ -39,6 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_bundle.py
 	$(BIN)/python benchmarks/bench_onnx.py
 	$(BIN)/python benchmarks/bench_pickle.py
+	scripts/services.sh start
+	set -a; . ./.services.env; set +a; $(BIN)/python benchmarks/bench_registry.py
 
 # modelkeep serve vs mlflow models serve and BentoML: makes benchmarks/.venv-serve for the
 # peers on its first run, then about 12 minutes of load (benchmarks/results/serve.json).
@@ -52,4 +57,4 @@ bench-monitor: $(STAMP)
 	$(BIN)/python benchmarks/bench_monitor.py
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO) .services .services.env .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,15 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+# `make test` exports .services.env (scripts/services.sh), which points modelkeep.Registry()
+# at the team servers. Tests use a fresh local registry unless they ask for a team one
+# (tests/registry/team.py reads these), so the variables are moved aside here.
+TEAM_ENVIRONMENT = {
+    key: os.environ.pop(key)
+    for key in ("MODELKEEP_REGISTRY_URI", "MODELKEEP_ARTIFACTS_URI")
+    if key in os.environ
+}
 
 NUMERIC = ["age", "income", "visits"]
 CATEGORICAL = ["plan", "region"]

@@ -915,8 +915,9 @@ def _quoted(items: Sequence[str]) -> str:
 class UnknownReferenceError(RegistryError, LookupError):
     """A well-formed reference to a name, version or alias the registry does not hold.
 
-    ``kind`` is ``"name"``, ``"version"`` or ``"alias"``; ``known`` lists what the registry
-    does hold at that level (names, version numbers or aliases).
+    ``kind`` is ``"name"``, ``"version"``, ``"alias"`` or ``"schema version"``; ``known``
+    lists what the registry does hold at that level (names, version numbers, aliases or
+    feature-schema versions).
     """
 
     def __init__(
@@ -936,6 +937,11 @@ class UnknownReferenceError(RegistryError, LookupError):
             target = reference.partition(":")[2]
             what = f"no version {target} of {name!r} {where}"
             held = f"its versions are {_first(self.known)}" if self.known else "it has none"
+            todo = f"List them with `modelkeep registry list {name}`."
+        elif kind == "schema version":
+            target = reference.partition("?schema=")[2]
+            what = f"no version of {name!r} with feature-schema version {target} {where}"
+            held = f"its schema versions are {_first(self.known)}" if self.known else "it has none"
             todo = f"List them with `modelkeep registry list {name}`."
         else:
             target = reference.partition("@")[2]

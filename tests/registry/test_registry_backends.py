@@ -1,7 +1,8 @@
 """The registry's seams: the same behaviour from every metadata store.
 
-Each test runs once on the SQLite store (``SqlStore``, a real database file) and once on
-the in-memory store (``MemoryStore``); a new store joins the ``store`` fixture's list.
+Each test runs on the SQLite store (``SqlStore``, a real database file), on the same store
+on PostgreSQL (the server ``scripts/services.sh`` starts) and on the in-memory store
+(``MemoryStore``); a new store joins the ``store`` fixture's list.
 The store-level tests need no bundle and are fast; the last ones drive a whole
 ``Registry`` over each store.
 """
@@ -22,6 +23,8 @@ from modelkeep.registry.records import AliasEvent, IndexedVersion, VersionRecord
 from modelkeep.registry.refs import parse_reference
 from modelkeep.registry.store import SqlStore, sqlite_url
 
+from .team import fresh_team
+
 LOCATION = "/registry/under/test"
 
 
@@ -33,7 +36,12 @@ def _memory(tmp_path: Path) -> MemoryStore:
     return MemoryStore(LOCATION)
 
 
-@pytest.fixture(params=[_sql, _memory], ids=["sqlite", "memory"])
+def _postgres(tmp_path: Path) -> SqlStore:
+    """The same SqlStore on PostgreSQL (scripts/services.sh), in a schema of its own."""
+    return SqlStore(fresh_team()["MODELKEEP_REGISTRY_URI"], location=LOCATION)
+
+
+@pytest.fixture(params=[_sql, _memory, _postgres], ids=["sqlite", "memory", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetadataStore]:
     make: Callable[[Path], MetadataStore] = request.param
     made = make(tmp_path)

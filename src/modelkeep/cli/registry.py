@@ -62,12 +62,13 @@ def _versions_table(rows: list[ModelVersion]) -> None:
     from rich.table import Table
 
     table = Table()
-    for column in ("name", "version", "aliases", "created", "registered by", "metrics"):
+    for column in ("name", "version", "schema", "aliases", "created", "registered by", "metrics"):
         table.add_column(column)
     for v in rows:
         table.add_row(
             cell(v.name),
             str(v.version),
+            f"v{v.schema_version}",
             cell(", ".join(v.aliases)),
             cell(v.created_at[:19].replace("T", " ")),
             cell(v.registered_by),
@@ -336,6 +337,64 @@ def gc_command(as_json: JsonOption = False, wait: WaitOption = LOCK_TIMEOUT_S) -
         stdout.print(f"Removed {len(removed)} unreferenced path(s).")
         for path in removed:
             stdout.print(f"  {printable(path)}", markup=False)
+
+
+@app.command("migrate")
+def migrate_command(as_json: JsonOption = False) -> None:
+    """Upgrade the index's schema in place (a newer index is refused).
+
+    A SQLite index is upgraded when it is next written anyway; an index on a database
+    server (MODELKEEP_REGISTRY_URI) only by this command, run once for everyone.
+    """
+    with _registry() as registry:
+        old, new = registry.migrate()
+        where = registry.location
+    if as_json:
+        _print_json({"registry": where, "from": old, "to": new})
+    elif old == new:
+        stdout.print(
+            printable(f"Index at {where}: schema version {new}, up to date."), markup=False
+        )
+    else:
+        stdout.print(
+            printable(f"Index at {where}: schema version {old} upgraded to {new}."), markup=False
+        )
+
+
+@app.command("copy")
+def copy_command(
+    source: Annotated[str, typer.Argument(help="The registry to copy from: a folder or URL.")],
+    target: Annotated[
+        str, typer.Argument(help="The registry to copy into: a folder or database URL.")
+    ],
+    artifacts: Annotated[
+        str | None,
+        typer.Option(
+            "--artifacts",
+            help="The target's artifact store (s3://bucket/prefix); default "
+            "MODELKEEP_ARTIFACTS_URI when TARGET is a database URL.",
+        ),
+    ] = None,
+    names: Annotated[
+        list[str] | None, typer.Option("--name", help="Copy only this model; repeatable.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy versions, with their aliases and alias history, from SOURCE to TARGET.
+
+    Version numbers are kept; every bundle is verified again as the target registers it.
+    Start on a laptop, then move to a team registry:
+    modelkeep registry copy ~/.modelkeep postgresql+psycopg://me@db/models --artifacts s3://models/registry
+    """
+    with errors_exit(), Registry(source) as src, Registry(target, artifacts=artifacts) as dst:
+        copied = src.copy_to(dst, names=names)
+        where = dst.location
+    if as_json:
+        _print_json(copied)
+    else:
+        stdout.print(printable(f"Copied {len(copied)} version(s) into {where}."), markup=False)
+        for ref in copied:
+            stdout.print(f"  {printable(ref)}", markup=False)
 
 
 @app.command("rebuild")

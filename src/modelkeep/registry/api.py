@@ -85,16 +85,29 @@ from modelkeep.registry.records import (
     VersionRecord,
 )
 from modelkeep.registry.refs import check_alias, check_name, parse_reference
+from modelkeep.registry.remote import ObjectArtifacts, is_url
 
 if TYPE_CHECKING:
     from modelkeep._model import Model
     from modelkeep.registry.backends import ArtifactStore, MetadataStore
     from modelkeep.registry.store import SqlStore
 
-__all__ = ["HOME_VARIABLE", "INDEX_NAME", "Registry", "default_root"]
+__all__ = [
+    "ARTIFACTS_URI_VARIABLE",
+    "HOME_VARIABLE",
+    "INDEX_NAME",
+    "REGISTRY_URI_VARIABLE",
+    "Registry",
+    "default_root",
+]
 
 #: The environment variable naming the default registry's folder.
 HOME_VARIABLE = "MODELKEEP_HOME"
+#: The environment variables naming a team registry's index (a database URL) and artifact
+#: store (an fsspec URL such as ``s3://bucket/prefix``); read when ``Registry()`` is given
+#: no root.
+REGISTRY_URI_VARIABLE = "MODELKEEP_REGISTRY_URI"
+ARTIFACTS_URI_VARIABLE = "MODELKEEP_ARTIFACTS_URI"
 INDEX_NAME = "registry.db"
 _LOCK_NAME = "registry.lock"
 _CREATE_LOCK_NAME = "registry.create.lock"
@@ -128,15 +141,23 @@ class Registry:
 
     Args:
         root: the registry's folder; default ``$MODELKEEP_HOME`` or ``~/.modelkeep``. It is
-            created on the first write; reading an absent registry finds it empty.
+            created on the first write; reading an absent registry finds it empty. Or a
+            database URL (``postgresql+psycopg://user@host/db``): a team registry whose
+            index lives there, with ``$MODELKEEP_HOME`` holding only local things (locks,
+            staging copies, the download cache). With no root, ``$MODELKEEP_REGISTRY_URI``
+            (and ``$MODELKEEP_ARTIFACTS_URI``) name a team registry when set.
         lock_timeout: how long to wait for the registry lock (another process's
             registration, gc or check) before raising :class:`RegistryLockedError`.
         metadata: the index (a :class:`~modelkeep.registry.backends.MetadataStore`);
             default a SQLite file ``registry.db`` in ``root``, created whole on the first
             write. A store given here is used as it is: ``rebuild()`` does not apply to it.
-        artifacts: where bundles are stored (an
-            :class:`~modelkeep.registry.backends.ArtifactStore`); default folders under
-            ``root`` (``bundles/``, ``staging/``).
+        artifacts: where bundles are stored: an
+            :class:`~modelkeep.registry.backends.ArtifactStore`, or an fsspec URL
+            (``s3://bucket/prefix``: endpoint and credentials from the standard AWS
+            variables) or folder for :class:`~modelkeep.registry.remote.ObjectArtifacts`;
+            default folders under ``root`` (``bundles/``, ``staging/``).
+        full_check: with a remote artifact store, re-hash every file of a cached bundle
+            each time it is used (sizes and the manifest's hash are always checked).
 
     ``root`` holds the lock files (and the alias log) whatever the stores.
 
@@ -156,18 +177,47 @@ class Registry:
         *,
         lock_timeout: float = LOCK_TIMEOUT_S,
         metadata: MetadataStore | None = None,
-        artifacts: ArtifactStore | None = None,
+        artifacts: ArtifactStore | str | os.PathLike[str] | None = None,
+        full_check: bool = False,
     ) -> None:
+        self._index_url: str | None = None
+        if root is None and metadata is None and os.environ.get(REGISTRY_URI_VARIABLE):
+            root = os.environ[REGISTRY_URI_VARIABLE]
+        if isinstance(root, str) and is_url(root):
+            self._index_url = root
+            root = None
+            if artifacts is None and os.environ.get(ARTIFACTS_URI_VARIABLE):
+                artifacts = os.environ[ARTIFACTS_URI_VARIABLE]
         self.root = (Path(root).expanduser() if root is not None else default_root()).absolute()
         self.lock_timeout = lock_timeout
-        self._folders: ArtifactStore = (
-            artifacts if artifacts is not None else BundleFolders(self.root)
-        )
+        self._folders: ArtifactStore
+        if artifacts is None:
+            self._folders = BundleFolders(self.root)
+        elif isinstance(artifacts, (str, os.PathLike)):
+            self._folders = ObjectArtifacts(os.fspath(artifacts), self.root, full_check=full_check)
+        else:
+            self._folders = artifacts
+        self._remote = isinstance(self._folders, ObjectArtifacts)
         self._lock = self.root / _LOCK_NAME
         self._given = metadata
         self._store: MetadataStore | None = metadata
 
+    @property
+    def location(self) -> str:
+        """The index's location as error messages name it (a URL without its password)."""
+        if self._index_url is not None:
+            return _redact(self._index_url)
+        return str(self.root)
+
+    @property
+    def team(self) -> bool:
+        """Whether the index is not the local SQLite file (a database URL or a given
+        store): its alias log is the index's own, and locks cover this machine only."""
+        return self._index_url is not None or self._given is not None
+
     def __repr__(self) -> str:
+        if self._index_url is not None:
+            return f"Registry({self.location!r}, artifacts={self._folders!r})"
         return f"Registry({str(self.root)!r})"
 
     def __enter__(self) -> Registry:
@@ -185,7 +235,7 @@ class Registry:
     @property
     def exists(self) -> bool:
         """Whether this registry has an index yet (anything was ever registered)."""
-        return self._given is not None or (self.root / INDEX_NAME).is_file()
+        return self.team or (self.root / INDEX_NAME).is_file()
 
     @overload
     def _open(self, *, create: Literal[True]) -> MetadataStore: ...
@@ -200,6 +250,12 @@ class Registry:
                 self._require_writable("writing to the registry")
             return self._store
         from modelkeep.registry.store import SqlStore, sqlite_url
+
+        if self._index_url is not None:
+            if create:
+                self._require_writable("writing to the registry")
+            self._store = SqlStore(self._index_url, location=self.location, create=True)
+            return self._store
 
         operation = "writing to the registry" if create else "reading the registry"
         self._check_folder_path(operation)
@@ -443,10 +499,19 @@ class Registry:
             raise UnknownReferenceError(
                 ref, kind="name", name=parsed.name, registry=str(self.root), known=[]
             )
-        return self._version(store.resolve(parsed, ref))
+        return self._version(store.resolve(parsed, ref), fetch=True)
 
-    def _version(self, indexed: IndexedVersion) -> ModelVersion:
-        return ModelVersion.from_record(indexed, self._folders.path(indexed.record.folder))
+    def _version(self, indexed: IndexedVersion, *, fetch: bool = False) -> ModelVersion:
+        """The version with its bundle's local path; from a remote store the bundle is in
+        the download cache (keyed by manifest hash) only when ``fetch`` is true."""
+        folders = self._folders
+        if isinstance(folders, ObjectArtifacts) and not fetch:
+            path = folders.cache.entry(indexed.record.manifest_sha256)
+        else:
+            path = folders.path(indexed.record.folder)
+            if isinstance(folders, ObjectArtifacts):
+                _check_fetched(path, indexed)
+        return ModelVersion.from_record(indexed, path)
 
     def path(self, ref: str) -> Path:
         """The stored bundle directory of the version ``ref`` names (read-only)."""
@@ -519,7 +584,8 @@ class Registry:
         return entry
 
     def _log_move(self, entry: AliasEvent) -> None:
-        journal.append_alias_move(self.root, entry.to_dict())
+        if self._index_url is None:  # a server's index keeps its own log, shared by all
+            journal.append_alias_move(self.root, entry.to_dict())
 
     def delete_alias(
         self, name: str, alias: str, *, reason: str | None = None, by: str | None = None
@@ -662,7 +728,7 @@ class Registry:
             if record is None or record["state"] != "committed":
                 problems.append(Problem("record_missing", ref, _NO_RECORD))
         unlogged = [e.id for e in moves if logged.get(e.id, {}).get("at") != e.at]
-        if unlogged:
+        if unlogged and self._index_url is None:
             detail = f"{len(unlogged)} alias move(s) of the index are not in it; gc() writes them"
             problems.append(Problem("alias_log_missing", journal.ALIAS_LOG_NAME, detail))
         for folder, verdict in survey.unindexed():
@@ -743,7 +809,7 @@ class Registry:
                     if verdict.has_folder:
                         self._folders.remove(folder)
                         removed.append(f"bundles/{folder}")
-                elif verdict.kind == "debris" and _old_enough(self._folders.path(folder)):
+                elif verdict.kind == "debris" and _debris_old_enough(self._folders, folder):
                     if verdict.has_folder:
                         self._folders.remove(folder)
                         removed.append(f"bundles/{folder}")
@@ -768,8 +834,106 @@ class Registry:
                 self._record(folder, "committed", indexed.name, indexed.version, indexed.record)
         moves = store.history(None)
         logged = {e["id"]: e for e in journal.read_alias_log(self.root)}
-        if any(logged.get(e.id, {}).get("at") != e.at for e in moves):
+        if self._index_url is None and any(logged.get(e.id, {}).get("at") != e.at for e in moves):
             journal.write_alias_log(self.root, [e.to_dict() for e in moves])
+
+    # ---------------------------------------------------------------------- migrate, copy
+
+    def migrate(self) -> tuple[str, str]:
+        """Upgrade the index's schema in place (Alembic); return (old, new) versions.
+
+        A SQLite index is upgraded when it is opened for writing anyway; a database
+        server's index only by this call (``modelkeep registry migrate``), once for every
+        user of it. An index written by a newer modelkeep is refused.
+
+        Raises:
+            RegistryIndexError: the index cannot be upgraded, or is newer than this
+                modelkeep (the message names both schema versions).
+        """
+        from modelkeep.registry.store import SqlStore, sqlite_url
+
+        if self._given is not None:
+            raise RegistryIndexError(
+                self.location,
+                "migrating the index",
+                ValueError(f"the metadata store {self._given!r} has no schema to migrate"),
+            )
+        if self._index_url is not None:
+            url = self._index_url
+        else:
+            index = self.root / INDEX_NAME
+            if _size(index) == 0:
+                return _no_index_yet()
+            self._require_writable("migrating the index")
+            url = sqlite_url(str(index), read_only=False)
+        self.close()
+        store = SqlStore.for_migration(url, location=self.location)
+        try:
+            return store.migrate()
+        finally:
+            store.close()
+
+    def copy_to(self, target: Registry, *, names: Sequence[str] | None = None) -> list[str]:
+        """Copy every version (of ``names``, default all) into ``target``, with the
+        aliases and their history; return the references copied, ``name:version``.
+
+        Versions keep their numbers: the target's counter for a name is moved past the
+        source's, and gaps left by deleted versions stay gaps. A name the target already
+        holds versions of is refused (nothing is copied), so a copy never mixes two
+        histories. Each bundle is verified again as it is registered in the target.
+
+        Raises:
+            RegistryError: ``target`` already holds a name being copied.
+            and every error of :meth:`register`.
+        """
+        chosen = sorted(names) if names is not None else self.names()
+        clashing = sorted(set(chosen) & set(target.names()))
+        if clashing:
+            raise RegistryIndexError(
+                target.location,
+                "copying versions",
+                ValueError(
+                    f"the target already holds {', '.join(map(repr, clashing))}; copy into a "
+                    "registry without them (or pass other names)"
+                ),
+            )
+        copied: list[str] = []
+        source_store = self._open(create=False)
+        if source_store is None:
+            return copied
+        counters = source_store.counters()
+        for name in chosen:
+            for version in self.versions(name):
+                fetched = self.get(version.ref)
+                parent = version.parent
+                if parent is not None and parent.partition(":")[0] not in (name, *target.names()):
+                    parent = None  # its name is not in the target: lineage stays in the record
+                target._register_as(
+                    fetched.path, name, version.version, by=version.registered_by, parent=parent
+                )
+                copied.append(version.ref)
+            writer = target._writer()
+            writer.raise_counter(name, counters.get(name, 1))
+            with target._locked("copy", alone=False):
+                moves = source_store.history(name)
+                for event in writer.import_aliases(name, source_store.aliases(name), moves):
+                    target._log_move(event)
+        return copied
+
+    def _register_as(
+        self, path: Path, name: str, number: int, *, by: str, parent: str | None
+    ) -> None:
+        """Register ``path`` as exactly ``name:number`` (a copy keeps its numbers): the
+        counter is raised to ``number`` first; a number taken already is an error."""
+        store = self._writer()
+        store.raise_counter(name, number)
+        version = self.register(path, name, registered_by=by, parent=parent, env="ignore")
+        if version.version != number:
+            raise RegistryIndexError(
+                self.location,
+                f"copying {name}:{number}",
+                ValueError(f"it was registered as {version.ref}: another writer took the number"),
+            )
 
     # ---------------------------------------------------------------------------- rebuild
 
@@ -790,13 +954,14 @@ class Registry:
             RegistryLockedError: another process held the lock ``lock_timeout`` seconds.
         """
         self._check_folder_path("rebuild")
-        if self._given is not None:
+        if self.team:
             raise RegistryIndexError(
                 str(self.root),
                 "rebuilding the index",
                 ValueError(
-                    f"rebuild() writes the default SQLite index; this registry's metadata "
-                    f"store is {self._given!r}, restore it with its own tools"
+                    "rebuild() writes the default SQLite index; this registry's metadata "
+                    f"store is {self._given or self.location!r}, restore it with its own "
+                    "tools"
                 ),
             )
         if not self.root.is_dir():
@@ -827,12 +992,14 @@ class Registry:
                 else:
                     pointers[(name, move["alias"])] = move["to_version"]
             pointers = {k: v for k, v in pointers.items() if (k[0], v) in chosen}
-            rows = [
-                IndexedVersion(
-                    name, version, VersionRecord.from_row({**record["row"], "folder": folder})
-                )
-                for (name, version), (folder, record) in sorted(chosen.items())
-            ]
+            rows = _with_schema_versions(
+                [
+                    IndexedVersion(
+                        name, version, VersionRecord.from_row({**record["row"], "folder": folder})
+                    )
+                    for (name, version), (folder, record) in sorted(chosen.items())
+                ]
+            )
             events = [AliasEvent.from_dict(move) for move in moves]
             stamp = utc_now().replace(":", "").replace("+0000", "Z")
             index = self.root / INDEX_NAME
@@ -902,7 +1069,7 @@ class _Survey:
             elif record is not None and record["state"] == "committed":
                 taken = self.counters.get(record["name"], 1) > record["version"]
                 kind = "deleted" if taken else "lost"
-            elif not has_folder or _young(self.folders.path(folder)):
+            elif not has_folder or _folder_young(self.folders, folder):
                 kind = "debris"
             else:
                 kind = "unknown"
@@ -967,6 +1134,64 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _no_index_yet() -> tuple[str, str]:
+    from modelkeep.registry.store import SCHEMA_REVISION
+
+    return SCHEMA_REVISION, SCHEMA_REVISION  # created at the newest version when first used
+
+
+def _with_schema_versions(rows: list[IndexedVersion]) -> list[IndexedVersion]:
+    """``rows`` (by name, then version) with their feature-schema versions counted again."""
+    from dataclasses import replace
+
+    from modelkeep.registry.backends import next_schema_version
+
+    counted: list[IndexedVersion] = []
+    previous: dict[str, tuple[str, int]] = {}
+    for row in rows:
+        number = next_schema_version(previous.get(row.name), row.record.schema_hash)
+        previous[row.name] = (row.record.schema_hash, number)
+        counted.append(replace(row, schema_version=number))
+    return counted
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password, for messages."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (ValueError, sa.exc.ArgumentError):
+        return url.split("@")[-1]
+
+
+def _check_fetched(path: Path, indexed: IndexedVersion) -> None:
+    """The fetched bundle's manifest is the one the index registered (the cache key)."""
+    if path.name != indexed.record.manifest_sha256:
+        raise IntegrityError(
+            f"{indexed.ref}/{MANIFEST_NAME}",
+            "sha256",
+            indexed.record.manifest_sha256,
+            path.name,
+        )
+
+
+def _folder_young(folders: ArtifactStore, folder: str) -> bool:
+    if isinstance(folders, ObjectArtifacts):
+        modified = folders.modified(folder)
+        return modified is None or time.time() - modified < _CRASH_WINDOW_S
+    return _young(folders.path(folder))
+
+
+def _debris_old_enough(folders: ArtifactStore, folder: str) -> bool:
+    if isinstance(folders, ObjectArtifacts):
+        # Locks are this machine's only: another may be registering into the same store,
+        # so a remote folder is debris only once it is older than any registration.
+        modified = folders.modified(folder)
+        return modified is not None and time.time() - modified > _UNLOCKED_GRACE_S
+    return _old_enough(folders.path(folder))
 
 
 def _young(path: Path) -> bool:

@@ -16,7 +16,10 @@ What a metadata store must guarantee, whatever holds it:
 
 - ``add_version`` takes the name's next number and inserts the record atomically, calls
   ``before_commit(number)`` inside that transaction, and commits nothing if it raises;
-  numbers are never given twice, even after ``delete_version`` (the counter stays).
+  numbers are never given twice, even after ``delete_version`` (the counter stays). It
+  gives the version its feature-schema version (``next_schema_version``).
+- ``resolve`` follows a reference's number, alias or feature-schema version
+  (``name?schema=N``: the newest version with that schema version).
 - ``set_alias`` reads the current target, moves the alias and appends the move to the log
   in one transaction, with ``before_commit(event)`` called before the commit; a move to
   where the alias already points returns None and logs nothing.
@@ -39,7 +42,13 @@ from modelkeep.registry.journal import Record, RecordState
 from modelkeep.registry.records import AliasEvent, IndexedVersion, Problem, VersionRecord
 from modelkeep.registry.refs import Reference
 
-__all__ = ["ArtifactStore", "MetadataStore", "alias_log_problems", "counter_problem"]
+__all__ = [
+    "ArtifactStore",
+    "MetadataStore",
+    "alias_log_problems",
+    "counter_problem",
+    "next_schema_version",
+]
 
 
 class MetadataStore(Protocol):
@@ -54,6 +63,17 @@ class MetadataStore(Protocol):
         self, name: str, record: VersionRecord, *, before_commit: Callable[[int], None]
     ) -> int:
         """File ``record`` under ``name``'s next version number, atomically; return it."""
+        ...
+
+    def raise_counter(self, name: str, at_least: int) -> None:
+        """Make ``name``'s next version number at least ``at_least`` (``Registry.copy_to``)."""
+        ...
+
+    def import_aliases(
+        self, name: str, pointers: Mapping[str, int], moves: Sequence[AliasEvent]
+    ) -> list[AliasEvent]:
+        """Set ``name``'s aliases (alias -> version) and append ``moves`` to the log under
+        new ids, atomically; return the logged moves (``Registry.copy_to``)."""
         ...
 
     def resolve(self, ref: Reference, text: str) -> IndexedVersion:
@@ -181,6 +201,14 @@ class ArtifactStore(Protocol):
     def leftovers(self) -> list[str]:
         """Temporary record entries a crash left behind."""
         ...
+
+
+def next_schema_version(previous: tuple[str, int] | None, schema_hash: str) -> int:
+    """The feature-schema version of a name's next version, given the (schema hash,
+    schema version) of its newest version (None: it has none). For every metadata store."""
+    if previous is None:
+        return 1
+    return previous[1] if previous[0] == schema_hash else previous[1] + 1
 
 
 # Checks every metadata store's ``consistency()`` shares, so each reports the same way.

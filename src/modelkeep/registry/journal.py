@@ -40,6 +40,8 @@ __all__ = [
     "append_alias_move",
     "fsync_dir",
     "leftovers",
+    "make_record",
+    "parse_record",
     "read_alias_log",
     "read_record",
     "read_records",
@@ -87,14 +89,7 @@ def write_record(
     row: Mapping[str, Any],
 ) -> None:
     """Write (or replace) the record of ``folder`` atomically and durably."""
-    record: Record = {
-        "record_format": RECORD_FORMAT,
-        "state": state,
-        "name": name,
-        "version": version,
-        "folder": folder,
-        "row": {k: v for k, v in row.items() if k not in _NOT_IN_ROW},
-    }
+    record = make_record(folder, state=state, name=name, version=version, row=row)
     target = record_path(bundles, folder)
     temporary = target.with_name(target.name + _TEMPORARY)
     with temporary.open("w", encoding="utf-8") as writer:
@@ -106,13 +101,32 @@ def write_record(
     fsync_dir(bundles)
 
 
+def make_record(
+    folder: str, *, state: RecordState, name: str, version: int, row: Mapping[str, Any]
+) -> Record:
+    """The record of ``folder`` as stored (every artifact store writes this)."""
+    return {
+        "record_format": RECORD_FORMAT,
+        "state": state,
+        "name": name,
+        "version": version,
+        "folder": folder,
+        "row": {k: v for k, v in row.items() if k not in _NOT_IN_ROW},
+    }
+
+
 def read_record(bundles: Path, folder: str) -> Record | None:
     """The record of ``folder``; None when it has none or it cannot be read."""
     try:
         data = json.loads(record_path(bundles, folder).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not _valid(data, folder):
+    return parse_record(data, folder)
+
+
+def parse_record(data: object, folder: str) -> Record | None:
+    """The record of ``folder`` in parsed JSON ``data``; None when it is not one."""
+    if not isinstance(data, dict) or not _valid(data, folder):
         return None
     return {
         "record_format": data["record_format"],

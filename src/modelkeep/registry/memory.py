@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 
 from modelkeep.errors import RegistryIndexError, UnknownReferenceError, VersionInUseError
 from modelkeep.registry._time import utc_now
-from modelkeep.registry.backends import MetadataStore, alias_log_problems, counter_problem
+from modelkeep.registry.backends import (
+    MetadataStore,
+    alias_log_problems,
+    counter_problem,
+    next_schema_version,
+)
 from modelkeep.registry.records import AliasEvent, IndexedVersion, Problem, VersionRecord
 from modelkeep.registry.refs import Reference
 
@@ -30,6 +35,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._counters: dict[str, int] = {}
         self._versions: dict[tuple[str, int], VersionRecord] = {}
+        self._schemas: dict[tuple[str, int], int] = {}
         self._aliases: dict[tuple[str, str], int] = {}
         self._log: list[AliasEvent] = []
 
@@ -53,10 +59,37 @@ class MemoryStore:
                     ValueError(f"folder {record.folder!r} is indexed already"),
                 )
             version = self._counters.get(name, 1)
+            numbers = self._numbers(name)
+            newest = (name, numbers[-1]) if numbers else None
+            previous = (
+                None
+                if newest is None
+                else (self._versions[newest].schema_hash, self._schemas.get(newest, 1))
+            )
             before_commit(version)
             self._counters[name] = version + 1
             self._versions[(name, version)] = record
+            self._schemas[(name, version)] = next_schema_version(previous, record.schema_hash)
         return version
+
+    def raise_counter(self, name: str, at_least: int) -> None:
+        """Make ``name``'s next version number at least ``at_least``."""
+        with self._lock:
+            self._counters[name] = max(self._counters.get(name, 1), at_least)
+
+    def import_aliases(
+        self, name: str, pointers: Mapping[str, int], moves: Sequence[AliasEvent]
+    ) -> list[AliasEvent]:
+        """Set ``name``'s aliases and append ``moves`` to the log under new ids."""
+        with self._lock:
+            for alias, version in pointers.items():
+                self._aliases[(name, alias)] = version
+            logged = []
+            for move in moves:
+                event = AliasEvent(**{**move.to_dict(), "id": len(self._log) + 1})
+                self._log.append(event)
+                logged.append(event)
+            return logged
 
     def resolve(self, ref: Reference, text: str) -> IndexedVersion:
         """The version ``ref`` points to; :class:`UnknownReferenceError` if none."""
@@ -73,6 +106,13 @@ class MemoryStore:
                 if ref.version not in numbers:
                     raise self._unknown(text, "version", ref.name, [str(n) for n in numbers])
                 version = ref.version
+            elif ref.schema is not None:
+                held = {n: self._schemas.get((ref.name, n), 1) for n in numbers}
+                matching = [n for n in numbers if held[n] == ref.schema]
+                if not matching:
+                    known = [str(s) for s in sorted(set(held.values()))]
+                    raise self._unknown(text, "schema version", ref.name, known)
+                version = matching[-1]
             else:
                 version = numbers[-1]
             return self._row(ref.name, version)
@@ -186,6 +226,7 @@ class MemoryStore:
         with self._lock:
             self._counters.update(counters)
             self._versions.update({(e.name, e.version): e.record for e in entries})
+            self._schemas.update({(e.name, e.version): e.schema_version for e in entries})
             self._aliases.update(pointers)
             self._log.extend(sorted(moves, key=lambda e: e.id))
 
@@ -223,7 +264,9 @@ class MemoryStore:
         pointing = tuple(
             a for (n, a), v in sorted(self._aliases.items()) if (n, v) == (name, version)
         )
-        return IndexedVersion(name, version, record, pointing)
+        return IndexedVersion(
+            name, version, record, pointing, self._schemas.get((name, version), 1)
+        )
 
     def _unknown(self, text: str, kind: str, name: str, known: list[str]) -> UnknownReferenceError:
         return UnknownReferenceError(

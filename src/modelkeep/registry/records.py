@@ -101,6 +101,7 @@ class IndexedVersion:
     version: int
     record: VersionRecord
     aliases: tuple[str, ...] = ()
+    schema_version: int = 1
 
     @property
     def ref(self) -> str:
@@ -111,6 +112,9 @@ class IndexedVersion:
 @dataclass(frozen=True)
 class ModelVersion:
     """One registered version: its index entry, and where its bundle is stored.
+
+    ``schema_version`` is the feature-schema version under its name: 1 for the first
+    version, one more each time the feature schema differs from the previous version's.
 
     ``aliases`` are the aliases pointing to it when it was read. ``label_map`` is a list of
     ``[model output, business label]`` pairs (outputs keep their type: JSON object keys
@@ -140,6 +144,7 @@ class ModelVersion:
     description: str | None
     source: str
     aliases: list[str] = field(default_factory=list)
+    schema_version: int = 1
 
     @property
     def ref(self) -> str:
@@ -183,6 +188,7 @@ class ModelVersion:
             description=record.description,
             source=record.source,
             aliases=list(indexed.aliases),
+            schema_version=indexed.schema_version,
         )
 
 

@@ -1,4 +1,5 @@
-"""Registry references: ``churn`` (latest), ``churn:3`` (a version), ``churn@production``."""
+"""Registry references: ``churn`` (latest), ``churn:3`` (a version), ``churn@production``
+(an alias), ``churn?schema=3`` (the newest version whose feature-schema version is 3)."""
 
 from __future__ import annotations
 
@@ -13,27 +14,33 @@ _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 _ALIAS = r"[A-Za-z][A-Za-z0-9._-]{0,63}"
 _NAME_RE = re.compile(_NAME)
 _ALIAS_RE = re.compile(_ALIAS)
-_REFERENCE_RE = re.compile(rf"(?P<name>{_NAME})(?::(?P<version>[0-9]+)|@(?P<alias>{_ALIAS}))?")
+_REFERENCE_RE = re.compile(
+    rf"(?P<name>{_NAME})(?::(?P<version>[0-9]+)|@(?P<alias>{_ALIAS})|\?schema=(?P<schema>[0-9]+))?"
+)
 
 
 @dataclass(frozen=True)
 class Reference:
-    """A parsed reference: a name and at most one of a version number or an alias."""
+    """A parsed reference: a name and at most one of a version number, an alias or a
+    feature-schema version."""
 
     name: str
     version: int | None = None
     alias: str | None = None
+    schema: int | None = None
 
     def __str__(self) -> str:
         if self.version is not None:
             return f"{self.name}:{self.version}"
         if self.alias is not None:
             return f"{self.name}@{self.alias}"
+        if self.schema is not None:
+            return f"{self.name}?schema={self.schema}"
         return self.name
 
 
 def parse_reference(text: str) -> Reference:
-    """Parse ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``.
+    """Parse ``NAME``, ``NAME:VERSION``, ``NAME@ALIAS`` or ``NAME?schema=N``.
 
     Raises:
         InvalidReferenceError: the text is none of these forms; the message says which part
@@ -51,10 +58,14 @@ def parse_reference(text: str) -> Reference:
     version = match.group("version")
     if version is not None and int(version) < 1:
         raise InvalidReferenceError(text, "version numbers start at 1")
+    schema = match.group("schema")
+    if schema is not None and int(schema) < 1:
+        raise InvalidReferenceError(text, "schema versions start at 1")
     return Reference(
         name=match.group("name"),
         version=int(version) if version is not None else None,
         alias=match.group("alias"),
+        schema=int(schema) if schema is not None else None,
     )
 
 
@@ -97,6 +108,13 @@ def _why_not(text: str) -> str:
         return "it is empty"
     if ":" in text and "@" in text:
         return "a reference names a version or an alias, not both"
+    if "?" in text:
+        name, _, rest = text.partition("?")
+        if not rest.startswith("schema=") or not rest[len("schema=") :].isdigit():
+            return f"after '?' expected 'schema=N' with N a whole number, got {rest!r}"
+        if _NAME_RE.fullmatch(name) is None:
+            return f"the name is not valid: {_name_problem(name)}"
+        return "a reference names one of a version, an alias or a schema version"
     name, sep, rest = text.partition(":") if ":" in text else text.partition("@")
     if sep == ":" and not rest.isdigit():
         return f"the version after ':' must be a whole number, got {rest!r}"

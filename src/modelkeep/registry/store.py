@@ -32,6 +32,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,14 +41,24 @@ from sqlalchemy.engine import Connection, Engine
 
 from modelkeep.errors import RegistryIndexError, UnknownReferenceError, VersionInUseError
 from modelkeep.registry._time import utc_now
-from modelkeep.registry.backends import alias_log_problems, counter_problem
+from modelkeep.registry.backends import (
+    alias_log_problems,
+    counter_problem,
+    next_schema_version,
+)
 from modelkeep.registry.records import AliasEvent, IndexedVersion, Problem, VersionRecord
 from modelkeep.registry.refs import Reference
 
-__all__ = ["STORE_FORMAT", "SqlStore", "sqlite_url"]
+__all__ = ["REVISIONS", "SCHEMA_REVISION", "STORE_FORMAT", "SqlStore", "sqlite_url"]
 
-#: Version of the index's table layout, recorded in ``meta``.
-STORE_FORMAT = "1"
+#: Version of the index's table layout, recorded in ``meta`` (a modelkeep from before
+#: migrations refuses any other).
+STORE_FORMAT = "2"
+#: The index's schema versions (Alembic revisions, ``migrations/versions``), oldest first;
+#: the last is the one this modelkeep writes. Indexes without an ``alembic_version`` table
+#: are from before migrations: ``store_format`` 1 is revision 0001.
+REVISIONS = ("0001", "0002")
+SCHEMA_REVISION = REVISIONS[-1]
 
 _metadata = sa.MetaData()
 
@@ -83,6 +94,9 @@ versions = sa.Table(
     sa.Column("tags", sa.JSON, nullable=False),
     sa.Column("description", sa.Text),
     sa.Column("source", sa.Text, nullable=False),
+    # The feature-schema version: 1 for a name's first version, one more each time a
+    # version's feature schema differs from the previous version's (revision 0002).
+    sa.Column("schema_version", sa.Integer, nullable=False, server_default="1"),
 )
 
 aliases = sa.Table(
@@ -114,7 +128,16 @@ meta = sa.Table(
     sa.Column("value", sa.String(256), nullable=False),
 )
 
+# Alembic's own table, made with the others so a new index is born at the newest revision.
+alembic_version = sa.Table(
+    "alembic_version",
+    _metadata,
+    sa.Column("version_num", sa.String(32), primary_key=True),
+)
+
 _WRITE = "modelkeep_write"
+_FIRST_INSERT_RETRIES = 5
+_CREATE_LOCK_KEY = 0x6D6B6565  # "mkee": the advisory lock held while creating the tables
 _BUSY_TIMEOUT_S = 60.0
 
 
@@ -154,6 +177,34 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _server_engine(url: str) -> Engine:
+    """A database server's engine (PostgreSQL for a team registry).
+
+    ``pool_pre_ping``: a pooled connection is tested before use, so a server restarted
+    between two calls costs a reconnect, not an error. The driver is an optional extra.
+    """
+    from modelkeep._optional import require
+
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        driver = parsed.get_driver_name()
+        module = {"psycopg": "psycopg", "psycopg2": "psycopg2"}.get(driver, driver)
+        require("postgres", module, feature="A registry index on PostgreSQL", packages="psycopg")
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=8)
+
+
+def _revision(connection: Connection) -> str:
+    """The schema version of the index on ``connection`` (it has a ``meta`` table)."""
+    if sa.inspect(connection).has_table("alembic_version"):
+        found = connection.execute(sa.select(alembic_version.c.version_num)).scalar_one_or_none()
+        if found is not None:
+            return str(found)
+    store_format = connection.execute(
+        sa.select(meta.c.value).where(meta.c.key == "store_format")
+    ).scalar_one_or_none()
+    return "0001" if store_format in (None, "1") else f"store format {store_format}"
+
+
 def _cause(exc: sa.exc.SQLAlchemyError) -> BaseException:
     """The database driver's own error when there is one (SQLAlchemy's text adds a URL)."""
     original = getattr(exc, "orig", None)
@@ -184,14 +235,30 @@ class SqlStore:
     """
 
     def __init__(self, url: str, *, location: str, create: bool = True) -> None:
+        self._setup(url, location)
+        try:
+            self._ensure_schema(create)
+        except sa.exc.SQLAlchemyError as exc:
+            self._engine.dispose()
+            raise RegistryIndexError(location, "opening the index", _cause(exc)) from exc
+        except BaseException:
+            self._engine.dispose()  # no connection outlives a refused index
+            raise
+
+    @classmethod
+    def for_migration(cls, url: str, *, location: str) -> SqlStore:
+        """The store at ``url`` opened without checking its schema version: only
+        :meth:`migrate` and :meth:`revision` may be called on it."""
+        store = cls.__new__(cls)
+        store._setup(url, location)
+        return store
+
+    def _setup(self, url: str, location: str) -> None:
         self.location = location
         self._url = url
+        self._server = not url.startswith("sqlite")
         try:
-            if url.startswith("sqlite"):
-                self._engine = _sqlite_engine(url)
-            else:  # pragma: no cover - servers come later; the queries are ready for them
-                self._engine = sa.create_engine(url)
-            self._ensure_schema(create)
+            self._engine = _sqlite_engine(url) if not self._server else _server_engine(url)
         except sa.exc.SQLAlchemyError as exc:
             raise RegistryIndexError(location, "opening the index", _cause(exc)) from exc
 
@@ -221,36 +288,90 @@ class SqlStore:
     def _ensure_schema(self, create: bool) -> None:
         with self._engine.connect() as connection, connection.begin():
             if sa.inspect(connection).has_table("meta"):
-                found = connection.execute(
-                    sa.select(meta.c.value).where(meta.c.key == "store_format")
-                ).scalar_one_or_none()
-                if found == STORE_FORMAT:
+                revision = _revision(connection)
+                if revision == SCHEMA_REVISION:
                     return
+                self._refuse_newer(revision)
+                if not self._migrates_itself:
+                    raise self._version_error(
+                        f"index schema version {revision} is older than this modelkeep's "
+                        f"{SCHEMA_REVISION}; run `modelkeep registry migrate` to upgrade it "
+                        "in place"
+                    )
+                older = True
             elif not create:
                 raise RegistryIndexError(
                     self.location,
                     "opening the index",
                     ValueError("the database holds no registry tables"),
                 )
+            else:
+                older = False
+        if older:
+            self.migrate()
+            return
         if self._url.startswith("sqlite"):
             with self._engine.connect() as connection:
                 _set_wal(connection.connection.dbapi_connection)
         with self._write("creating the index") as connection:
+            if self._server:
+                # Processes that all find an empty database create the tables one after
+                # another (DDL is transactional here; the lock ends with the transaction).
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK_KEY})")
             _metadata.create_all(connection, checkfirst=True)
             found = connection.execute(
                 sa.select(meta.c.value).where(meta.c.key == "store_format")
             ).scalar_one_or_none()
             if found is None:
                 connection.execute(sa.insert(meta).values(key="store_format", value=STORE_FORMAT))
-            elif found != STORE_FORMAT:
-                raise RegistryIndexError(
-                    self.location,
-                    "opening the index",
-                    ValueError(
-                        f"index format expected {STORE_FORMAT}, got {found}; it was written "
-                        "by another modelkeep release"
-                    ),
-                )
+                connection.execute(sa.insert(alembic_version).values(version_num=SCHEMA_REVISION))
+            else:
+                self._refuse_newer(_revision(connection))
+
+    @property
+    def _migrates_itself(self) -> bool:
+        """A writable SQLite index is upgraded when opened (one user, one file); a shared
+        server's only by ``modelkeep registry migrate``, run once for everyone."""
+        return not self._server and "mode=ro" not in self._url
+
+    def _version_error(self, detail: str) -> RegistryIndexError:
+        return RegistryIndexError(self.location, "opening the index", ValueError(detail))
+
+    def _refuse_newer(self, revision: str) -> None:
+        if revision not in REVISIONS:
+            raise self._version_error(
+                f"index schema version {revision} is newer than this modelkeep's "
+                f"{SCHEMA_REVISION}; it was written by a later modelkeep release: upgrade "
+                "modelkeep to use it"
+            )
+
+    def revision(self) -> str:
+        """The index's schema version (an Alembic revision id)."""
+        with self._read("reading the index's schema version") as connection:
+            return _revision(connection)
+
+    def migrate(self) -> tuple[str, str]:
+        """Upgrade the index in place to :data:`SCHEMA_REVISION` with Alembic, in one
+        transaction; return (the version it had, the version it has). An index of a newer
+        modelkeep is refused (:class:`RegistryIndexError` naming both versions)."""
+        from alembic import command
+        from alembic.config import Config
+
+        with self._write("migrating the index") as connection:
+            if self._server:
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK_KEY})")
+            found = _revision(connection)
+            self._refuse_newer(found)
+            if found == SCHEMA_REVISION:
+                return found, found
+            if not sa.inspect(connection).has_table("alembic_version"):
+                alembic_version.create(connection)
+                connection.execute(sa.insert(alembic_version).values(version_num=found))
+            config = Config()
+            config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+            config.attributes["connection"] = connection
+            command.upgrade(config, SCHEMA_REVISION)
+        return found, SCHEMA_REVISION
 
     # --------------------------------------------------------------------------- versions
 
@@ -261,7 +382,26 @@ class SqlStore:
 
         ``before_commit(version)`` runs once the number is taken, before the row is
         inserted; if it raises, nothing is committed.
+
+        On a server two first registrations of a name can both find no counter row; the
+        second insert of it then fails on the primary key after the first commits, and the
+        whole transaction is tried again (it then finds the row, locked ``FOR UPDATE``).
+        Numbers are only taken by a transaction that commits, so a failed registration
+        leaves no gap.
         """
+        attempt = 1
+        while True:
+            try:
+                return self._add_version(name, record, before_commit)
+            except RegistryIndexError as exc:
+                raced = self._server and isinstance(exc.__cause__, sa.exc.IntegrityError)
+                if not raced or attempt == _FIRST_INSERT_RETRIES:
+                    raise
+                attempt += 1
+
+    def _add_version(
+        self, name: str, record: VersionRecord, before_commit: Callable[[int], None]
+    ) -> int:
         with self._write(f"registering a version of {name!r}") as connection:
             counter = connection.execute(
                 sa.select(names.c.next_version).where(names.c.name == name).with_for_update()
@@ -278,9 +418,61 @@ class SqlStore:
                 )
             before_commit(version)
             connection.execute(
-                sa.insert(versions).values(**record.to_row(), name=name, version=version)
+                sa.insert(versions).values(
+                    **record.to_row(),
+                    name=name,
+                    version=version,
+                    schema_version=self._next_schema(connection, name, record.schema_hash),
+                )
             )
         return version
+
+    def _next_schema(self, connection: Connection, name: str, schema_hash: str) -> int:
+        """The feature-schema version of ``name``'s next version (its counter row is
+        locked, so no other registration of the name runs meanwhile)."""
+        previous = connection.execute(
+            sa.select(versions.c.schema_hash, versions.c.schema_version)
+            .where(versions.c.name == name)
+            .order_by(versions.c.version.desc())
+            .limit(1)
+        ).first()
+        return next_schema_version(
+            None if previous is None else (str(previous[0]), int(previous[1])), schema_hash
+        )
+
+    def raise_counter(self, name: str, at_least: int) -> None:
+        """Make ``name``'s next version number at least ``at_least`` (a copy keeps its
+        numbers, and the numbers its source gave and deleted stay given)."""
+        with self._write(f"raising the version counter of {name!r}") as connection:
+            counter = connection.execute(
+                sa.select(names.c.next_version).where(names.c.name == name).with_for_update()
+            ).scalar_one_or_none()
+            if counter is None:
+                connection.execute(
+                    sa.insert(names).values(name=name, next_version=at_least, created_at=utc_now())
+                )
+            elif counter < at_least:
+                connection.execute(
+                    sa.update(names).where(names.c.name == name).values(next_version=at_least)
+                )
+
+    def import_aliases(
+        self, name: str, pointers: Mapping[str, int], moves: Sequence[AliasEvent]
+    ) -> list[AliasEvent]:
+        """Set ``name``'s aliases and append ``moves`` (another registry's log, oldest
+        first) to the log under new ids, in one transaction; return the logged moves."""
+        logged: list[AliasEvent] = []
+        with self._write(f"copying the aliases of {name!r}") as connection:
+            for alias, version in sorted(pointers.items()):
+                connection.execute(
+                    sa.insert(aliases).values(name=name, alias=alias, version=version)
+                )
+            for move in moves:
+                entry = {k: v for k, v in move.to_dict().items() if k != "id"}
+                inserted = connection.execute(sa.insert(alias_log).values(**entry))
+                key = inserted.inserted_primary_key
+                logged.append(AliasEvent(id=int(key[0]) if key is not None else 0, **entry))
+        return logged
 
     def resolve(self, ref: Reference, text: str) -> IndexedVersion:
         """The version ``ref`` points to; :class:`UnknownReferenceError` if none."""
@@ -303,6 +495,22 @@ class SqlStore:
                 if ref.version not in numbers:
                     raise self._unknown(text, "version", ref.name, [str(n) for n in numbers])
                 version = ref.version
+            elif ref.schema is not None:
+                newest = connection.execute(
+                    sa.select(sa.func.max(versions.c.version)).where(
+                        versions.c.name == ref.name, versions.c.schema_version == ref.schema
+                    )
+                ).scalar_one_or_none()
+                if newest is None:
+                    schemas = connection.execute(
+                        sa.select(versions.c.schema_version)
+                        .where(versions.c.name == ref.name)
+                        .distinct()
+                        .order_by(versions.c.schema_version)
+                    )
+                    held_schemas = [str(n) for n in schemas.scalars()]
+                    raise self._unknown(text, "schema version", ref.name, held_schemas)
+                version = int(newest)
             else:
                 version = numbers[-1]
             return self._row(connection, ref.name, version)
@@ -468,7 +676,10 @@ class SqlStore:
             for indexed in entries:
                 connection.execute(
                     sa.insert(versions).values(
-                        **indexed.record.to_row(), name=indexed.name, version=indexed.version
+                        **indexed.record.to_row(),
+                        name=indexed.name,
+                        version=indexed.version,
+                        schema_version=indexed.schema_version,
                     )
                 )
             for (name, alias), version in sorted(pointers.items()):
@@ -584,4 +795,5 @@ def _indexed(row: Mapping[str, Any], pointing: Sequence[str]) -> IndexedVersion:
         version=int(row["version"]),
         record=VersionRecord.from_row(row),
         aliases=tuple(pointing),
+        schema_version=int(row["schema_version"]),
     )

@@ -1,0 +1,378 @@
+"""A registry for teams: the index on PostgreSQL, bundles on S3-compatible storage.
+
+The behaviour tests run on both backends (a local registry: SQLite and a folder; a team
+registry: PostgreSQL and S3 on the servers ``scripts/services.sh`` starts). The robustness
+tests run on the team backend: 8 concurrent registering processes, SIGKILL at random
+points, the S3 server stopped mid-upload, PostgreSQL restarted between two calls, and the
+download cache's verification.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import modelkeep
+from modelkeep.errors import IntegrityError, UnknownReferenceError
+from modelkeep.manifest import MANIFEST_NAME
+from modelkeep.registry.artifacts import remove_tree
+from modelkeep.registry.remote import ArtifactStoreError, ObjectArtifacts
+
+from .team import PROJECT, fresh_team
+
+WORKER = Path(__file__).with_name("registry_worker.py")
+ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Fewer than the local suite's 8 x 25 registrations and 60 kills: each team registration
+# uploads and reads back every file, and the whole suite shares two cores.
+TEAM_WORKERS, TEAM_PER_WORKER, TEAM_KILLS = 8, 3, 10
+
+
+@pytest.fixture(params=["local", "team"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[modelkeep.Registry]:
+    """``modelkeep.Registry()`` on a fresh registry of either backend."""
+    monkeypatch.setenv("MODELKEEP_HOME", str(tmp_path / "home"))
+    if request.param == "team":
+        for key, value in fresh_team().items():
+            monkeypatch.setenv(key, value)
+    with modelkeep.Registry() as registry:
+        yield registry
+
+
+@pytest.fixture
+def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[modelkeep.Registry]:
+    monkeypatch.setenv("MODELKEEP_HOME", str(tmp_path / "home"))
+    for key, value in fresh_team().items():
+        monkeypatch.setenv(key, value)
+    with modelkeep.Registry() as registry:
+        yield registry
+
+
+def _store(registry: modelkeep.Registry) -> ObjectArtifacts:
+    folders = registry._folders
+    assert isinstance(folders, ObjectArtifacts)
+    return folders
+
+
+# ------------------------------------------------------------------ on both backends
+
+
+def test_register_alias_load_diff_delete(backend: modelkeep.Registry, tiny_bundle: Path) -> None:
+    v1 = backend.register(tiny_bundle, "tiny", registered_by="alice")
+    v2 = backend.register(tiny_bundle, "tiny", registered_by="bob")
+    assert (v1.version, v2.version) == (1, 2)
+    assert backend.set_alias("tiny", "production", 1, reason="first", by="alice") is not None
+    assert backend.get("tiny@production").version == 1
+    model = backend.load("tiny@production")
+    assert model.predict({"a": 1.0, "b": 0.0}).tolist() == ["Yes"]
+    assert modelkeep.load("tiny:2").predict({"a": -1.0, "b": 0.0}).tolist() == ["No"]
+    assert [v.version for v in backend.versions("tiny")] == [1, 2]
+    assert [v.ref for v in backend.models()] == ["tiny:2"]
+    assert backend.names() == ["tiny"]
+    assert backend.diff("tiny:1", "tiny:2")["a"] == "tiny:1"
+    assert "tiny" in backend.card("tiny:1")
+    backend.delete("tiny:2")
+    assert backend.register(tiny_bundle, "tiny").version == 3  # numbers never restart
+    backend.set_alias("tiny", "production", 3, by="bob")
+    moves = [(e.from_version, e.to_version, e.by) for e in backend.history("tiny")]
+    assert moves == [(None, 1, "alice"), (1, 3, "bob")]
+    problems = [p for p in backend.check() if p.kind != "unreferenced"]
+    assert problems == []
+
+
+def test_an_unknown_reference_lists_what_is_there(
+    backend: modelkeep.Registry, tiny_bundle: Path
+) -> None:
+    backend.register(tiny_bundle, "tiny")
+    with pytest.raises(UnknownReferenceError, match=r"tiny@staging.*no alias"):
+        backend.get("tiny@staging")
+    with pytest.raises(UnknownReferenceError, match=re.escape("tiny:9")):
+        backend.get("tiny:9")
+
+
+# ------------------------------------------------------------------------- team only
+
+
+def test_the_environment_points_registry_and_cli_at_the_team_backends(
+    team: modelkeep.Registry, tiny_bundle: Path
+) -> None:
+    env = {**os.environ, **ENV}
+    team.register(tiny_bundle)
+    listed = subprocess.run(
+        [sys.executable, "-m", "modelkeep", "registry", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [(v["name"], v["version"]) for v in json.loads(listed.stdout)] == [("tiny", 1)]
+    assert team.location.startswith("postgresql+psycopg://")
+    assert [v.ref for v in team.versions()] == ["tiny:1"]
+    # Nothing of it is in the local folder but the lock and the download cache.
+    assert not (team.root / "registry.db").exists()
+    assert not (team.root / "bundles").exists()
+
+
+def test_uploads_are_content_addressed_and_read_back(
+    team: modelkeep.Registry, tiny_bundle: Path
+) -> None:
+    store = _store(team)
+    version = team.register(tiny_bundle, "tiny")
+    listing = store.listing(_folder(team, "tiny:1"))
+    blobs = {e.sha256 for e in listing.files.values()}
+    stored = {Path(k).name for k in store._fs.ls(store._key("blobs"), detail=False)}
+    assert blobs == stored
+    assert listing.manifest_sha256 == version.manifest_sha256
+    team.register(tiny_bundle, "tiny")  # the same bytes: no new blob
+    assert {Path(k).name for k in store._fs.ls(store._key("blobs"), detail=False)} == stored
+    assert not any((team.root / "staging").iterdir())  # staged copies are removed
+
+
+def _folder(registry: modelkeep.Registry, ref: str) -> str:
+    from modelkeep.registry.refs import parse_reference
+
+    store = registry._open(create=False)
+    assert store is not None
+    return store.resolve(parse_reference(ref), ref).record.folder
+
+
+def test_the_cache_is_keyed_by_manifest_hash_and_re_verified(
+    team: modelkeep.Registry, tiny_bundle: Path
+) -> None:
+    team.register(tiny_bundle, "tiny")
+    remove_tree(team.root / "cache")  # register's own get() fetched it: start cold
+    listed = team.versions("tiny")[0]
+    cached = team.root / "cache" / listed.manifest_sha256
+    assert listed.path == cached and not cached.exists()  # listing downloads nothing
+    path = team.path("tiny:1")
+    assert path == cached and (cached / MANIFEST_NAME).is_file()
+
+    # A cached file of another size: found at the next use, and fetched again.
+    artifact = next(p for p in (cached / "artifacts").iterdir())
+    original = artifact.read_bytes()
+    os.chmod(artifact.parent, 0o755)
+    os.chmod(artifact, 0o644)
+    artifact.write_bytes(original + b"x")
+    assert team.load("tiny:1").predict({"a": 1.0, "b": 0.0}).tolist() == ["Yes"]
+    assert artifact.read_bytes() == original
+
+    # The same size, other bytes: only a full check sees it; it then fetches again.
+    os.chmod(artifact.parent, 0o755)
+    os.chmod(artifact, 0o644)
+    artifact.write_bytes(bytes(len(original)))
+    with modelkeep.Registry(full_check=True) as strict:
+        assert strict.path("tiny:1") == cached
+    assert artifact.read_bytes() == original
+
+
+def test_a_blob_changed_in_the_store_is_refused_on_download(
+    team: modelkeep.Registry, tiny_bundle: Path
+) -> None:
+    team.register(tiny_bundle, "tiny")
+    remove_tree(team.root / "cache")
+    store = _store(team)
+    listing = store.listing(_folder(team, "tiny:1"))
+    name, entry = next((n, e) for n, e in listing.files.items() if n.startswith("artifacts/"))
+    key = store._key("blobs", entry.sha256)
+    store._fs.pipe_file(key, bytes(entry.size))
+    with pytest.raises(IntegrityError, match=re.escape(f"Artifact {name!r}: downloaded sha256")):
+        team.load("tiny:1")
+    assert not (team.root / "cache" / listing.manifest_sha256).exists()
+
+
+def test_postgresql_restarted_between_two_calls_is_survived(
+    team: modelkeep.Registry, tiny_bundle: Path
+) -> None:
+    team.register(tiny_bundle, "tiny")
+    restarted = subprocess.run(
+        [str(PROJECT / "scripts" / "services.sh"), "restart-postgres"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert restarted.returncode == 0, restarted.stderr
+    assert [v.ref for v in team.versions("tiny")] == ["tiny:1"]  # a pooled connection died
+    assert team.register(tiny_bundle, "tiny").version == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_s3(port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import urllib.request
+
+    for _ in range(300):
+        try:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/outage", method="PUT")
+            urllib.request.urlopen(request, timeout=2).close()
+            return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("moto server did not start")
+
+
+def test_the_s3_server_stopped_mid_upload_leaves_no_version_and_a_clear_error(
+    tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A private S3 server, killed once the first blob of a registration is stored."""
+    team_env = fresh_team()
+    port = _free_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, team_env[key])
+    index = team_env["MODELKEEP_REGISTRY_URI"]
+    server = _start_s3(port)
+    failure: list[BaseException] = []
+    try:
+        registry = modelkeep.Registry(index, artifacts="s3://outage/r")
+        registry._require_writable("test")
+        store = _store(registry)
+        registry.register(tiny_bundle, "tiny")  # a complete version before the outage
+
+        def register() -> None:
+            try:
+                registry.register(tiny_bundle, "other")
+            except BaseException as exc:
+                failure.append(exc)
+
+        before = set(store._fs.ls(store._key("blobs"), detail=False))
+        thread = threading.Thread(target=register)
+        thread.start()
+        # Kill the server once the registration has started writing to it.
+        while thread.is_alive():
+            store._fs.invalidate_cache()
+            if set(store._fs.ls(store._key("blobs"), detail=False)) != before or _listed(store):
+                break
+            time.sleep(0.005)
+        server.kill()
+        server.wait()
+        thread.join(timeout=120)
+    finally:
+        server.kill()
+        server.wait()
+    assert failure, "the registration finished before the server was stopped"
+    assert isinstance(failure[0], ArtifactStoreError), repr(failure[0])
+    assert re.match(
+        r"Artifact store 's3://outage/r': (uploading bundle \w+|writing the record of other:1) "
+        r"failed: EndpointConnectionError",
+        str(failure[0]),
+    ), failure[0]
+    assert "Nothing was made visible by this operation" in str(failure[0])
+    assert registry.names() == ["tiny"]  # the index never saw the other registration
+    assert [v.ref for v in registry.versions()] == ["tiny:1"]
+    assert not any((registry.root / "staging").iterdir())
+    registry.close()
+
+
+def _listed(store: ObjectArtifacts) -> bool:
+    return len(store.published()) > 1
+
+
+def test_eight_processes_register_concurrently_on_postgresql_and_s3(
+    team: modelkeep.Registry, tiny_bundle: Path
+) -> None:
+    env = {**os.environ, **ENV}
+    index = env["MODELKEEP_REGISTRY_URI"]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(WORKER),
+                "loop",
+                index,
+                str(tiny_bundle),
+                "tiny",
+                str(TEAM_PER_WORKER),
+                f"w{i}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(TEAM_WORKERS)
+    ]
+    reported: list[int] = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err
+        reported += [int(line) for line in out.split()]
+    total = TEAM_WORKERS * TEAM_PER_WORKER
+    assert sorted(reported) == list(range(1, total + 1))  # no duplicates, no gaps
+    assert [v.version for v in team.versions("tiny")] == list(range(1, total + 1))
+    assert [p for p in team.check() if p.kind != "unreferenced"] == []
+    history = team.history("tiny", "production")
+    assert len(history) == total
+    previous = None
+    for event in history:
+        assert event.from_version == previous, event
+        previous = event.to_version
+    assert team.aliases("tiny") == {"production": previous}
+
+
+def test_sigkill_at_random_points_on_postgresql_and_s3_leaves_only_complete_versions(
+    team: modelkeep.Registry, tiny_bundle: Path
+) -> None:
+    env = {**os.environ, **ENV}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(WORKER),
+            "forkserver",
+            env["MODELKEEP_REGISTRY_URI"],
+            str(tiny_bundle),
+            "tiny",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    rng = random.Random(7)
+    finished: set[int] = set()
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        for kill in range(TEAM_KILLS):
+            # Long runs until one registration finished (the child's first one pays for a
+            # connection to each server), then kills at random points of registrations.
+            delay = 4.0 * (kill + 1) if not finished else rng.uniform(0.0, 0.6)
+            server.stdin.write(f"go {delay:.4f}\n")
+            server.stdin.flush()
+            word, signal_number, versions = [*server.stdout.readline().split(" "), ""][:3]
+            assert (word, signal_number) == ("killed", str(int(signal.SIGKILL))), word
+            finished.update(int(v) for v in versions.split(",") if v.strip())
+            numbers = [v.version for v in team.versions("tiny")]
+            assert numbers == list(range(1, len(numbers) + 1)), f"after kill {kill}"
+            assert finished <= set(numbers), f"after kill {kill}: a finished version is lost"
+    finally:
+        server.stdin.close()
+        server.wait(timeout=60)
+        server.stdout.close()
+    assert finished, "no registration finished between the kills"
+    for version in team.versions("tiny"):  # every visible version is complete
+        assert team.load(version.ref).predict({"a": 1.0, "b": 0.0}).tolist() == ["Yes"]
+    assert [p for p in team.check() if p.kind != "unreferenced"] == []
