@@ -79,12 +79,13 @@ def test_a_hostile_pickle_is_refused_and_nothing_is_written(tmp_path: Path, data
     assert not written.exists()
     assert not out.exists()
     assert sorted(tmp_path.iterdir()) == before
-    # With the proofs on, the first wall refuses it inside the worker, and says so here.
+    # (With the proofs on, the first wall refuses it inside the worker: see
+    # test_isolated_model's safe_load test.) --to without --isolate is misuse.
     ran = run(
         "import", str(hostile), "--sample", str(sample), "--name", "churn", "--out", str(out),
-        "--isolate",
+        "--to", "onnx",
     )  # fmt: skip
-    assert ran.returncode == 1
-    assert "untrusted" in ran.stderr
+    assert ran.returncode == 2
+    assert "--to is for the quarantine conversion: add --isolate" in ran.stderr
     assert not out.exists()
     assert not written.exists()
