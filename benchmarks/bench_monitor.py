@@ -13,7 +13,10 @@ of
 - ``modelkeep monitor BUNDLE DATA.parquet --outputs none --json`` (feature drift);
 - ``modelkeep monitor BUNDLE DATA.parquet --outputs data --json`` (features and outputs);
 - Evidently 0.7's ``Report([DataDriftPreset()]).run(current, reference)`` on the feature
-  columns, the Parquet file read whole with pandas (Evidently takes DataFrames).
+  columns, the Parquet file read whole with pandas (Evidently takes DataFrames);
+- at the smallest size, also ``DataDriftPreset(method="psi")``, to set Evidently's PSI
+  (equal-width bins over reference and current together) beside ours (the reference's
+  quantile bins).
 
 Evidently is installed only into this benchmark's own virtualenv
 (``benchmarks/.venv-monitor``, made on the first run) with pandas below 3 (Evidently 0.7
@@ -56,7 +59,8 @@ from evidently.presets import DataDriftPreset
 
 reference = pd.read_parquet(sys.argv[1])
 current = pd.read_parquet(sys.argv[2], columns=list(reference.columns))
-snapshot = Report([DataDriftPreset()]).run(current, reference)
+preset = DataDriftPreset() if sys.argv[3] == "default" else DataDriftPreset(method=sys.argv[3])
+snapshot = Report([preset]).run(current, reference)
 columns = {}
 share = None
 for metric in snapshot.dict()["metrics"]:
@@ -186,8 +190,10 @@ def run_modelkeep(bundle: Path, data: Path, outputs: str) -> dict[str, Any]:
     return found
 
 
-def run_evidently(python: Path, reference: Path, data: Path) -> dict[str, Any]:
-    found = measure([str(python), "-c", EVIDENTLY_SCRIPT, str(reference), str(data)])
+def run_evidently(
+    python: Path, reference: Path, data: Path, method: str = "default"
+) -> dict[str, Any]:
+    found = measure([str(python), "-c", EVIDENTLY_SCRIPT, str(reference), str(data), method])
     if found["returncode"] != 0:
         raise RuntimeError(f"Evidently failed: {found['stderr']}")
     report = json.loads(found.pop("stdout").strip().splitlines()[-1])
@@ -226,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
             row["same_features_flagged"] = sorted(
                 row["modelkeep_features"]["drifted_features"]
             ) == sorted(row["evidently"]["drifted_features"])
+            if n == min(files):
+                # PSI as Evidently computes it (equal-width bins over both samples), to
+                # set beside ours (the reference's quantile bins).
+                row["evidently_psi"] = run_evidently(python, reference, path, "psi")
         results["runs"].append(row)
         _print(row)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print(row: dict[str, Any]) -> None:
     n = row["rows"]
-    for name in ("modelkeep_features", "modelkeep_outputs", "evidently"):
+    for name in ("modelkeep_features", "modelkeep_outputs", "evidently", "evidently_psi"):
         found = row.get(name)
         if found is None:
             continue
@@ -245,6 +255,12 @@ def _print(row: dict[str, Any]) -> None:
             f"{n / found['seconds']:>12,.0f} rows/s  peak {found['peak_mb']:7.0f} MB  "
             f"drifted {found['drifted_features']}"
         )
+    if "evidently_psi" in row:
+        ours = row["modelkeep_features"]["psi"]
+        theirs = {c: v["score"] for c, v in row["evidently_psi"]["columns"].items()}
+        for column, value in ours.items():
+            other = theirs.get(column, float("nan"))
+            print(f"{'':>16} PSI {column:<20} modelkeep {value:8.4f}  Evidently {other:8.4f}")
     if "speedup" in row:
         print(f"{'':>16} speedup {row['speedup']:.1f}x, same flags: {row['same_features_flagged']}")
     sys.stdout.flush()
