@@ -31,6 +31,7 @@ def test_exported_members() -> None:
         "safety",
         "sandbox",
         "schema",
+        "serve",
         "signing",
     }
     assert public - submodules == exported - {"__version__"}

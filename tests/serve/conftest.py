@@ -6,7 +6,7 @@
   15-tree random forest ("churn_rf", ONNX first, then skops), saved once per session.
 - ``Server``: ``modelkeep serve ARGS`` on 127.0.0.1 and a free port, in a subprocess;
   ``start()`` waits for ``/readyz``; ``stop()`` sends SIGTERM and returns the exit status.
-- ``served``: one module-wide server with both bundles (each from its first artifact: the
+- ``served``: one session-wide server with both bundles (each from its first artifact: the
   logistic regression through scikit-learn, the forest through ONNX), a small body and
   row limit (``--max-body 100000 --max-rows 50``).
 - ``records(frame)``: rows as JSON-ready dicts (NaN as None, numpy scalars as Python ones).
@@ -162,7 +162,7 @@ def bundles(
     return paths
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(bundles: dict[str, Path]) -> Iterator[Server]:
     server = Server(
         str(bundles["lr"]),
