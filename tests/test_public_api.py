@@ -15,6 +15,7 @@ def test_exported_members() -> None:
         assert hasattr(modelkeep, name), name
     public = {n for n in dir(modelkeep) if not n.startswith("_")}
     submodules = {  # present once imported (the in-process CLI tests import cli)
+        "batch",
         "bundle",
         "cli",
         "environment",
