@@ -4,7 +4,7 @@
 # server (moto's standalone server, from the `dev` extra, installed with pip when missing).
 #
 #   scripts/services.sh start     install what is missing, start both, write .services.env
-#   scripts/services.sh stop      stop both (their data goes with them)
+#   scripts/services.sh stop      stop both (S3 objects go; PostgreSQL's data dir stays)
 #   scripts/services.sh status    exit 0 when both answer
 #   scripts/services.sh restart-postgres   stop and start PostgreSQL (the reconnect test)
 #
@@ -70,7 +70,9 @@ as_pg() {
 }
 
 pg_data_dir() {
-    if [[ $(id -u) -eq 0 ]]; then
+    if [[ -f "$STATE/pg.data" ]]; then  # where `start` put it
+        cat "$STATE/pg.data"
+    elif [[ $(id -u) -eq 0 ]]; then
         local key
         key=$(printf '%s' "$PROJECT" | cksum | cut -d' ' -f1)
         echo "${TMPDIR:-/tmp}/modelkeep-services-$key/pg"
@@ -102,6 +104,7 @@ start_postgres() {
     fi
     port=$(cat "$STATE/pg.port" 2>/dev/null || free_port)
     echo "$port" >"$STATE/pg.port"
+    echo "$data" >"$STATE/pg.data"
     # fsync off: test data, and it keeps registrations fast on a shared disk.
     as_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 -o \
         "-c listen_addresses=127.0.0.1 -p $port -k $data -c fsync=off -c max_connections=200" \
@@ -178,6 +181,8 @@ case "${1:-}" in
         install_postgres
         install_moto
         start_postgres
+        data=$(pg_data_dir)
+        echo "$data" >"$STATE/pg.data"
         start_s3
         write_env
         log "PostgreSQL on 127.0.0.1:$(cat "$STATE/pg.port"), S3 on 127.0.0.1:$(cat "$STATE/s3.port"); see .services.env"

@@ -58,6 +58,8 @@ def test_the_schema_version_goes_up_only_when_the_feature_schema_changes(
     assert registry.get("tiny?schema=2").version == 4
     assert registry.get("tiny?schema=1").version == 2
     assert registry.get("tiny:3").to_dict()["schema_version"] == 2
+    assert registry.diff("tiny:2", "tiny:3")["schema_version"] == {"from": 1, "to": 2}
+    assert "- **feature schema version**: v3" in registry.card("tiny:5")
     with pytest.raises(
         UnknownReferenceError,
         match=re.escape(

@@ -250,6 +250,9 @@ def _print_diff(result: VersionDiff) -> None:
 
     out = stdout
     out.print(Text(printable(f"{result.a} -> {result.b}"), style="bold"))
+    if result.schema_version is not None and len(set(result.schema_version)) == 2:
+        before, after = result.schema_version
+        out.print(f"~ feature schema version: v{before} -> v{after}")
     diff = result.sections
     if not diff.changes:
         out.print("No differences.")

@@ -683,7 +683,12 @@ class Registry:
         """What changed from ``ref_a`` to ``ref_b``, as typed sections (``to_dict()`` is
         :meth:`diff`)."""
         a, b = self.get(ref_a), self.get(ref_b)
-        return VersionDiff(a.ref, b.ref, diff_manifests(a.manifest(), b.manifest()))
+        return VersionDiff(
+            a.ref,
+            b.ref,
+            diff_manifests(a.manifest(), b.manifest()),
+            (a.schema_version, b.schema_version),
+        )
 
     def card(self, ref: str, *, html: bool = False) -> str:
         """A model card for the version ``ref`` names: Markdown, or a standalone HTML page."""

@@ -72,6 +72,7 @@ def _model(m: Manifest, v: ModelVersion | None) -> Section:
     ]
     if v is not None:
         facts += [("registered at", v.registered_at), ("registered by", v.registered_by)]
+        facts.append(("feature schema version", f"v{v.schema_version}"))
         facts.append(("aliases", ", ".join(v.aliases) or "none"))
     return Section("Model", facts=facts)
 

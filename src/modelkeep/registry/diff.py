@@ -304,15 +304,20 @@ class ManifestDiff:
 @dataclass(frozen=True)
 class VersionDiff:
     """A :class:`ManifestDiff` between two registered versions, ``a`` and ``b``
-    (``name:version`` each)."""
+    (``name:version`` each), with their feature-schema versions (from, to) when known."""
 
     a: str
     b: str
     sections: ManifestDiff
+    schema_version: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form: ``a``, ``b``, then every section of :meth:`ManifestDiff.to_dict`."""
-        return {"a": self.a, "b": self.b, **self.sections.to_dict()}
+        """The JSON form: ``a``, ``b``, ``schema_version`` (``from``, ``to``) when known,
+        then every section of :meth:`ManifestDiff.to_dict`."""
+        head: dict[str, Any] = {"a": self.a, "b": self.b}
+        if self.schema_version is not None:
+            head["schema_version"] = dict(zip(("from", "to"), self.schema_version, strict=True))
+        return {**head, **self.sections.to_dict()}
 
 
 def diff_manifests(a: Manifest, b: Manifest) -> ManifestDiff:
