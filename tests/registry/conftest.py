@@ -30,7 +30,43 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+# Tests of the Registry's behaviour through its API only: each runs on the local backend
+# (SQLite + a folder) and on the team backend (PostgreSQL + S3, tests/registry/team.py),
+# unchanged. The other tests look inside the local folder (bundles/, registry.db), or are
+# about it (a deleted version's folder is gone; a team registry's download cache is keyed
+# by manifest hash and shared by identical bundles), and run on the local backend only;
+# test_registry_team.py covers the team one.
+BOTH_BACKENDS = {
+    "test_registered_by_defaults_to_the_os_user",
+    "test_references_resolve_to_versions",
+    "test_aliases_move_and_every_move_is_logged",
+    "test_delete_refuses_an_aliased_version_and_an_inexact_reference",
+    "test_lineage_records_the_parent",
+    "test_card_of_a_version_no_alias_touched",
+    "test_convert_unknown_reference_registers_nothing",
+    "test_features",
+    "test_the_reverse_diff_mirrors",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "registry" in metafunc.fixturenames and metafunc.function.__name__ in BOTH_BACKENDS:
+        metafunc.parametrize("backend_kind", ["local", "team"])
+
+
 @pytest.fixture
-def registry(home: Path) -> Iterator[modelkeep.Registry]:
+def backend_kind() -> str:
+    return "local"
+
+
+@pytest.fixture
+def registry(
+    home: Path, backend_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[modelkeep.Registry]:
+    if backend_kind == "team":
+        from .team import fresh_team
+
+        for key, value in fresh_team().items():
+            monkeypatch.setenv(key, value)
     with modelkeep.Registry() as reg:
         yield reg
