@@ -52,7 +52,7 @@ install_postgres() {
 }
 
 install_moto() {
-    if "$PYTHON" -c 'import moto.server, flask' 2>/dev/null; then
+    if "$PYTHON" -c 'import importlib.util as u, sys; sys.exit(not (u.find_spec("moto") and u.find_spec("flask")))' 2>/dev/null; then
         return
     fi
     log "installing moto[server] (pip)"
@@ -178,6 +178,9 @@ EOF
 case "${1:-}" in
     start)
         mkdir -p "$STATE"
+        if pg_bin >/dev/null && pg_running && s3_running && [[ -f "$ENV_FILE" ]]; then
+            exit 0  # both answer already
+        fi
         install_postgres
         install_moto
         start_postgres
