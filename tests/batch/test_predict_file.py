@@ -301,3 +301,26 @@ def test_a_registry_reference_scores_with_its_version(
     assert (summary.model_name, summary.model_version, summary.scored) == ("churn", "1", 50)
     assert summary.manifest_sha256 == version.manifest_sha256
     assert set(pd.read_csv(tmp_path / "out.csv")["manifest_sha256"]) == {version.manifest_sha256}
+
+
+def test_forest_labels_from_one_pass_match_the_model_s_predict(
+    bundle: Path, tmp_path: Path
+) -> None:
+    # A forest's predict is the argmax of its probabilities: with probabilities requested
+    # the batch takes labels from them (one pass); without, it calls predict.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from modelkeep.batch._scoring import _predicts_argmax
+
+    source = _write(customers(400, seed=11), tmp_path / "in.parquet")
+    predict_file(bundle, source, tmp_path / "both.parquet")
+    predict_file(bundle, source, tmp_path / "labels.parquet", proba=False)
+    both = pd.read_parquet(tmp_path / "both.parquet")
+    assert (
+        both["prediction"].tolist()
+        == pd.read_parquet(tmp_path / "labels.parquet")["prediction"].tolist()
+    )
+    assert _predicts_argmax(modelkeep.load(bundle).estimator)
+    assert not _predicts_argmax(make_pipeline(StandardScaler(), LogisticRegression()))

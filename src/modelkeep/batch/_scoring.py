@@ -159,6 +159,9 @@ class Scorer:
         self.warnings: Counter[tuple[str, str | None]] = Counter()
         self.other_warnings: dict[str, Warning] = {}
         self._sorted_keys: tuple[np.ndarray, np.ndarray] | None = None
+        self._label_from_proba = (
+            not self.onnx and self.label_values is not None and _predicts_argmax(model.estimator)
+        )
 
     # -------------------------------------------------------------- the output's shape
 
@@ -276,6 +279,12 @@ class Scorer:
 
     def _predict_sklearn(self, sub: Any) -> tuple[np.ndarray, np.ndarray | None]:
         frame = sub.to_pandas()
+        if self.proba and self._label_from_proba:
+            # The estimator's own predict is the argmax of these probabilities: one pass.
+            both = np.asarray(self.model.predict_proba(frame), dtype=np.float64)
+            values = np.empty(len(self.label_values or ()), dtype=object)
+            values[:] = self.label_values
+            return values[np.argmax(both, axis=1)], both
         labels = np.asarray(self.model.predict(frame))
         proba = None
         if self.proba:
@@ -386,6 +395,28 @@ class Scorer:
             )
             for position, row in zip(positions, rows, strict=True)
         ]
+
+
+#: scikit-learn classifiers whose ``predict`` is, in their own code,
+#: ``classes_.take(argmax(predict_proba(X)))``: for them one call gives both outputs.
+_ARGMAX_PREDICTORS: Final = frozenset(
+    {
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.ensemble._forest.ExtraTreesClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._classes.ExtraTreeClassifier",
+    }
+)
+
+
+def _predicts_argmax(estimator: Any) -> bool:
+    """Whether the final step of ``estimator`` predicts the argmax of its probabilities."""
+    final = estimator
+    while getattr(final, "steps", None):  # a Pipeline: its final estimator
+        final = final.steps[-1][1]
+    kind = type(final)
+    single_output = getattr(final, "n_outputs_", 1) == 1
+    return single_output and f"{kind.__module__}.{kind.__qualname__}" in _ARGMAX_PREDICTORS
 
 
 def _is_onnx(model: Model) -> bool:
