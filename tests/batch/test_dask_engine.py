@@ -16,7 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from distributed import Client, LocalCluster
 
-from modelkeep.batch import RejectedRowError, load_count, predict_dask, predict_file
+from modelkeep.batch import (
+    BatchOutputError,
+    RejectedRowError,
+    load_count,
+    predict_dask,
+    predict_file,
+)
 from modelkeep.batch._dask import _csv_ranges, _read_part, plan_parts
 from modelkeep.batch._io import find_inputs
 
@@ -127,6 +133,8 @@ def test_fail_mode_names_the_file_and_row_and_writes_nothing(
     assert (caught.value.path, caught.value.line) == (str(folder / "b.csv"), 212)
     assert caught.value.problem.column == "monthly_charges"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    with pytest.raises(BatchOutputError, match="writes a directory of Parquet parts, not CSV"):
+        predict_file(bundle, folder, tmp_path / "scores.csv", engine="dask")
 
 
 def test_csv_parts_end_at_line_ends_and_know_their_first_row(tmp_path: Path) -> None:

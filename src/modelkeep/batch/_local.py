@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from modelkeep.batch._errors import BatchInputError
+from modelkeep.batch._errors import BatchInputError, BatchOutputError
 from modelkeep.batch._io import (
     AtomicFile,
     FileFormat,
@@ -132,6 +132,12 @@ def predict_file(
         if output_format not in (None, "parquet"):
             raise InvalidChoiceError(
                 str(output_format), ["parquet"], "output format (--engine dask)"
+            )
+        if target.suffix.lower() == ".csv":
+            raise BatchOutputError(
+                str(target),
+                "the Dask engine writes a directory of Parquet parts, not CSV",
+                "Name a directory (scores/ or scores.parquet), or use --engine local for CSV.",
             )
         check_output(target, overwrite=overwrite, inputs=inputs)
         return predict_dask_file(
