@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -285,6 +285,11 @@ class Service:
         except HTTPProblem as problem:
             status, kind = problem.status, problem.kind
             response = _problem_response(problem, {"X-Request-Id": request_id})
+        except ClientDisconnect:  # the client left mid-body: nobody to answer, no fault
+            status, kind = 400, "client_disconnected"
+            response = _json_response(
+                problem_body(kind, "The client disconnected before sending its body.", []), 400
+            )
         except Exception:  # a server fault: logged with its traceback, never its request
             logger.exception("Request %s to %s failed", request_id, endpoint)
             status, kind = 500, "internal"
