@@ -116,3 +116,29 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(
     assert server.stop() == 0
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{server.url}/livez", timeout=5)
+
+
+def test_workers_share_one_metrics_view_and_drain_to_exit_0(
+    bundles: dict[str, Path], churn_data: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    """--workers 2: each worker loads the model; /metrics adds up every worker's counts."""
+    frame, _ = churn_data
+    body = json.dumps({"instances": records(frame.head(1))})
+    server = Server(str(bundles["lr"]), "--workers", "2").start()
+    try:
+        for _ in range(20):
+            with server.client() as client:  # a new connection each: either worker
+                response = client.post(
+                    "/v1/models/churn_lr/predict",
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                )
+                assert response.status_code == 200
+        with server.client() as client:
+            text = client.get("/metrics").text
+        line = 'modelkeep_requests_total{endpoint="v1_predict",model="churn_lr",status="200"} 20.0'
+        assert line in text
+    finally:
+        status = server.stop()
+    assert status == 0
+    assert server.output.count("Application startup complete") == 2
