@@ -75,6 +75,8 @@ def numeric_values(values: Any, dtype: str = "float") -> np.ndarray:
         return np.asarray(seconds, dtype=np.float64)
     if series.dtype == bool:
         return series.to_numpy(dtype=np.float64)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
     numbers = pd.to_numeric(series, errors="coerce")
     return np.asarray(numbers, dtype=np.float64)
 

@@ -73,6 +73,7 @@ class ColumnCounts:
         self.count += len(values)
         counted = values.value_counts(dropna=True, sort=False)
         self.missing += len(values) - int(counted.sum())
+        counted = counted[counted > 0]  # a categorical lists its unused categories too
         if not len(counted):
             return
         import pandas as pd

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CHUNK_ROWS", "Source", "open_source"]
 
-CHUNK_ROWS = 262_144
+CHUNK_ROWS = 65_536
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
@@ -119,9 +119,19 @@ def _file_chunks(path: Path, columns: Sequence[str], *, log: bool) -> Iterator[p
     try:
         if kind == "parquet":
             pq = require("parquet", "pyarrow.parquet", feature="Reading Parquet data")
-            handle = pq.ParquetFile(path)
-            names = set(handle.schema_arrow.names)
-            keep = [c for c in columns if c in names]
+            import pyarrow as pa
+
+            schema = pq.ParquetFile(path).schema_arrow
+            keep = [c for c in columns if c in set(schema.names)]
+            # Text columns are read dictionary-encoded (pandas categoricals): each distinct
+            # value is decoded once per batch, so counting them is cheap in time and memory.
+            text = [
+                f.name
+                for f in schema
+                if f.name in keep
+                and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+            ]
+            handle = pq.ParquetFile(path, read_dictionary=text)
             for batch in handle.iter_batches(batch_size=CHUNK_ROWS, columns=keep):
                 yield batch.to_pandas()
         else:
