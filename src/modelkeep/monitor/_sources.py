@@ -119,8 +119,7 @@ def _file_chunks(path: Path, columns: Sequence[str], *, log: bool) -> Iterator[p
     try:
         if kind == "parquet":
             pq = require("parquet", "pyarrow.parquet", feature="Reading Parquet data")
-            import pyarrow as pa
-
+            pa = require("parquet", "pyarrow", feature="Reading Parquet data")
             schema = pq.ParquetFile(path).schema_arrow
             keep = [c for c in columns if c in set(schema.names)]
             # Text columns are read dictionary-encoded (pandas categoricals): each distinct
