@@ -201,38 +201,67 @@ def build_profile(
     ``model`` is the fitted estimator (``predict``/``predict_proba`` on a frame of the
     schema's columns); ``target`` maps its classes to business labels.
     """
-    from modelkeep._golden import model_input
-
-    labels = {e.value: e.label for e in target.labels} if target.labels else None
-    positions = np.unique(np.linspace(0, len(frame) - 1, min(len(frame), output_rows)).round())
-    rows = frame.iloc[positions.astype(np.int64)] if len(frame) else frame
-    outputs: list[ProfileFeature] = []
-    if len(rows):
-        given = model_input(model, rows)
-        predicted = np.asarray(model.predict(given))
-        if task == "regression":
-            values = np.asarray(predicted, dtype=np.float64).ravel()
-            outputs.append(numeric_profile(PREDICTION, values, bins=bins))
-        else:
-            import pandas as pd
-
-            names = pd.Series([output_key(p, labels) for p in predicted.tolist()], dtype=object)
-            outputs.append(text_profile(PREDICTION, names, cap=category_cap))
-            if hasattr(model, "predict_proba") and classes is not None:
-                proba = np.asarray(model.predict_proba(given), dtype=np.float64)
-                for column, value in enumerate(classes):
-                    outputs.append(
-                        numeric_profile(
-                            probability_name(output_key(value, labels)),
-                            proba[:, column],
-                            edges=PROBABILITY_EDGES,
-                        )
-                    )
+    rows = _output_rows(frame, features, output_rows)
+    try:
+        outputs = _outputs(model, rows, task, classes, target, bins, category_cap)
+    except Exception:  # a model that refuses these rows: the profile holds features only
+        outputs = []
     return ReferenceProfile(
         bins=bins,
         category_cap=category_cap,
         rows=len(frame),
-        output_rows=len(rows),
+        output_rows=len(rows) if outputs else 0,
         features=profile_features(frame, features, bins=bins, category_cap=category_cap),
         outputs=outputs,
     )
+
+
+def _output_rows(frame: pd.DataFrame, features: Sequence[FeatureSpec], limit: int) -> pd.DataFrame:
+    """Up to ``limit`` rows spread evenly over the sample, leaving out rows holding an
+    infinite number (which most models refuse, as the golden rows do)."""
+    numeric = [f.name for f in features if f.dtype in ("integer", "float")]
+    if numeric:
+        values = frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+        frame = frame.loc[~np.isinf(values).any(axis=1)]
+    if not len(frame):
+        return frame
+    positions = np.unique(np.linspace(0, len(frame) - 1, min(len(frame), limit)).round())
+    chosen: pd.DataFrame = frame.iloc[positions.astype(np.int64)]
+    return chosen
+
+
+def _outputs(
+    model: Any,
+    rows: pd.DataFrame,
+    task: Task,
+    classes: Sequence[Any] | None,
+    target: Target,
+    bins: int,
+    category_cap: int,
+) -> list[ProfileFeature]:
+    """The profiles of the model's outputs on ``rows``."""
+    import pandas as pd
+
+    from modelkeep._golden import model_input
+
+    if not len(rows):
+        return []
+    labels = {e.value: e.label for e in target.labels} if target.labels else None
+    given = model_input(model, rows)
+    predicted = np.asarray(model.predict(given))
+    if task == "regression":
+        values = np.asarray(predicted, dtype=np.float64).ravel()
+        return [numeric_profile(PREDICTION, values, bins=bins)]
+    names = pd.Series([output_key(p, labels) for p in predicted.tolist()], dtype=object)
+    outputs = [text_profile(PREDICTION, names, cap=category_cap)]
+    if hasattr(model, "predict_proba") and classes is not None:
+        proba = np.asarray(model.predict_proba(given), dtype=np.float64)
+        for column, value in enumerate(classes):
+            outputs.append(
+                numeric_profile(
+                    probability_name(output_key(value, labels)),
+                    proba[:, column],
+                    edges=PROBABILITY_EDGES,
+                )
+            )
+    return outputs

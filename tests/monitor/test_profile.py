@@ -143,3 +143,17 @@ def test_profile_to_another_path_and_bad_samples(tmp_path: Path) -> None:
         monitor.profile(FIXTURE, _fixture_sample(5, 0).drop(columns="contract"), env="ignore")
     ran = run("profile", str(FIXTURE), "--sample", str(tmp_path / "x.txt"))
     assert ran.returncode == 2, ran.output
+
+
+def test_rows_holding_infinity_are_left_out_of_the_output_profile(
+    training: pd.DataFrame, tmp_path: Path
+) -> None:
+    fitted = pipeline().fit(training[FEATURES], training["churn"])
+    sample = training[FEATURES].copy()
+    sample.loc[sample.index[:3], "monthly_charges"] = np.inf
+    manifest = modelkeep.save(fitted, tmp_path / "m", sample=sample, name="churn")
+    profile = manifest.profile
+    assert profile is not None and profile.output_rows == 3997
+    charges = profile.feature("monthly_charges")
+    assert charges is not None and charges.counts is not None
+    assert sum(charges.counts) == charges.count - charges.missing  # the infinities: last bin
