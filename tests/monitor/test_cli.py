@@ -76,3 +76,25 @@ def test_usage_errors_exit_2(bundle: Path, tmp_path: Path) -> None:
         assert message in ran.stderr, (args, ran.stderr)
     ran = run("monitor", str(bundle), str(tmp_path / "missing.parquet"))
     assert ran.returncode == 2 and "which does not exist" in ran.stderr
+
+
+def test_a_registry_reference_is_a_reference(bundle: Path, tmp_path: Path) -> None:
+    from modelkeep.registry import Registry
+
+    home = tmp_path / "home"
+    with Registry(home) as registry:
+        registry.register(bundle)
+    current = fresh(500, seed=64)
+    current["monthly_charges"] *= 1.3
+    current.to_parquet(tmp_path / "current.parquet")
+    ran = run(
+        "monitor",
+        "churn:1",
+        str(tmp_path / "current.parquet"),
+        "--json",
+        env={"MODELKEEP_HOME": str(home)},
+    )
+    assert ran.returncode == 0, ran.output  # one drifted feature of six: no dataset drift
+    report = json.loads(ran.stdout)
+    assert report["reference"]["source"] == "churn:1"
+    assert report["drifted_features"] == ["monthly_charges"]
