@@ -24,6 +24,8 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "bundle_v1"
 
 def test_save_records_a_small_profile_of_every_feature_and_output(bundle: Path) -> None:
     manifest = read_manifest(bundle)
+    # Parsed and written again, the manifest keeps its bytes: its hash names the bundle.
+    assert dump_manifest(manifest) == (bundle / "modelkeep.json").read_text("utf-8")
     profile = manifest.profile
     assert profile is not None
     assert [f.name for f in profile.features] == FEATURES
