@@ -174,6 +174,20 @@ def test_an_input_of_the_wrong_shape_is_one_record_without_sides(
 
 
 @PATHS
+def test_a_cell_nested_thousands_deep_is_a_schema_error_not_a_recursion(
+    path: Callable[[object, bool], object],
+) -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    error = _error(path, [{**RECORD, "plan": deep}], False)
+    (problem,) = error.problems
+    assert (problem.row, problem.column, problem.kind) == (0, "plan", "invalid_value")
+    assert problem.received is not None and problem.received.startswith("[[[")
+    assert len(problem.received) < 80
+
+
+@PATHS
 def test_warnings_carry_the_records_strict_mode_would_raise(
     path: Callable[[object, bool], object],
 ) -> None:

@@ -16,6 +16,7 @@ function the caller passes.
 
 from __future__ import annotations
 
+import reprlib
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -102,8 +103,18 @@ def plain_values(values: Any) -> list[Any]:
 
 
 def show_value(value: object) -> str:
-    text = repr(plain_value(value))
+    value = plain_value(value)
+    try:
+        # reprlib stops at a few levels: a cell nested thousands deep is shown, not recursed.
+        text = _CONTAINERS.repr(value) if isinstance(value, _NESTED) else repr(value)
+    except Exception:  # a repr that raises or recurses still names what came
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_NESTED = (list, tuple, dict, set, frozenset)
+_CONTAINERS = reprlib.Repr()
+_CONTAINERS.maxlevel = 3
 
 
 def check_width(got: int, expected: int) -> None:
