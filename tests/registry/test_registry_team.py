@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import modelkeep
-from modelkeep.errors import IntegrityError, UnknownReferenceError
+from modelkeep.errors import IntegrityError, RegistryIndexError, UnknownReferenceError
 from modelkeep.manifest import MANIFEST_NAME
 from modelkeep.registry.artifacts import remove_tree
 from modelkeep.registry.remote import ArtifactStoreError, ObjectArtifacts
@@ -376,3 +376,32 @@ def test_sigkill_at_random_points_on_postgresql_and_s3_leaves_only_complete_vers
     for version in team.versions("tiny"):  # every visible version is complete
         assert team.load(version.ref).predict({"a": 1.0, "b": 0.0}).tolist() == ["Yes"]
     assert [p for p in team.check() if p.kind != "unreferenced"] == []
+
+
+def test_an_unreachable_index_server_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://nobody:secret@127.0.0.1:{_free_port()}/none"
+    registry = modelkeep.Registry(url, artifacts=tmp_path / "store")
+    assert "secret" not in repr(registry)
+    with pytest.raises(
+        RegistryIndexError,
+        match=re.escape("Registry at 'postgresql+psycopg://nobody:***@127.0.0.1:")
+        + r"\d+/none': opening the index failed: OperationalError: ",
+    ):
+        registry.versions()
+
+
+def test_a_local_folder_works_as_an_fsspec_artifact_store(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    """The same ObjectArtifacts on a local folder: blobs, listings and records as files."""
+    index = f"sqlite:///{tmp_path / 'index.db'}"
+    with modelkeep.Registry(index, artifacts=tmp_path / "store") as registry:
+        version = registry.register(tiny_bundle, "tiny")
+        assert version.path.parent == registry.root / "cache"
+        assert registry.load("tiny").predict({"a": 1.0, "b": 0.0}).tolist() == ["Yes"]
+        assert sorted(p.name for p in (tmp_path / "store").iterdir()) == [
+            "blobs",
+            "bundles",
+            "records",
+        ]
+        assert [p for p in registry.check() if p.kind != "unreferenced"] == []

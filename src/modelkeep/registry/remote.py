@@ -157,8 +157,15 @@ class ObjectArtifacts:
         with self._fs.open(key, "rb") as reader:
             return json.loads(reader.read())
 
+    def _parent(self, key: str) -> None:
+        """Make the folder of ``key`` on a file system that has folders (objects need none)."""
+        protocol = self._fs.protocol
+        if "file" in (protocol if isinstance(protocol, (tuple, list)) else (protocol,)):
+            self._fs.makedirs(key.rsplit("/", 1)[0], exist_ok=True)
+
     def _write_json(self, key: str, data: Any) -> None:
         payload = json.dumps(data, ensure_ascii=False, sort_keys=True).encode()
+        self._parent(key)
         self._fs.pipe_file(key, payload)
 
     def _hash_remote(self, key: str) -> tuple[int, str]:
@@ -202,6 +209,7 @@ class ObjectArtifacts:
         key = self._key("blobs", sha)
         if self._fs.exists(key) and self._hash_remote(key) == (size, sha):
             return  # content-addressed: the same bytes are already there, verified
+        self._parent(key)
         self._fs.put_file(str(path), key)  # streamed (multipart for large files)
         got = self._hash_remote(key)
         if got != (size, sha):
