@@ -101,6 +101,9 @@ def test_the_worker_environment_holds_no_credentials(
     monkeypatch.setenv("MODELKEEP_HOME", str(tmp_path / "registry"))
     env = _environment(tmp_path)
     assert set(env) <= {*KEPT_ENVIRONMENT, "PYTHONPATH", "PYTHONDONTWRITEBYTECODE",
-                        "PYTHONNOUSERSITE", "HOME", "TMPDIR"}  # fmt: skip
+                        "PYTHONNOUSERSITE", "HOME", "TMPDIR",
+                        "JOBLIB_MULTIPROCESSING"}  # fmt: skip
     assert env["HOME"] == env["TMPDIR"] == str(tmp_path)
+    # numpy's thread pool starts after the confinement, not while modelkeep is imported.
+    assert env["OPENBLAS_NUM_THREADS"] == "1"
     assert "not-for-the-model" not in env.values()

@@ -161,7 +161,9 @@ def verify(
     preload = preload_modules(
         onnx=_wants_onnx(source, sent.get("format")), families=_families(source)
     )
-    worker = Worker(source, limits=_limits(limits), preload=preload)
+    key = sent.get("public_key")
+    reads = [source] if not isinstance(key, str) else [source, key]
+    worker = Worker(source, limits=_limits(limits), preload=preload, reads=reads)
     try:
         reply, _ = worker.request(
             {"op": "verify", "path": source, "options": sent}, during="verify"

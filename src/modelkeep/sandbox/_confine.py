@@ -1,20 +1,32 @@
 """The worker's confinement: resource limits, capabilities, Landlock, seccomp.
 
-Applied by the worker to itself, in this order, after importing every library a model may
-need and before reading a byte of the untrusted file:
+Applied by the worker to itself before reading a byte of the untrusted file, in two
+stages (:func:`confine_process` while it is the only thread, :func:`seal` once its
+libraries are imported), because capabilities and Landlock hold per thread and only the
+threads started afterwards inherit them:
 
-1. resource limits (``setrlimit``): address space, CPU seconds, open files, file size, no
+1. ``PR_SET_NO_NEW_PRIVS``, then every capability dropped (bounding, ambient, effective,
+   permitted, inheritable): the worker runs as root on some machines;
+2. Landlock: reads only of the system's libraries and data, the Python installation and
+   import path, its own ``/proc`` entry and the files it loads (:data:`SYSTEM_READS`;
+   no home directory, no /root, no /etc/shadow, no other process); read-write (no
+   execute, no links, no devices) in the scratch directory alone; every TCP bind and
+   connect refused (ABI 4+); signals and abstract UNIX sockets scoped to the worker
+   itself (ABI 6+);
+3. (the libraries are imported; their thread pools start, inheriting 1 and 2)
+4. resource limits (``setrlimit``): address space, CPU seconds, open files, file size, no
    core dumps; hard limit = soft limit (CPU: one second above, for SIGXCPU to come
    first), and with capabilities dropped nothing inside can raise a hard limit;
-2. ``PR_SET_NO_NEW_PRIVS``, then every capability dropped (bounding, ambient, effective,
-   permitted, inheritable): the worker runs as root on some machines;
-3. Landlock: read-only everywhere, read-write (no execute, no links, no devices) in the
-   scratch directory alone; every TCP bind and connect refused (ABI 4+); signals and
-   abstract UNIX sockets scoped to the worker itself (ABI 6+);
-4. seccomp: no ``execve``, no new process (``clone`` only for threads), no sockets, no
-   ``ptrace`` or cross-process memory, no executable mappings (so no new shared library
-   loads), no mounts, modules, BPF, io_uring, keyrings, ``personality``; ``kill`` only of
-   itself.
+5. seccomp, on every thread (TSYNC): no ``execve``, no new process (``clone`` only for
+   threads), no sockets, no ``ptrace`` or cross-process memory, no executable mappings
+   (``mmap``/``mprotect``/``pkey_mprotect`` with PROT_EXEC, ``shmat`` with SHM_EXEC: no
+   new shared library loads), no mounts, modules, BPF, io_uring, keyrings,
+   ``personality``, ``modify_ldt``; no change of a file's mode, owner, times or
+   extended attributes; ``kill``/``tgkill`` only of itself, no SIGIO owner, no
+   ``pidfd_open``; ``prlimit64`` and ``sched_set*`` only on itself, no ``setpriority``
+   or ``ioprio_set``;
+6. every thread checked (:func:`check_threads`): no new privileges, no capability, the
+   filter; otherwise the worker fails closed.
 
 Written on ``ctypes`` and the raw syscalls rather than a binding: ``pyseccomp`` needs the
 system's ``libseccomp.so.2`` (an apt package, not pip), and the classic BPF program this
@@ -30,7 +42,8 @@ import os
 import platform
 import resource
 import struct
-from collections.abc import Callable
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +53,14 @@ __all__ = [
     "MECHANISMS",
     "Limits",
     "apply_limits",
+    "check_threads",
     "confine",
+    "confine_process",
     "drop_capabilities",
     "landlock_abi",
+    "python_reads",
     "restrict_filesystem",
+    "seal",
     "seal_syscalls",
 ]
 
@@ -188,11 +205,66 @@ def _fs_rights(abi: int) -> int:
     return _FS_ALL.get(abi, (1 << 16) - 1)
 
 
-def restrict_filesystem(scratch: Path, *, abi: int | None = None) -> int:
-    """Landlock: read anything, write only beneath ``scratch``, execute nothing; no TCP
-    bind/connect (ABI 4+); signals and abstract sockets only within (ABI 6+).
+#: What every worker reads besides the Python installation and its import path: the
+#: system's libraries and shared data, the few files of /etc a library reads (no shadow,
+#: no ssh, no ssl keys), the CPU and memory facts numpy, joblib and onnxruntime ask for,
+#: and the random and null devices.
+SYSTEM_READS = (
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/libx32",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/timezone",
+    "/etc/locale.alias",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/os-release",
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/sys/devices/system/cpu",
+    "/sys/devices/system/node",
+    "/sys/fs/cgroup",
+    "/sys/kernel/mm/transparent_hugepage",
+    "/dev/urandom",
+    "/dev/random",
+    "/dev/zero",
+)
 
-    Returns the ABI used. Raises SandboxUnavailableError when the kernel has no Landlock.
+
+def python_reads() -> list[str]:
+    """The interpreter, its standard library and every import path entry (site-packages,
+    the package itself, PYTHONPATH): what imports and unpickling read."""
+    found = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+        os.path.dirname(os.path.realpath(os.__file__)),
+        *(entry for entry in sys.path if entry),
+    }
+    return sorted(found)
+
+
+def restrict_filesystem(
+    scratch: Path, *, abi: int | None = None, reads: Sequence[str] | None = None
+) -> int:
+    """Landlock: read only :data:`SYSTEM_READS`, :func:`python_reads`, this process's own
+    ``/proc`` entry and ``reads`` (the files to load); write only beneath ``scratch``;
+    execute nothing; no TCP bind/connect (ABI 4+); signals and abstract sockets only
+    within (ABI 6+). ``reads=None`` keeps the whole filesystem readable (``doctor``'s
+    probe, which loads nothing).
+
+    A path that does not exist is skipped (a rule can only name what is there); one that
+    exists but cannot be opened fails closed. Returns the ABI used. Raises
+    SandboxUnavailableError when the kernel has no Landlock.
     """
     abi = landlock_abi() if abi is None else abi
     if abi < 1:
@@ -224,7 +296,15 @@ def restrict_filesystem(scratch: Path, *, abi: int | None = None) -> int:
             | _FS_MAKE_REG
             | (_FS_TRUNCATE if abi >= 3 else 0)
         )
-        _add_rule(ruleset, Path("/"), read)
+        if reads is None:
+            _add_rule(ruleset, Path("/"), read)
+        else:
+            own = f"/proc/{os.getpid()}"
+            for path in sorted({*SYSTEM_READS, *python_reads(), own, *reads}):
+                if os.path.exists(path):
+                    # A file takes only file rights; a directory both.
+                    rights = read if os.path.isdir(path) else _FS_READ_FILE
+                    _add_rule(ruleset, Path(path), rights)
         _add_rule(ruleset, scratch, write)
         _add_rule(ruleset, Path("/dev/null"), _FS_READ_FILE | _FS_WRITE_FILE)
         if _syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
@@ -284,10 +364,33 @@ _DENIED = {
     "open_by_handle_at": 304, "name_to_handle_at": 303, "fanotify_init": 300,
     "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "tkill": 200,
     "migrate_pages": 256, "move_pages": 279, "quotactl": 179,
+    # Another process's priority, I/O priority, or a handle on it.
+    "setpriority": 141, "ioprio_set": 251, "pidfd_open": 434, "process_mrelease": 448,
+    # A file's mode, owner, times or extended attributes: Landlock has no right for
+    # these, and the worker's user owns the user's files (all of them, as root).
+    "chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "chown": 92,
+    "fchown": 93, "lchown": 94, "fchownat": 260, "utime": 132, "utimes": 235,
+    "futimesat": 261, "utimensat": 280, "setxattr": 188, "lsetxattr": 189,
+    "fsetxattr": 190, "removexattr": 197, "lremovexattr": 198, "fremovexattr": 199,
+    "setxattrat": 463, "removexattrat": 466,
+    # A 32-bit code segment (its syscalls would meet the arch check, but no need).
+    "modify_ldt": 154,
 }  # fmt: skip
 _CLONE, _CLONE3 = 56, 435
 _MMAP, _MPROTECT, _PKEY_MPROTECT = 9, 10, 329
 _KILL, _TGKILL = 62, 234
+# Calls whose first argument is a process: allowed on this one (its id, or 0) only.
+_OWN_PROCESS_ONLY = {
+    "prlimit64": 302, "sched_setaffinity": 203, "sched_setscheduler": 144,
+    "sched_setparam": 142, "sched_setattr": 314,
+}  # fmt: skip
+_SHMAT, _SHM_EXEC = 30, 0o100000
+_FCNTL = 72
+# fcntl commands that make the kernel signal a process of the worker's choosing.
+_F_SETOWN, _F_SETSIG, _F_SETOWN_EX = 8, 10, 15
+_SECCOMP_SET_MODE_FILTER = 1
+_SECCOMP_FILTER_FLAG_TSYNC = 1
+_SYS_SECCOMP = 317
 
 
 def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
@@ -335,11 +438,42 @@ def filter_program(pid: int) -> bytes:
             _insn(_RET_K, 0, 0, errno_eperm),
             _insn(_RET_K, 0, 0, _RET_ALLOW),
         ]
+    # shmat(id, addr, flags): never SHM_EXEC (System V memory mapped executable).
+    program += [
+        _insn(_JEQ_K, 0, 4, _SHMAT),
+        _insn(_LD_ABS_W, 0, 0, _arg(2)),
+        _insn(_JSET_K, 0, 1, _SHM_EXEC),
+        _insn(_RET_K, 0, 0, errno_eperm),
+        _insn(_RET_K, 0, 0, _RET_ALLOW),
+    ]
+    # fcntl(fd, F_SETOWN / F_SETOWN_EX / F_SETSIG): no SIGIO aimed at another process.
+    program += [
+        _insn(_JEQ_K, 0, 6, _FCNTL),
+        _insn(_LD_ABS_W, 0, 0, _arg(1)),
+        _insn(_JEQ_K, 2, 0, _F_SETOWN),
+        _insn(_JEQ_K, 1, 0, _F_SETSIG),
+        _insn(_JEQ_K, 0, 1, _F_SETOWN_EX),
+        _insn(_RET_K, 0, 0, errno_eperm),
+        _insn(_RET_K, 0, 0, _RET_ALLOW),
+    ]
     # kill(pid, sig) and tgkill(tgid, tid, sig): only this process (abort() and raise()).
     for number in (_KILL, _TGKILL):
         program += [
             _insn(_JEQ_K, 0, 4, number),
             _insn(_LD_ABS_W, 0, 0, _arg(0)),
+            _insn(_JEQ_K, 1, 0, pid),
+            _insn(_RET_K, 0, 0, errno_eperm),
+            _insn(_RET_K, 0, 0, _RET_ALLOW),
+        ]
+    # prlimit64, sched_set*(pid, ...): this process (its id or 0), never another (the
+    # kernel lets a process lower the limits of any other of the same user).
+    for number in sorted(_OWN_PROCESS_ONLY.values()):
+        program += [
+            _insn(_JEQ_K, 0, 7, number),
+            _insn(_LD_ABS_W, 0, 0, _arg(0) + 4),  # high half: 0 for a pid
+            _insn(_JEQ_K, 0, 3, 0),
+            _insn(_LD_ABS_W, 0, 0, _arg(0)),
+            _insn(_JEQ_K, 2, 0, 0),
             _insn(_JEQ_K, 1, 0, pid),
             _insn(_RET_K, 0, 0, errno_eperm),
             _insn(_RET_K, 0, 0, _RET_ALLOW),
@@ -361,24 +495,68 @@ def seal_syscalls() -> None:
     fprog = struct.pack("HxxxxxxP", count, ctypes.addressof(filters))
     fprog_buffer = ctypes.create_string_buffer(fprog, len(fprog))
     libc = _lib()
-    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog_buffer, 0, 0) != 0:
-        raise _refused("seccomp", "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)")
+    # TSYNC: every thread of the process gets the filter (a library's thread pool started
+    # at import would otherwise run unfiltered); the kernel refuses rather than skip one.
+    result = _syscall(
+        _SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_TSYNC,
+        ctypes.cast(fprog_buffer, ctypes.c_void_p),
+    )  # fmt: skip
+    if result != 0:
+        if result > 0:
+            raise SandboxUnavailableError(
+                "seccomp", f"thread {result} could not take the filter (TSYNC)"
+            )
+        raise _refused("seccomp", "seccomp(SECCOMP_SET_MODE_FILTER, TSYNC)")
     if libc.prctl(_PR_GET_SECCOMP, 0, 0, 0, 0) != _SECCOMP_MODE_FILTER:
         raise SandboxUnavailableError("seccomp", "the filter did not take effect")
 
 
-def confine(scratch: Path, limits: Limits) -> dict[str, str]:
-    """Every mechanism, in order; what each did. Raises SandboxUnavailableError at the
-    first the kernel refuses: the caller never gets a worker with less."""
+def check_threads() -> None:
+    """Every thread of this process confined: no new privileges, no capability, the filter.
+
+    Capabilities and Landlock are per thread and inherited only by threads started after
+    them (which is why the worker confines itself before it imports a library); seccomp
+    reaches the others through TSYNC. A thread found otherwise fails closed.
+    """
+    expected = {"NoNewPrivs": "1", "Seccomp": "2", "CapEff": "0" * 16}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            lines = Path(f"/proc/self/task/{tid}/status").read_text().splitlines()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        found = {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        for key, value in expected.items():
+            if found.get(key) != value:
+                raise SandboxUnavailableError(
+                    "seccomp", f"thread {tid} runs with {key} {found.get(key)}, not {value}"
+                )
+
+
+def confine_process(scratch: Path, reads: Sequence[str]) -> dict[str, str]:
+    """The per-thread mechanisms, applied before the worker imports a library (so every
+    thread a library starts inherits them): no_new_privs, capabilities, Landlock."""
     done: dict[str, str] = {}
-    steps: list[tuple[str, Callable[[], object]]] = [
-        ("rlimits", lambda: apply_limits(limits)),
-        ("no_new_privs", set_no_new_privs),
-        ("capabilities", drop_capabilities),
-        ("landlock", lambda: f"ABI {restrict_filesystem(scratch)}"),
-        ("seccomp", seal_syscalls),
-    ]
-    for name, step in steps:
-        result = step()
-        done[name] = result if isinstance(result, str) else "applied"
+    set_no_new_privs()
+    done["no_new_privs"] = "applied"
+    drop_capabilities()
+    done["capabilities"] = "applied"
+    done["landlock"] = f"ABI {restrict_filesystem(scratch, reads=reads)}"
     return done
+
+
+def seal(limits: Limits) -> dict[str, str]:
+    """The rest, once the libraries are loaded: resource limits (per process), the seccomp
+    filter on every thread (TSYNC), and the check that no thread escaped."""
+    apply_limits(limits)
+    seal_syscalls()
+    check_threads()
+    return {"rlimits": "applied", "seccomp": "applied (all threads)"}
+
+
+def confine(scratch: Path, limits: Limits, reads: Sequence[str] = ()) -> dict[str, str]:
+    """Every mechanism, for a process that has started no thread yet. Raises
+    SandboxUnavailableError at the first the kernel refuses: the caller never gets a
+    worker with less."""
+    done = confine_process(scratch, reads)
+    done.update(seal(limits))
+    return {name: done[name] for name in MECHANISMS}

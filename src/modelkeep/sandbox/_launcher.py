@@ -42,7 +42,8 @@ from modelkeep.sandbox._confine import Limits
 
 __all__ = ["KEPT_ENVIRONMENT", "Worker", "preload_modules", "worker_error"]
 
-#: The only variables a worker inherits (besides PYTHONPATH, HOME and TMPDIR, set here).
+#: The only variables a worker inherits (besides PYTHONPATH, HOME, TMPDIR,
+#: JOBLIB_MULTIPROCESSING and OPENBLAS_NUM_THREADS, set here).
 KEPT_ENVIRONMENT = (
     "PATH",
     "LANG",
@@ -124,6 +125,11 @@ def _environment(scratch: Path) -> dict[str, str]:
         "PYTHONPATH": os.pathsep.join(p for p in paths if p),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONNOUSERSITE": "1",
+        # No process may start in the worker: joblib's process pools are off (serial).
+        "JOBLIB_MULTIPROCESSING": "0",
+        # numpy's OpenBLAS would start its thread pool while modelkeep is imported, before
+        # the worker confines itself; it starts them after (see _worker.Worker.start).
+        "OPENBLAS_NUM_THREADS": "1",
         "HOME": str(scratch),
         "TMPDIR": str(scratch),
     }
@@ -155,6 +161,7 @@ class Worker:
         limits: Limits,
         preload: Sequence[str],
         proofs: bool = True,
+        reads: Sequence[str] | None = None,
     ) -> None:
         self.source = source
         self.limits = limits
@@ -188,6 +195,9 @@ class Worker:
             "limits": asdict(limits),
             "preload": list(preload),
             "proofs": proofs,
+            # What the worker may read besides the system and Python: what it loads.
+            "reads": [os.path.abspath(p) for p in ([source] if reads is None else reads)],
+            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         }
         try:
             reply, _ = self.request(

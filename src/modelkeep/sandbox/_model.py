@@ -233,8 +233,11 @@ def open_bundle(
 ) -> IsolatedModel:
     """Start a worker, run the whole load sequence of ``path`` in it, return the handle."""
 
+    key = options.get("public_key")
+    reads = [path] if not isinstance(key, str) else [path, key]
+
     def start() -> tuple[Worker, dict[str, Any]]:
-        worker = Worker(path, limits=limits, preload=preload, proofs=proofs)
+        worker = Worker(path, limits=limits, preload=preload, proofs=proofs, reads=reads)
         try:
             reply, _ = worker.request(
                 {"op": "load_bundle", "path": path, "options": options}, during="load"

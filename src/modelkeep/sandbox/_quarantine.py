@@ -82,7 +82,13 @@ def quarantine_import(
         "max_inflated_bytes": max_inflated_bytes or MAX_DECOMPRESSED_BYTES,
     }
     preload = [*preload_modules(onnx=True), *QUARANTINE_MODULES]
-    worker = Worker(str(source), limits=limits or Limits(), preload=preload, proofs=_proofs)
+    worker = Worker(
+        str(source),
+        limits=limits or Limits(),
+        preload=preload,
+        proofs=_proofs,
+        reads=[str(source), str(request["sample"])],
+    )
     try:
         reply, arrays = worker.request(request, during="quarantine conversion")
     finally:

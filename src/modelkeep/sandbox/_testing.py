@@ -60,11 +60,13 @@ def load_many_unproven(
     limits = limits or Limits()
     outcomes: list[Outcome] = []
     worker: Worker | None = None
+    every = [os.path.abspath(os.fspath(p)) for p in paths]
     try:
-        for path in paths:
-            source = os.path.abspath(os.fspath(path))
+        for source in every:
             if worker is None or not worker.alive:
-                worker = Worker(source, limits=limits, preload=UNPROVEN_PRELOAD, proofs=False)
+                worker = Worker(
+                    source, limits=limits, preload=UNPROVEN_PRELOAD, proofs=False, reads=every
+                )
             worker.source = source
             try:
                 reply, _ = worker.request(

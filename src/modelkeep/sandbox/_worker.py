@@ -3,9 +3,12 @@
 Started by :mod:`modelkeep.sandbox._launcher` with a stripped environment, its stdin and
 stdout as the protocol pipes. In order: move the pipes off fds 0 and 1 (a library that
 prints cannot corrupt the protocol, a payload that reads stdin reads nothing); read the
-start message; import every library a model may need; confine itself
-(:func:`~modelkeep.sandbox._confine.confine`), failing closed; install the audit hook that
-reports what a load attempts; answer "ready"; then serve requests until stdin closes.
+start message; drop privileges and apply Landlock while it is the only thread
+(:func:`~modelkeep.sandbox._confine.confine_process`); import every library a model may
+need and start OpenBLAS's threads (they inherit that); resource limits and the seccomp
+filter on every thread (:func:`~modelkeep.sandbox._confine.seal`), failing closed;
+install the audit hook that reports what a load attempts; answer "ready"; then serve
+requests until stdin closes.
 Nothing of the untrusted file is read before the confinement is in place.
 """
 
@@ -18,13 +21,13 @@ import platform
 import resource
 import sys
 import warnings
-from pathlib import Path
+from pathlib import Path, PosixPath
 from typing import Any
 
 import numpy as np
 
 from modelkeep.sandbox import _wire
-from modelkeep.sandbox._confine import Limits, confine
+from modelkeep.sandbox._confine import MECHANISMS, Limits, confine_process, seal
 
 # Requests from the caller are trusted (it started us) but still bounded.
 _MAX_REQUEST = 16 * 1024**3
@@ -111,12 +114,20 @@ class _Audit:
         return full != os.devnull and not (full + os.sep).startswith(self.scratch + os.sep)
 
     def _record(self, event: str, args: tuple[Any, ...]) -> None:
-        shown = ", ".join(_short(a) for a in args[:3] if not hasattr(a, "fileno"))
+        # Plain values only: hasattr() or repr() of a payload's object runs its code (a
+        # CDLL answers getattr with a dlsym, whose audit event re-enters this hook).
+        shown = ", ".join(_short(a) for a in args[:3] if _is_plain(a))
         self.attempts.append(f"{event}({shown}): blocked")
 
     def take(self) -> list[str]:
         found, self.attempts = self.attempts, []
         return found
+
+
+def _is_plain(value: object) -> bool:
+    if isinstance(value, tuple | list) and type(value) in (tuple, list):
+        return all(_is_plain(v) for v in value)
+    return type(value) in (str, bytes, int, float, bool, type(None), PosixPath)
 
 
 def _short(value: object) -> str:
@@ -147,35 +158,40 @@ class Worker:
 
     # -- start-up --------------------------------------------------------------------------
 
-    def start(self, preload: list[str]) -> None:
-        for name in preload:
-            # An optional library that is not installed: its models cannot load.
-            with contextlib.suppress(ImportError):
-                importlib.import_module(name)
+    def start(self, preload: list[str], reads: list[str], blas_threads: int | None) -> None:
+        from modelkeep.errors import ModelkeepError
+
         # The environment capture of save() asks platform for the processor, which runs
         # `uname -p` the first time: ask now, while a program may still run, so the answer
         # is cached (and a conversion in the worker attempts nothing).
         platform.platform()
         platform.processor()
-        # CPU seconds count from here: start-up is not the model's.
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        spent = int(usage.ru_utime + usage.ru_stime) + 1
-        limits = Limits(
-            memory=self.limits.memory,
-            cpu_seconds=self.limits.cpu_seconds + spent,
-            open_files=self.limits.open_files,
-            file_size=self.limits.file_size,
-            timeout=self.limits.timeout,
-        )
-        from modelkeep.errors import ModelkeepError
-
         try:
-            done = confine(self.scratch, limits)
+            # Per-thread mechanisms first, while this is the only thread: every thread a
+            # library starts while importing (OpenBLAS, OpenMP pools) inherits them.
+            done = confine_process(self.scratch, reads)
+            for name in preload:
+                # An optional library that is not installed: its models cannot load.
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(name)
+            _start_blas_threads(blas_threads)
+            # CPU seconds count from here: start-up is not the model's.
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            spent = int(usage.ru_utime + usage.ru_stime) + 1
+            limits = Limits(
+                memory=self.limits.memory,
+                cpu_seconds=self.limits.cpu_seconds + spent,
+                open_files=self.limits.open_files,
+                file_size=self.limits.file_size,
+                timeout=self.limits.timeout,
+            )
+            done.update(seal(limits))
         except ModelkeepError as exc:
             self.fail(exc, [])
             raise SystemExit(0) from None
         sys.addaudithook(self.audit)
-        self.send({"ok": True, "confinement": done, "pid": os.getpid()})
+        confinement = {name: done[name] for name in MECHANISMS}
+        self.send({"ok": True, "confinement": confinement, "pid": os.getpid()})
 
     def serve(self) -> None:
         while True:
@@ -368,6 +384,19 @@ class Worker:
         (self.scratch / "progress").write_text(path)
 
 
+def _start_blas_threads(wanted: int | None) -> None:
+    """OpenBLAS's thread pool, started now that every new thread inherits the confinement
+    (the worker's environment had it at one thread while modelkeep was imported)."""
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn
+        return
+    count = wanted or len(os.sched_getaffinity(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        threadpool_limits(limits=count, user_api="blas")
+
+
 def _load_unproven(path: str) -> Any:
     """Test only: a plain ``pickle.loads`` or ``joblib.load``, no modelkeep proof at all,
     so that the sandbox alone stands between the file and the machine."""
@@ -460,7 +489,12 @@ def main() -> None:
         _wire.write_message(write_fd, _wire.encode({"ok": True, "probe": probe_here(start)}))
         return
     worker = Worker(read_fd, write_fd, start)
-    worker.start(list(start.get("preload", [])))
+    threads = str(start.get("blas_threads") or "")
+    worker.start(
+        list(start.get("preload", [])),
+        [str(p) for p in start.get("reads", [])],
+        int(threads) if threads.isdigit() and int(threads) > 0 else None,
+    )
     worker.serve()
 
 
