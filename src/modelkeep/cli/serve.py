@@ -39,6 +39,14 @@ def serve_command(
             "first the bundle lists)."
         ),
     ] = None,
+    isolate: Annotated[
+        bool,
+        typer.Option(
+            "--isolate",
+            help="Load each model, and run its predictions, in a sandboxed worker process "
+            "(see modelkeep doctor).",
+        ),
+    ] = False,
     env: Annotated[
         EnvMode,
         typer.Option(help="Environment differences at load: warn, strict, ignore."),
@@ -157,6 +165,7 @@ def serve_command(
             port=port,
             workers=workers,
             format=format,
+            isolate=isolate,
             env=env,
             trusted=list(trusted or []),
             api_key_file=None if api_key_file is None else str(api_key_file),

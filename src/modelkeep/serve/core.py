@@ -211,8 +211,44 @@ class OnnxPredictor(Predictor):
         return [columns[i] for i in self.runtime.positions(out).tolist()], probabilities
 
 
+class IsolatedPredictor(Predictor):
+    """A model loaded with ``isolate=True``: validated here, run in its sandboxed worker
+    (one call at a time per worker); outputs come back as checked arrays."""
+
+    def __init__(self, served: ServedModel) -> None:
+        super().__init__(served)
+        # Saved with probabilities (the golden outputs record them) unless the estimator
+        # has no predict_proba (LinearSVC): then the worker is asked for labels alone.
+        golden = self.model.manifest.golden
+        self.has_proba = self.classifier and (golden.probabilities is not None or not golden.rows)
+        if self.has_proba:
+            self.columns = [plain_value(c) for c in self.model._proba_columns().tolist()]
+
+    def _prepare(self, X: Any, strict: bool) -> tuple[Any, int]:
+        frame = self.model.prepare(X, strict=strict)
+        return frame, len(frame)
+
+    def _concat(self, parts: list[Any]) -> Any:
+        import pandas as pd
+
+        return pd.concat(parts, ignore_index=True)
+
+    def _call(self, data: Any) -> tuple[list[Any], list[list[float]] | None]:
+        if self.has_proba:
+            proba = np.asarray(self.model.predict_proba(data), dtype=np.float64)
+            return self._labels_from(proba), proba.tolist()
+        raw = np.asarray(self.model.predict(data))
+        if not self.classifier:
+            return raw.astype(np.float64).tolist(), None
+        return [plain_value(v) for v in raw.tolist()], None
+
+
 def predictor_for(served: ServedModel) -> Predictor:
     """The :class:`Predictor` for ``served``'s runtime."""
+    from modelkeep.sandbox import IsolatedModel
+
+    if isinstance(served.model, IsolatedModel):
+        return IsolatedPredictor(served)
     if served.model.format == "onnx":
         return OnnxPredictor(served)
     return SklearnPredictor(served)

@@ -69,16 +69,23 @@ class ServeOptions:
     ssl_certfile: str | None = None
     access_log: bool = False
     threads: int = 0
+    isolate: bool = False
+
+    def load_options(self) -> dict[str, Any]:
+        """What each model's load (at startup and on every swap) is given."""
+        options: dict[str, Any] = {"env": self.env}
+        if self.format is not None:
+            options["format"] = self.format
+        if self.trusted:
+            options["trusted"] = list(self.trusted)
+        if self.isolate:
+            options["isolate"] = True
+        return options
 
 
 def load_models(options: ServeOptions) -> ModelTable:
     """Every REF loaded through every check; the first failure is raised as is."""
-    load_options: dict[str, Any] = {"env": options.env}
-    if options.format is not None:
-        load_options["format"] = options.format
-    if options.trusted:
-        load_options["trusted"] = list(options.trusted)
-    models: list[ServedModel] = [load_served(ref, **load_options) for ref in options.refs]
+    models: list[ServedModel] = [load_served(ref, **options.load_options()) for ref in options.refs]
     return ModelTable(models)
 
 
@@ -111,16 +118,11 @@ def build_service(options: ServeOptions, table: ModelTable) -> Service:
     if aliases:
         from modelkeep.serve.swap import AliasWatcher
 
-        load_options: dict[str, Any] = {"env": options.env}
-        if options.format is not None:
-            load_options["format"] = options.format
-        if options.trusted:
-            load_options["trusted"] = list(options.trusted)
         watcher = AliasWatcher(
             table,
             interval=options.poll_interval,
             on_event=service.on_swap,
-            load_options=load_options,
+            load_options=options.load_options(),
         )
         for served in aliases:
             watcher.watch(served)

@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from modelkeep import _bundle
 from modelkeep._load import resolve_source
 from modelkeep.errors import InvalidArgumentError, ModelkeepError
 from modelkeep.registry import Registry
 from modelkeep.registry.refs import Reference
-from modelkeep.serve.table import ModelTable, ServedModel
+from modelkeep.serve.table import ModelTable, ServedModel, load_bundle
 
 __all__ = ["AliasWatcher", "SwapEvent"]
 
@@ -163,7 +162,7 @@ class AliasWatcher:
         if self._refused.get(name) == identity:
             return None  # refused once already: a registered version never changes
         try:
-            model = _bundle.load(
+            model = load_bundle(
                 target.path, manifest_sha256=target.manifest_sha256, **self.load_options
             )
         except Exception as exc:

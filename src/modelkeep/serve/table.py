@@ -20,7 +20,7 @@ from modelkeep.errors import InvalidArgumentError, InvalidChoiceError
 from modelkeep.manifest import dump_manifest
 from modelkeep.registry.refs import Reference
 
-__all__ = ["ModelTable", "ServedModel", "UnknownModelError", "load_served"]
+__all__ = ["ModelTable", "ServedModel", "UnknownModelError", "load_bundle", "load_served"]
 
 
 class UnknownModelError(InvalidChoiceError):
@@ -53,22 +53,37 @@ class ServedModel:
         return isinstance(found, Reference) and found.alias is not None
 
 
+def load_bundle(path: str | os.PathLike[str], **options: Any) -> Model:
+    """A bundle directory through every check of the load sequence; with ``isolate=True``
+    (and optional ``limits``) in a sandboxed worker (:func:`modelkeep.sandbox.load`), where
+    every later prediction runs too.
+    """
+    isolate = options.pop("isolate", False)
+    limits = options.pop("limits", None)
+    if isolate:
+        from modelkeep import sandbox
+
+        return sandbox.load(path, limits=limits, **options)
+    from modelkeep import _bundle
+
+    return _bundle.load(path, **options)
+
+
 def load_served(ref: str, **options: Any) -> ServedModel:
     """Load ``ref`` (a bundle path or a registry reference) through every check of
     :func:`modelkeep.load` and describe it as served.
 
-    ``options`` (``format``, ``env``, ``trusted`` ...) go to the load unchanged.
+    ``options`` (``format``, ``env``, ``trusted`` ...) go to the load unchanged;
+    ``isolate=True`` loads it in a sandboxed worker (:func:`load_bundle`).
 
     Raises:
         every error of :func:`modelkeep.load`.
     """
-    from modelkeep import _bundle
-
     found = resolve_source(ref)
     if isinstance(found, Reference):
         registered = locate(found)
         recorded = registered.version.manifest_sha256
-        model = _bundle.load(registered.path, manifest_sha256=recorded, **options)
+        model = load_bundle(registered.path, manifest_sha256=recorded, **options)
         return ServedModel(
             name=registered.version.name,
             version=str(registered.version.version),
@@ -76,7 +91,7 @@ def load_served(ref: str, **options: Any) -> ServedModel:
             ref=ref,
             model=model,
         )
-    model = _bundle.load(found, **options)
+    model = load_bundle(found, **options)
     # The manifest is written as canonical JSON, so this is the SHA-256 of modelkeep.json's
     # bytes as loaded (hashing the file again could read a bundle swapped since the load).
     digest = hashlib.sha256(dump_manifest(model.manifest).encode("utf-8")).hexdigest()
