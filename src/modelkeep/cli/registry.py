@@ -317,7 +317,7 @@ def check_command(as_json: JsonOption = False, wait: WaitOption = LOCK_TIMEOUT_S
     """Re-verify every stored bundle and the index; exit 1 if anything is wrong."""
     with _registry(wait) as registry:
         problems = registry.check()
-        root = registry.root
+        root = registry.location
     if as_json:
         _print_json([p.to_dict() for p in problems])
     elif not problems:
