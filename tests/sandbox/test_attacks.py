@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -324,3 +325,80 @@ def test_one_worker_against_every_wall(tmp_path: Path, victim: subprocess.Popen[
         assert victim.poll() is None
     finally:
         server.close()
+
+
+# ---- the worker against its caller: the protocol -------------------------------------------
+
+# The worker's reply pipe is fd 4 (_worker.main: dup(0) is 3, dup(1) is 4).
+FORGE = """
+def forge(header, tail=b""):
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    os.write(4, struct.pack(">I", len(text)) + text + tail)
+"""
+WIRE = {
+    # json.loads would raise RecursionError, not a protocol error.
+    "nested": 'forge(b"[" * 50000)',
+    # A million empty objects: gigabytes of dicts in the caller.
+    "objects": 'forge(b"[" + b"{}," * 1000000 + b"{}]")',
+    # A header over the caller's cap for replies.
+    "header": 'os.write(4, struct.pack(">I", 200 * 1024**2))',
+    # Arrays over the caller's cap, announced: refused before a byte is read.
+    "arrays": 'forge({"ok": True, "buffers": [{"dtype": "|u1", "shape": [2**39]}]})',
+    # A dtype that would unpickle (object), and one numpy parses as a struct.
+    "object": 'forge({"ok": True, "buffers": [{"dtype": "|O", "shape": [1]}]}, bytes(8))',
+    "struct": 'forge({"ok": True, "buffers": [{"dtype": "i4,i4", "shape": [1]}]}, bytes(8))',
+    # A forged error whose fields would replace the methods of what the caller raises.
+    # A forged error whose fields would replace the methods of what the caller raises,
+    # with the id of the request being answered (found in the worker's memory); the
+    # worker's own reply then reaches the next request, which refuses it.
+    "fields": (
+        "import gc\n"
+        'worker = next(o for o in gc.get_objects() if type(o).__name__ == "Worker"'
+        ' and hasattr(o, "request_id"))\n'
+        'forge({"ok": False, "id": worker.request_id, "error": {"class": "SchemaError",'
+        ' "message": "forged", "fields": {"with_traceback": 1, "add_note": 2, "args": 3,'
+        ' "column": "c"}}})'
+    ),
+    # A reply with no id: the worker's own real reply comes after it.
+    "no_id": 'forge({"ok": True, "outcomes": [{"loaded": "int", "error": None}]})',
+}
+
+
+def test_a_worker_that_breaks_the_protocol_is_refused_cleanly(tmp_path: Path) -> None:
+    """Replies forged by a payload on the worker's own pipe: each is refused with a
+    modelkeep error (never a raw exception, never an unbounded allocation), the worker is
+    stopped, and the caller goes on (a benign file loads after each)."""
+    benign = tmp_path / "benign.pkl"
+    benign.write_bytes(pickle.dumps({"coef": [1.0]}))
+    paths: list[Path] = []
+    for name, code in WIRE.items():
+        paths += [payload(tmp_path, name, FORGE + code), benign]
+    # The worker of the x32 ABI attempt is killed by the filter before the call runs.
+    x32 = 'forge(b"")\nsc(0x40000000 | 41, 2, 1, 0)\nout["x32"] = "returned"'
+    paths += [payload(tmp_path, "x32", x32.replace('forge(b"")\n', "")), benign]
+    outcomes = load_many_unproven(paths, limits=Limits(timeout=120))
+    by_name = dict(zip([*WIRE, "x32"], outcomes[::2], strict=True))
+    fields_at = [*WIRE].index("fields")
+    for index, after in enumerate(outcomes[1::2]):
+        if index == fields_at:  # the worker's stale reply: refused, a fresh worker next
+            assert isinstance(after.error, SandboxCrashError)
+            assert "a reply to request" in str(after.error)
+            continue
+        assert after.error is None and after.loaded == "dict", (index, after.error)
+    for name in ("nested", "objects", "header", "arrays", "object", "struct", "no_id"):
+        error = by_name[name].error
+        assert isinstance(error, SandboxCrashError), (name, error)
+        assert "broke the protocol" in str(error), (name, error)
+    assert "not JSON" in str(by_name["nested"].error)
+    assert "objects and arrays" in str(by_name["objects"].error)
+    assert "over the 67108864 allowed" in str(by_name["header"].error)
+    assert "arrays of more than" in str(by_name["arrays"].error)
+    assert "a reply to request None" in str(by_name["no_id"].error)
+    forged = by_name["fields"].error
+    assert forged is not None and type(forged).__name__ == "SchemaError"
+    assert str(forged) == "forged" and forged.column == "c"  # type: ignore[attr-defined]
+    assert callable(forged.with_traceback) and callable(forged.add_note)
+    assert forged.args == ("forged",)
+    x32_error = by_name["x32"].error
+    assert isinstance(x32_error, SandboxCrashError)
+    assert x32_error.signal == signal.SIGSYS

@@ -55,8 +55,10 @@ KEPT_ENVIRONMENT = (
     "MKL_NUM_THREADS",
 )
 
-# What a worker may send back at once: arrays beyond it are a protocol violation.
+# What a worker may send back at once: arrays beyond it are a protocol violation, and a
+# JSON header (text outputs, manifests, errors) beyond 64 MiB too.
 _MAX_REPLY = 4 * 1024**3
+_MAX_REPLY_HEADER = 64 * 1024**2
 # The worker's own start-up (imports, confinement) gets at least this long.
 _START_TIMEOUT = 120.0
 
@@ -168,6 +170,7 @@ class Worker:
         self.scratch = Path(tempfile.mkdtemp(prefix="modelkeep-sandbox-")).resolve()
         self.confinement: dict[str, str] = {}
         self._timed_out = False
+        self._sent = 0
         log = open(self.scratch / "worker.log", "wb")  # noqa: SIM115 - handed to the child
         command = [sys.executable, "-s", "-m", "modelkeep.sandbox._worker"]
         if sys.version_info >= (3, 11):
@@ -229,13 +232,24 @@ class Worker:
         if self.process.stdin is None or self.process.stdout is None:
             raise SandboxCrashError(self.source, during, "the worker has no pipes")
         deadline = time.monotonic() + (self.limits.timeout if timeout is None else timeout)
+        self._sent += 1
+        sent = self._sent
         try:
             _wire.write_message(
-                self.process.stdin.fileno(), _wire.encode(header, arrays), deadline=deadline
+                self.process.stdin.fileno(),
+                _wire.encode({**header, "id": sent}, arrays),
+                deadline=deadline,
             )
             reply, out = _wire.read_message(
-                self.process.stdout.fileno(), max_bytes=_MAX_REPLY, deadline=deadline
+                self.process.stdout.fileno(),
+                max_bytes=_MAX_REPLY,
+                deadline=deadline,
+                max_header=_MAX_REPLY_HEADER,
             )
+            if reply.get("id") != sent:
+                # A reply to another request (forged, or left over from one): the stream
+                # cannot be trusted to line up again.
+                raise _wire.ProtocolError(f"a reply to request {reply.get('id')!r}, not {sent}")
         except _wire.ProtocolError as exc:
             raise self._ended(during, exc) from None
         if reply.get("ok") is True:
@@ -302,7 +316,9 @@ def worker_error(source: str, during: str, reply: dict[str, Any], limits: Limits
             fields = error.get("fields")
             if isinstance(fields, dict):
                 for key, value in fields.items():
-                    if isinstance(key, str) and key.isidentifier() and not key.startswith("_"):
+                    # A field, never a method or property of the class (a worker's reply
+                    # cannot replace ``with_traceback`` or ``args`` of what is raised here).
+                    if _settable(cls, key):
                         setattr(rebuilt, key, tuple(value) if isinstance(value, list) else value)
             return rebuilt
     if name == "SandboxUnavailableError":
@@ -312,3 +328,12 @@ def worker_error(source: str, during: str, reply: dict[str, Any], limits: Limits
         )
     kind = str(error.get("type", "an error"))[:100]
     return SandboxCrashError(source, during, f"it raised {kind}: {message[:2000]}")
+
+
+def _settable(cls: type, key: object) -> bool:
+    return (
+        isinstance(key, str)
+        and key.isidentifier()
+        and not key.startswith("_")
+        and not hasattr(cls, key)
+    )

@@ -26,7 +26,7 @@ from modelkeep.errors import InvalidArgumentError, SandboxCrashError
 from modelkeep.manifest import Manifest, parse_manifest
 from modelkeep.sandbox import _wire
 from modelkeep.sandbox._confine import Limits
-from modelkeep.sandbox._launcher import Worker
+from modelkeep.sandbox._launcher import Worker, _settable
 
 __all__ = ["IsolatedEstimator", "IsolatedModel", "open_bundle", "open_file"]
 
@@ -73,7 +73,7 @@ def _reemit(reported: Sequence[Any]) -> None:
         fields = item.get("fields")
         if isinstance(fields, dict):
             for key, value in fields.items():
-                if isinstance(key, str) and key.isidentifier() and not key.startswith("_"):
+                if _settable(category, key):
                     setattr(warning, key, tuple(value) if isinstance(value, list) else value)
         warnings.warn(warning, stacklevel=4)
 

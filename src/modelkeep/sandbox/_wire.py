@@ -24,6 +24,7 @@ import numpy as np
 
 __all__ = [
     "DTYPES",
+    "MAX_CONTAINERS",
     "MAX_HEADER",
     "ProtocolError",
     "column_values",
@@ -96,17 +97,34 @@ def write_message(fd: int, data: bytes, *, deadline: float | None = None) -> Non
         view = view[sent:]
 
 
+#: The most JSON objects and arrays one header may open: a list of values is one, a
+#: header of a million empty objects would cost the reader gigabytes.
+MAX_CONTAINERS = 100_000
+
+
 def read_message(
-    fd: int, *, max_bytes: int, deadline: float | None = None
+    fd: int, *, max_bytes: int, deadline: float | None = None, max_header: int = MAX_HEADER
 ) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """One message from ``fd``: its header and arrays, every size and dtype checked."""
+    """One message from ``fd``: its header and arrays, every size and dtype checked.
+
+    The header is at most ``max_header`` bytes and :data:`MAX_CONTAINERS` objects and
+    arrays (counted on the bytes before parsing: no deep nesting, no explosion of small
+    objects); the arrays at most ``max_bytes`` together, each read straight into the one
+    buffer numpy uses.
+    """
     (length,) = _LENGTH.unpack(_read_exact(fd, _LENGTH.size, deadline))
-    if length > MAX_HEADER:
-        raise ProtocolError(f"a header of {length} bytes, over the {MAX_HEADER} allowed")
+    if length > max_header:
+        raise ProtocolError(f"a header of {length} bytes, over the {max_header} allowed")
+    text = _read_exact(fd, length, deadline)
+    containers = text.count(b"{") + text.count(b"[")
+    if containers > MAX_CONTAINERS:
+        raise ProtocolError(
+            f"a header of {containers} objects and arrays, over the {MAX_CONTAINERS} allowed"
+        )
     try:
-        header = json.loads(_read_exact(fd, length, deadline))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"a header that is not JSON ({exc})") from exc
+        header = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ProtocolError(f"a header that is not JSON ({type(exc).__name__})") from None
     if not isinstance(header, dict):
         raise ProtocolError("a header that is not a JSON object")
     described = header.pop("buffers", [])
@@ -123,9 +141,23 @@ def read_message(
         plans.append((dtype, shape, size))
     arrays = []
     for dtype, shape, size in plans:
-        data = bytearray(_read_exact(fd, size, deadline))
+        data = _read_into(fd, size, deadline)
         arrays.append(np.frombuffer(data, dtype=dtype).reshape(shape))
     return header, arrays
+
+
+def _read_into(fd: int, size: int, deadline: float | None) -> bytearray:
+    """``size`` bytes from ``fd`` into one buffer (no chunks joined, no second copy)."""
+    data = bytearray(size)
+    view = memoryview(data)
+    filled = 0
+    while filled < size:
+        _wait(fd, write=False, deadline=deadline)
+        count = os.readv(fd, [view[filled : filled + (1 << 20)]])
+        if not count:
+            raise ProtocolError("the pipe closed", closed=True)
+        filled += count
+    return data
 
 
 def _plan(item: object) -> tuple[np.dtype[Any], tuple[int, ...]]:

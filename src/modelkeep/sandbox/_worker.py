@@ -146,12 +146,15 @@ class Worker:
         self.proofs = bool(start.get("proofs", True))
         self.audit = _Audit(self.scratch)
         self.model: Any = None
+        # The id of the request being answered, echoed in every reply to it.
+        self.request_id = start.get("id")
         self.estimator: Any = None
 
     # -- replies ---------------------------------------------------------------------------
 
     def send(self, header: dict[str, Any], arrays: list[np.ndarray] | None = None) -> None:
-        _wire.write_message(self.write_fd, _wire.encode(header, arrays or []))
+        reply = {**header, "id": self.request_id}
+        _wire.write_message(self.write_fd, _wire.encode(reply, arrays or []))
 
     def fail(self, exc: BaseException, attempts: list[str]) -> None:
         self.send({"ok": False, "error": describe_error(exc), "attempts": attempts})
@@ -199,6 +202,7 @@ class Worker:
                 header, arrays = _wire.read_message(self.read_fd, max_bytes=_MAX_REQUEST)
             except _wire.ProtocolError:
                 return  # the caller closed the pipe: done
+            self.request_id = header.get("id")
             op = header.get("op")
             handler = getattr(self, f"op_{op}", None)
             if handler is None:
