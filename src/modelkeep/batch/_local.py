@@ -129,6 +129,14 @@ def predict_file(
     if options.engine == "dask":
         from modelkeep.batch._dask import predict_dask_file
 
+        if (load_options or {}).get("isolate"):
+            raise InvalidArgumentError(
+                "isolate",
+                "the local engine (one sandboxed worker scores every chunk)",
+                "engine='dask'",
+                "Score untrusted models with --engine local --isolate.",
+            )
+
         if output_format not in (None, "parquet"):
             raise InvalidChoiceError(
                 str(output_format), ["parquet"], "output format (--engine dask)"

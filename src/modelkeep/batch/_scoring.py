@@ -120,7 +120,16 @@ class Scorer:
         self.keep = list(keep)
         self.onnx = _is_onnx(model)
         classifier = model.manifest.target.classes is not None
-        has_proba = classifier and (self.onnx or hasattr(model.estimator, "predict_proba"))
+        # A model in a sandboxed worker (isolate=True) keeps its estimator there: whether it
+        # has probabilities is what its golden outputs recorded at save.
+        isolated = _is_isolated(model)
+        golden = model.manifest.golden
+        if self.onnx:
+            has_proba = classifier
+        elif isolated:
+            has_proba = classifier and (golden.probabilities is not None or not golden.rows)
+        else:
+            has_proba = classifier and hasattr(model.estimator, "predict_proba")
         if proba is None:
             proba = has_proba
         elif proba and not has_proba:
@@ -160,7 +169,10 @@ class Scorer:
         self.other_warnings: dict[str, Warning] = {}
         self._sorted_keys: tuple[np.ndarray, np.ndarray] | None = None
         self._label_from_proba = (
-            not self.onnx and self.label_values is not None and _predicts_argmax(model.estimator)
+            not self.onnx
+            and not isolated
+            and self.label_values is not None
+            and _predicts_argmax(model.estimator)
         )
 
     # -------------------------------------------------------------- the output's shape
@@ -417,6 +429,12 @@ def _predicts_argmax(estimator: Any) -> bool:
     kind = type(final)
     single_output = getattr(final, "n_outputs_", 1) == 1
     return single_output and f"{kind.__module__}.{kind.__qualname__}" in _ARGMAX_PREDICTORS
+
+
+def _is_isolated(model: Model) -> bool:
+    from modelkeep.sandbox import IsolatedModel
+
+    return isinstance(model, IsolatedModel)
 
 
 def _is_onnx(model: Model) -> bool:

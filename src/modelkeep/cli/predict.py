@@ -105,6 +105,14 @@ def predict_command(
         int,
         typer.Option("--workers", min=1, help="Worker processes of the local Dask cluster."),
     ] = 2,
+    isolate: Annotated[
+        bool,
+        typer.Option(
+            "--isolate",
+            help="Load the model, and score every chunk, in a sandboxed worker process "
+            "(local engine).",
+        ),
+    ] = False,
 ) -> None:
     """Score every row of INPUT with the model; write the scores to OUTPUT atomically.
 
@@ -135,6 +143,7 @@ def predict_command(
                 engine=engine.value,
                 scheduler=scheduler,
                 workers=workers,
+                load_options={"isolate": True} if isolate else None,
             )
     except KeyboardInterrupt:
         stderr.print(printable(f"Interrupted: nothing was written to {output}."), markup=False)
