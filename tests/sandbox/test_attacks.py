@@ -16,13 +16,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modelkeep.errors import SandboxCrashError
+from modelkeep.errors import SandboxCrashError, SandboxResourceError
 from modelkeep.sandbox import Limits
 from modelkeep.sandbox._testing import Outcome, load_many_unproven
 
@@ -162,6 +163,8 @@ out["cap_raise"] = libc.prctl(47, 2, 21, 0, 0)
 """
 
 THREADS = """
+limits = open("/proc/self/limits").read().splitlines()
+out["nproc"] = next(line for line in limits if line.startswith("Max processes")).split()[2:4]
 fds = os.listdir("/proc/self/fd")
 out["fds"] = {fd: attempt(lambda: os.readlink(f"/proc/self/fd/{fd}")) for fd in fds}
 out["tasks"] = {}
@@ -296,6 +299,9 @@ def test_one_worker_against_every_wall(tmp_path: Path, victim: subprocess.Popen[
 
         # Every thread of the worker (its libraries' pools too) is confined.
         assert len(threads["tasks"]) >= 1
+        # A thread bomb meets RLIMIT_NPROC (for any user but root, whom the kernel exempts).
+        soft, hard = threads["nproc"]
+        assert soft == hard and soft != "unlimited"
         for tid, status in threads["tasks"].items():
             assert status == {"NoNewPrivs": "1", "Seccomp": "2", "CapEff": "0" * 16}, tid
 
@@ -359,6 +365,8 @@ WIRE = {
         ' "message": "forged", "fields": {"with_traceback": 1, "add_note": 2, "args": 3,'
         ' "column": "c"}}})'
     ),
+    # A flood of files in the scratch folder, each under the file-size limit.
+    "scratch": ('for i in range(64):\n    open(f"flood-{i}", "wb").write(bytes(1024**2))'),
     # A reply with no id: the worker's own real reply comes after it.
     "no_id": 'forge({"ok": True, "outcomes": [{"loaded": "int", "error": None}]})',
 }
@@ -376,7 +384,7 @@ def test_a_worker_that_breaks_the_protocol_is_refused_cleanly(tmp_path: Path) ->
     # The worker of the x32 ABI attempt is killed by the filter before the call runs.
     x32 = 'forge(b"")\nsc(0x40000000 | 41, 2, 1, 0)\nout["x32"] = "returned"'
     paths += [payload(tmp_path, "x32", x32.replace('forge(b"")\n', "")), benign]
-    outcomes = load_many_unproven(paths, limits=Limits(timeout=120))
+    outcomes = load_many_unproven(paths, limits=Limits(timeout=120, scratch_bytes=8 * 1024**2))
     by_name = dict(zip([*WIRE, "x32"], outcomes[::2], strict=True))
     fields_at = [*WIRE].index("fields")
     for index, after in enumerate(outcomes[1::2]):
@@ -394,6 +402,10 @@ def test_a_worker_that_breaks_the_protocol_is_refused_cleanly(tmp_path: Path) ->
     assert "over the 67108864 allowed" in str(by_name["header"].error)
     assert "arrays of more than" in str(by_name["arrays"].error)
     assert "a reply to request None" in str(by_name["no_id"].error)
+    flood = by_name["scratch"].error
+    assert isinstance(flood, SandboxResourceError) and flood.limit == "scratch_bytes"
+    # Its scratch folder went with it.
+    assert not list(Path(tempfile.gettempdir()).glob("modelkeep-sandbox-*/flood-0"))
     forged = by_name["fields"].error
     assert forged is not None and type(forged).__name__ == "SchemaError"
     assert str(forged) == "forged" and forged.column == "c"  # type: ignore[attr-defined]

@@ -71,14 +71,19 @@ MECHANISMS = ("rlimits", "no_new_privs", "capabilities", "landlock", "seccomp")
 @dataclass(frozen=True)
 class Limits:
     """What one worker may use: memory (address space, bytes), CPU seconds over its whole
-    life, open files, the size of any file it writes (bytes), and the wall-clock seconds a
-    load or a call may take before the caller stops it."""
+    life, open files, the size of any file it writes (bytes), the wall-clock seconds a
+    load or a call may take before the caller stops it, the bytes its scratch folder may
+    hold (all files together; the caller checks while it waits, and stops the worker
+    beyond), and the threads it may start (``RLIMIT_NPROC`` over the tasks running when
+    it starts; the kernel does not apply it to root)."""
 
     memory: int = 8 * 1024**3
     cpu_seconds: int = 3600
     open_files: int = 256
     file_size: int = 1024**3
     timeout: float = 300.0
+    scratch_bytes: int = 4 * 1024**3
+    threads: int = 512
 
 
 _libc: ctypes.CDLL | None = None
@@ -107,6 +112,10 @@ def apply_limits(limits: Limits) -> None:
         (resource.RLIMIT_NOFILE, limits.open_files),
         (resource.RLIMIT_FSIZE, limits.file_size),
         (resource.RLIMIT_CORE, 0),
+        # Threads are tasks of the user: a bound over every task now running (no count of
+        # the user's own is readable once Landlock is on) stops a thread bomb from taking
+        # the machine's process ids.
+        (resource.RLIMIT_NPROC, _tasks_running() + limits.threads),
     ]
     for which, value in pairs:
         # The CPU hard limit is one second above the soft one: at the soft limit the
@@ -117,6 +126,12 @@ def apply_limits(limits: Limits) -> None:
             resource.setrlimit(which, (value, hard))
         except (OSError, ValueError) as exc:
             raise SandboxUnavailableError("rlimits", f"setrlimit({which}, {value}): {exc}") from exc
+
+
+def _tasks_running() -> int:
+    """Every task (thread) on the machine now, from /proc/loadavg ("0.1 0.2 0.3 2/345 …")."""
+    fields = Path("/proc/loadavg").read_text().split()
+    return int(fields[3].partition("/")[2])
 
 
 # ---- 2. privileges --------------------------------------------------------------------------
@@ -228,6 +243,7 @@ SYSTEM_READS = (
     "/proc/cpuinfo",
     "/proc/meminfo",
     "/proc/stat",
+    "/proc/loadavg",
     "/sys/devices/system/cpu",
     "/sys/devices/system/node",
     "/sys/fs/cgroup",

@@ -245,7 +245,9 @@ class Worker:
                 max_bytes=_MAX_REPLY,
                 deadline=deadline,
                 max_header=_MAX_REPLY_HEADER,
+                watch=self._watch_scratch,
             )
+            self._watch_scratch()  # what it wrote before it answered counts too
             if reply.get("id") != sent:
                 # A reply to another request (forged, or left over from one): the stream
                 # cannot be trusted to line up again.
@@ -256,8 +258,19 @@ class Worker:
             return reply, out
         raise worker_error(self.source, during, reply, self.limits)
 
+    def _watch_scratch(self) -> None:
+        """Raise (a ProtocolError naming the limit) when the scratch folder holds more than
+        ``limits.scratch_bytes``, or more entries than any model needs."""
+        if _usage(self.scratch, self.limits.scratch_bytes) > self.limits.scratch_bytes:
+            raise _wire.ProtocolError("its scratch folder is over its limit", limit="scratch")
+
     def _ended(self, during: str, problem: _wire.ProtocolError) -> ModelkeepError:
         """The worker stopped answering: kill it, and say why in the caller's terms."""
+        if problem.limit:
+            self.close()
+            return SandboxResourceError(
+                self.source, during, "scratch_bytes", f"{self.limits.scratch_bytes} bytes"
+            )
         if problem.timeout:
             self.close()
             return SandboxResourceError(
@@ -328,6 +341,35 @@ def worker_error(source: str, during: str, reply: dict[str, Any], limits: Limits
         )
     kind = str(error.get("type", "an error"))[:100]
     return SandboxCrashError(source, during, f"it raised {kind}: {message[:2000]}")
+
+
+#: More entries than this in a scratch folder count as over its limit (a flood of empty
+#: files costs inodes, not bytes; and the count bounds the cost of measuring).
+_MAX_SCRATCH_ENTRIES = 100_000
+
+
+def _usage(folder: Path, enough: int) -> int:
+    """Bytes on disk under ``folder`` (not following links); stops counting past
+    ``enough``; more than :data:`_MAX_SCRATCH_ENTRIES` entries count as ``enough + 1``."""
+    total = 0
+    entries = 0
+    pending = [str(folder)]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as found:
+                for entry in found:
+                    entries += 1
+                    if entries > _MAX_SCRATCH_ENTRIES:
+                        return enough + 1
+                    with contextlib.suppress(OSError):  # removed meanwhile
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                        if entry.is_dir(follow_symlinks=False):
+                            pending.append(entry.path)
+        except OSError:  # removed meanwhile
+            continue
+        if total > enough:
+            return total
+    return total
 
 
 def _settable(cls: type, key: object) -> bool:

@@ -17,7 +17,7 @@ import os
 import select
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -61,11 +61,18 @@ class ProtocolError(Exception):
     """A message that breaks the protocol (too big, not JSON, a dtype not allowed ...), or
     a pipe that closed or timed out; ``timeout`` tells which."""
 
-    def __init__(self, problem: str, *, timeout: bool = False, closed: bool = False) -> None:
+    def __init__(
+        self, problem: str, *, timeout: bool = False, closed: bool = False, limit: str = ""
+    ) -> None:
         self.problem = problem
         self.timeout = timeout
         self.closed = closed
+        self.limit = limit
         super().__init__(problem)
+
+
+#: How often a reader waiting for a reply calls its ``watch`` (seconds).
+WATCH_EVERY = 0.5
 
 
 def encode(header: dict[str, Any], arrays: Sequence[np.ndarray] = ()) -> bytes:
@@ -103,16 +110,21 @@ MAX_CONTAINERS = 100_000
 
 
 def read_message(
-    fd: int, *, max_bytes: int, deadline: float | None = None, max_header: int = MAX_HEADER
+    fd: int,
+    *,
+    max_bytes: int,
+    deadline: float | None = None,
+    max_header: int = MAX_HEADER,
+    watch: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], list[np.ndarray]]:
     """One message from ``fd``: its header and arrays, every size and dtype checked.
 
     The header is at most ``max_header`` bytes and :data:`MAX_CONTAINERS` objects and
     arrays (counted on the bytes before parsing: no deep nesting, no explosion of small
     objects); the arrays at most ``max_bytes`` together, each read straight into the one
-    buffer numpy uses.
+    buffer numpy uses. ``watch`` is called while it waits for the first byte.
     """
-    (length,) = _LENGTH.unpack(_read_exact(fd, _LENGTH.size, deadline))
+    (length,) = _LENGTH.unpack(_read_exact(fd, _LENGTH.size, deadline, watch))
     if length > max_header:
         raise ProtocolError(f"a header of {length} bytes, over the {max_header} allowed")
     text = _read_exact(fd, length, deadline)
@@ -176,24 +188,32 @@ def _plan(item: object) -> tuple[np.dtype[Any], tuple[int, ...]]:
     return np.dtype(text), tuple(shape)
 
 
-def _wait(fd: int, *, write: bool, deadline: float | None) -> None:
+def _wait(
+    fd: int, *, write: bool, deadline: float | None, watch: Callable[[], None] | None = None
+) -> None:
+    """Until ``fd`` is ready or ``deadline``; ``watch`` is called every :data:`WATCH_EVERY`
+    seconds meanwhile (it raises ProtocolError to stop waiting)."""
     if deadline is None:
         return
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise ProtocolError("no answer in time", timeout=True)
-    ready = (
-        select.select([], [fd], [], remaining) if write else select.select([fd], [], [], remaining)
-    )
-    if not any(ready):
-        raise ProtocolError("no answer in time", timeout=True)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ProtocolError("no answer in time", timeout=True)
+        step = remaining if watch is None else min(remaining, WATCH_EVERY)
+        ready = select.select([], [fd], [], step) if write else select.select([fd], [], [], step)
+        if any(ready):
+            return
+        if watch is not None:
+            watch()
 
 
-def _read_exact(fd: int, size: int, deadline: float | None) -> bytes:
+def _read_exact(
+    fd: int, size: int, deadline: float | None, watch: Callable[[], None] | None = None
+) -> bytes:
     chunks = []
     remaining = size
     while remaining:
-        _wait(fd, write=False, deadline=deadline)
+        _wait(fd, write=False, deadline=deadline, watch=watch)
         chunk = os.read(fd, min(remaining, 1 << 20))
         if not chunk:
             raise ProtocolError("the pipe closed", closed=True)

@@ -187,6 +187,8 @@ class Worker:
                 open_files=self.limits.open_files,
                 file_size=self.limits.file_size,
                 timeout=self.limits.timeout,
+                scratch_bytes=self.limits.scratch_bytes,
+                threads=self.limits.threads,
             )
             done.update(seal(limits))
         except ModelkeepError as exc:
