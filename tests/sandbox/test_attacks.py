@@ -9,6 +9,7 @@ unchanged, a file absent, a listener with no connection, a reply refused).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import pickle
@@ -73,6 +74,19 @@ def report(outcome: Outcome) -> dict[str, Any]:
 
 
 @pytest.fixture
+def segment() -> Iterator[tuple[int, ctypes.c_void_p]]:
+    """A System V shared memory segment of this process (its id, and where it is mapped)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    number = libc.shmget(0, 4096, 0o600 | 0o1000)  # IPC_PRIVATE, IPC_CREAT
+    assert number >= 0, os.strerror(ctypes.get_errno())
+    address = ctypes.c_void_p(libc.shmat(number, None, 0))
+    yield number, address
+    libc.shmdt(address)
+    libc.shmctl(number, 0, None)  # IPC_RMID
+
+
+@pytest.fixture
 def victim() -> Iterator[subprocess.Popen[bytes]]:
     """A process of the same user as the worker, outside its sandbox."""
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
@@ -106,6 +120,12 @@ param = ctypes.c_int(0)
 out["sched_setscheduler"] = sc(144, V, 5, ctypes.addressof(param))
 out["setpriority"] = sc(141, 0, V, 19)
 out["ioprio_set"] = sc(251, 1, V, 3 << 13)
+# The System V shared memory segment of another process, by its number.
+address = sc(30, {shm}, 0, 0)
+out["shmat_other"] = address if address < 0 else "attached"
+if address > 0:
+    ctypes.memmove(address, b"written by the worker", 21)
+out["shmctl_remove_other"] = sc(31, {shm}, 0, 0)
 """
 
 PROCESSES_AND_CODE = """
@@ -134,8 +154,9 @@ out["mprotect_exec"] = sc(10, page, 4096, 5)
 out["pkey_mprotect_exec"] = sc(329, page, 4096, 5, -1)
 out["mmap_memfd_exec"] = sc(9, 0, 4096, 5, 0x02, memfd, 0)
 shm = sc(29, 0, 4096, 0o1700)
-out["shmat_exec"] = sc(30, shm, 0, 0o100000) if shm >= 0 else shm
-if shm >= 0:
+out["shmget"] = shm
+if shm >= 0:  # SHM_EXEC: System V memory mapped writable and executable
+    out["shmat_exec"] = sc(30, shm, 0, 0o100000)
     sc(31, shm, 0, 0)
 maps = open("/proc/self/maps").read().splitlines()
 out["exec_mappings_sysv"] = [m for m in maps if "SYSV" in m and m.split()[1][2] == "x"]
@@ -222,7 +243,9 @@ def _limits_of(pid: int) -> str:
     return Path(f"/proc/{pid}/limits").read_text()
 
 
-def test_one_worker_against_every_wall(tmp_path: Path, victim: subprocess.Popen[bytes]) -> None:
+def test_one_worker_against_every_wall(
+    tmp_path: Path, victim: subprocess.Popen[bytes], segment: tuple[int, ctypes.c_void_p]
+) -> None:
     """Signals, limits and scheduling of another process; new processes and new code;
     sockets; handles and /proc; every thread's confinement; secrets outside what the
     worker needs to read; a thread left running after its load returned."""
@@ -244,7 +267,7 @@ def test_one_worker_against_every_wall(tmp_path: Path, victim: subprocess.Popen[
     affinity_before = os.sched_getaffinity(victim.pid)
     mode_before = secret.stat().st_mode
     stamp_before = secret.stat().st_mtime_ns
-    names = {"victim": victim.pid, "secret": str(secret), "home": str(home)}
+    names = {"victim": victim.pid, "secret": str(secret), "home": str(home), "shm": segment[0]}
     names |= {"beside": str(beside), "outside": str(outside), "port": server.getsockname()[1]}
     paths = [
         payload(folder, "threads", THREADS),
@@ -272,6 +295,12 @@ def test_one_worker_against_every_wall(tmp_path: Path, victim: subprocess.Popen[
             assert signals[name] == EPERM, (name, signals)
         assert signals["ioprio_set"] == EPERM
         assert signals["rt_sigqueueinfo"] == EPERM
+        # This process's shared memory: not attached, not written, not removed.
+        assert signals["shmat_other"] == EPERM and signals["shmctl_remove_other"] == EPERM
+        assert ctypes.string_at(segment[1], 21) == bytes(21)
+        libc = ctypes.CDLL(None, use_errno=True)
+        stat = ctypes.create_string_buffer(256)
+        assert libc.shmctl(segment[0], 2, stat) == 0  # IPC_STAT: it still exists
 
         # No process, no namespace, no new code, no socket, no handle, no /proc/self/mem.
         for name in ("clone_process", "clone_vfork", "clone_newuser", "fork", "vfork"):
@@ -279,7 +308,7 @@ def test_one_worker_against_every_wall(tmp_path: Path, victim: subprocess.Popen[
         assert processes["clone3"] == ENOSYS
         for name in (
             "unshare", "ptrace_traceme", "execveat_memfd", "mmap_exec", "mprotect_exec",
-            "pkey_mprotect_exec", "mmap_memfd_exec", "shmat_exec", "personality",
+            "pkey_mprotect_exec", "mmap_memfd_exec", "shmget", "personality",
             "modify_ldt", "io_uring_setup", "socket_inet", "socket_netlink", "socket_unix",
             "socketpair", "name_to_handle_at", "open_by_handle_at", "bpf", "userfaultfd",
             "perf_event_open", "keyctl",

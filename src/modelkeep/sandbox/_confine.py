@@ -19,8 +19,9 @@ threads started afterwards inherit them:
    first), and with capabilities dropped nothing inside can raise a hard limit;
 5. seccomp, on every thread (TSYNC): no ``execve``, no new process (``clone`` only for
    threads), no sockets, no ``ptrace`` or cross-process memory, no executable mappings
-   (``mmap``/``mprotect``/``pkey_mprotect`` with PROT_EXEC, ``shmat`` with SHM_EXEC: no
-   new shared library loads), no mounts, modules, BPF, io_uring, keyrings,
+   (``mmap``/``mprotect``/``pkey_mprotect`` with PROT_EXEC; no System V shared memory,
+   whose SHM_EXEC maps it executable: no new shared library loads; no System V IPC or
+   POSIX message queue at all), no mounts, modules, BPF, io_uring, keyrings,
    ``personality``, ``modify_ldt``; no change of a file's mode, owner, times or
    extended attributes; ``kill``/``tgkill`` only of itself, no SIGIO owner, no
    ``pidfd_open``; ``prlimit64`` and ``sched_set*`` only on itself, no ``setpriority``
@@ -391,6 +392,13 @@ _DENIED = {
     "setxattrat": 463, "removexattrat": 466,
     # A 32-bit code segment (its syscalls would meet the arch check, but no need).
     "modify_ldt": 154,
+    # System V IPC and POSIX message queues: named by number, not by path, so Landlock
+    # does not see them; they outlive the worker, and another process's shared memory
+    # segment of the same user could be attached and written.
+    "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65,
+    "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70,
+    "msgctl": 71, "mq_open": 240, "mq_unlink": 241, "mq_timedsend": 242,
+    "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
 }  # fmt: skip
 _CLONE, _CLONE3 = 56, 435
 _MMAP, _MPROTECT, _PKEY_MPROTECT = 9, 10, 329
@@ -400,7 +408,6 @@ _OWN_PROCESS_ONLY = {
     "prlimit64": 302, "sched_setaffinity": 203, "sched_setscheduler": 144,
     "sched_setparam": 142, "sched_setattr": 314,
 }  # fmt: skip
-_SHMAT, _SHM_EXEC = 30, 0o100000
 _FCNTL = 72
 # fcntl commands that make the kernel signal a process of the worker's choosing.
 _F_SETOWN, _F_SETSIG, _F_SETOWN_EX = 8, 10, 15
@@ -454,14 +461,6 @@ def filter_program(pid: int) -> bytes:
             _insn(_RET_K, 0, 0, errno_eperm),
             _insn(_RET_K, 0, 0, _RET_ALLOW),
         ]
-    # shmat(id, addr, flags): never SHM_EXEC (System V memory mapped executable).
-    program += [
-        _insn(_JEQ_K, 0, 4, _SHMAT),
-        _insn(_LD_ABS_W, 0, 0, _arg(2)),
-        _insn(_JSET_K, 0, 1, _SHM_EXEC),
-        _insn(_RET_K, 0, 0, errno_eperm),
-        _insn(_RET_K, 0, 0, _RET_ALLOW),
-    ]
     # fcntl(fd, F_SETOWN / F_SETOWN_EX / F_SETSIG): no SIGIO aimed at another process.
     program += [
         _insn(_JEQ_K, 0, 6, _FCNTL),
