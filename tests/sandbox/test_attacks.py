@@ -181,6 +181,8 @@ out["perf_event_open"] = sc(298, 0, 0, -1, -1, 0)
 out["keyctl"] = sc(250, 0, 0, 0, 0, 0)
 out["no_new_privs_off"] = libc.prctl(38, 0, 0, 0, 0)
 out["cap_raise"] = libc.prctl(47, 2, 21, 0, 0)
+out["dumpable"] = libc.prctl(3, 0, 0, 0, 0)
+out["dumpable_again"] = libc.prctl(4, 1, 0, 0, 0)
 """
 
 THREADS = """
@@ -319,6 +321,8 @@ def test_one_worker_against_every_wall(
         assert processes["raise_limit"].startswith("ValueError")
         assert processes["no_new_privs_off"] == -1
         assert processes["cap_raise"] == -1
+        # Undumpable, and it stays so: a crash leaves no core (with the model) anywhere.
+        assert processes["dumpable"] == 0 and processes["dumpable_again"] == -1
         # No descriptor but /dev/null, the log and the two protocol pipes (and listdir's).
         fds = {int(fd): target for fd, target in threads["fds"].items()}
         assert fds[0] == "'/dev/null'"

@@ -25,7 +25,8 @@ threads started afterwards inherit them:
    ``personality``, ``modify_ldt``; no change of a file's mode, owner, times or
    extended attributes; ``kill``/``tgkill`` only of itself, no SIGIO owner, no
    ``pidfd_open``; ``prlimit64`` and ``sched_set*`` only on itself, no ``setpriority``
-   or ``ioprio_set``;
+   or ``ioprio_set``; no ``PR_SET_DUMPABLE`` (the worker made itself undumpable: no
+   core of it, even through a ``core_pattern`` pipe);
 6. every thread checked (:func:`check_threads`): no new privileges, no capability, the
    filter; otherwise the worker fails closed.
 
@@ -409,6 +410,7 @@ _OWN_PROCESS_ONLY = {
     "sched_setparam": 142, "sched_setattr": 314,
 }  # fmt: skip
 _FCNTL = 72
+_PRCTL, _PR_SET_DUMPABLE = 157, 4
 # fcntl commands that make the kernel signal a process of the worker's choosing.
 _F_SETOWN, _F_SETSIG, _F_SETOWN_EX = 8, 10, 15
 _SECCOMP_SET_MODE_FILTER = 1
@@ -468,6 +470,15 @@ def filter_program(pid: int) -> bytes:
         _insn(_JEQ_K, 2, 0, _F_SETOWN),
         _insn(_JEQ_K, 1, 0, _F_SETSIG),
         _insn(_JEQ_K, 0, 1, _F_SETOWN_EX),
+        _insn(_RET_K, 0, 0, errno_eperm),
+        _insn(_RET_K, 0, 0, _RET_ALLOW),
+    ]
+    # prctl(PR_SET_DUMPABLE): the worker stays undumpable (no core of it anywhere, not
+    # even through a core_pattern pipe, which RLIMIT_CORE does not stop).
+    program += [
+        _insn(_JEQ_K, 0, 4, _PRCTL),
+        _insn(_LD_ABS_W, 0, 0, _arg(0)),
+        _insn(_JEQ_K, 0, 1, _PR_SET_DUMPABLE),
         _insn(_RET_K, 0, 0, errno_eperm),
         _insn(_RET_K, 0, 0, _RET_ALLOW),
     ]
@@ -556,6 +567,9 @@ def confine_process(scratch: Path, reads: Sequence[str]) -> dict[str, str]:
     drop_capabilities()
     done["capabilities"] = "applied"
     done["landlock"] = f"ABI {restrict_filesystem(scratch, reads=reads)}"
+    # Last: a change of credentials (Landlock's) may make a process dumpable again.
+    if _lib().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise _refused("capabilities", "prctl(PR_SET_DUMPABLE, 0)")
     return done
 
 

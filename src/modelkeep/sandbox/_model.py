@@ -266,7 +266,8 @@ def open_bundle(
         raise
     model._attach(worker)
     warnings_reported = reply.get("warnings", [])
-    _reemit(warnings_reported if isinstance(warnings_reported, list) else [])
+    # At most 100: a worker cannot flood the caller with warnings.
+    _reemit(warnings_reported[:100] if isinstance(warnings_reported, list) else [])
     return model
 
 
