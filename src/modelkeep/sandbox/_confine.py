@@ -393,6 +393,8 @@ _DENIED = {
     "setxattrat": 463, "removexattrat": 466,
     # A 32-bit code segment (its syscalls would meet the arch check, but no need).
     "modify_ldt": 154,
+    # truncate(path): Landlock controls it from ABI 3 only (ftruncate needs a writable fd).
+    "truncate": 76,
     # System V IPC and POSIX message queues: named by number, not by path, so Landlock
     # does not see them; they outlive the worker, and another process's shared memory
     # segment of the same user could be attached and written.
@@ -562,6 +564,13 @@ def confine_process(scratch: Path, reads: Sequence[str]) -> dict[str, str]:
     """The per-thread mechanisms, applied before the worker imports a library (so every
     thread a library starts inherits them): no_new_privs, capabilities, Landlock."""
     done: dict[str, str] = {}
+    threads = os.listdir("/proc/self/task")
+    if len(threads) != 1:
+        # Landlock and capabilities would hold for this thread only (seccomp's TSYNC has
+        # no counterpart in this kernel's Landlock).
+        raise SandboxUnavailableError(
+            "landlock", f"{len(threads)} threads run before confinement; expected only one"
+        )
     set_no_new_privs()
     done["no_new_privs"] = "applied"
     drop_capabilities()
