@@ -21,15 +21,18 @@ def probe_here(start: dict[str, Any]) -> list[dict[str, Any]]:
         "rlimits": lambda: _confine.apply_limits(_confine.Limits()),
         "no_new_privs": _confine.set_no_new_privs,
         "capabilities": _confine.drop_capabilities,
-        "landlock": lambda: f"ABI {_confine.restrict_filesystem(scratch)}",
+        "landlock": lambda: f"ABI {_confine.restrict_filesystem(scratch, reads=[])}",
         "seccomp": _confine.seal_syscalls,
     }
     details = {
         "rlimits": "memory, CPU seconds, open files, file size, no core dumps",
         "no_new_privs": "no privilege gained through exec",
         "capabilities": "every capability dropped",
-        "landlock": "read-only filesystem, writes only in scratch, no TCP",
-        "seccomp": f"no exec, process, socket, ptrace or new library ({platform.machine()})",
+        "landlock": "reads only the system, Python and the model; writes only in scratch; no TCP",
+        "seccomp": (
+            f"no exec, process, socket, ptrace, IPC or new library, on every thread"
+            f" ({platform.machine()})"
+        ),
     }
     for name, step in steps.items():
         try:
