@@ -51,6 +51,7 @@ FAMILIES = {
         "ArtifactFormatError",
         "EnvironmentMismatchError",
         "GoldenMismatchError",
+        "NoReferenceProfileError",
     },
     "UnsafeArtifactError": {
         "BundleLayoutError",
@@ -73,6 +74,10 @@ FAMILIES = {
         "InvalidArgumentError",
         "InvalidChoiceError",
         "UnknownFormatError",
+        "UnknownModelError",
+        "BatchInputError",
+        "BatchOutputError",
+        "RejectedRowError",
     },
     "SignatureError": {"SigningKeyError", "SigningKeyExistsError"},
     "ConversionError": {"UnconvertibleModelError", "ParityError"},
@@ -85,6 +90,8 @@ FAMILIES = {
         "IndexLostError",
         "RegistryLockedError",
         "RegistryLocationError",
+        "ArtifactStoreError",
+        "ListingError",
     },
 }
 

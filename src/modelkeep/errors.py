@@ -25,7 +25,8 @@ Hierarchy::
     │   │   │                                   (also an UnsafeArtifactError)
     │   │   └── ArtifactFormatError             an artifact's content is not its recorded format
     │   ├── EnvironmentMismatchError(RuntimeError)  env="strict" and versions differ
-    │   └── GoldenMismatchError(ValueError)     the loaded model disagrees with its golden samples
+    │   ├── GoldenMismatchError(ValueError)     the loaded model disagrees with its golden samples
+    │   └── NoReferenceProfileError(ValueError)  saved before reference profiles (monitor; exit 2)
     ├── UnsafeArtifactError                     refused as unsafe; nothing of it ran
     │   ├── UntrustedTypesError(TypeError)      the artifact references types nobody trusted
     │   ├── UnsafePickleError(ValueError)       a pickle stream does what no saved model does
@@ -38,12 +39,16 @@ Hierarchy::
     │   └── SandboxResourceError(RuntimeError)  the sandboxed worker hit a limit (memory ...)
     ├── InputError                              the caller's input; the bundle is fine
     │   ├── SchemaError(ValueError)             prediction input does not fit the schema
+    │   │   └── RejectedRowError                a batch row refused with on_error="fail"
     │   ├── SampleMismatchError(ValueError)     save()'s sample disagrees with the model
     │   ├── LabelMapError(ValueError)           labels= keys are not the model's classes
     │   ├── NotFittedModelError(ValueError)     save() was given an unfitted estimator
     │   ├── InvalidArgumentError(ValueError)    an argument of the wrong type or value (exit 2)
-    │   └── InvalidChoiceError(ValueError)      an option outside its allowed values (exit 2)
-    │       └── UnknownFormatError              a format name modelkeep does not know
+    │   ├── InvalidChoiceError(ValueError)      an option outside its allowed values (exit 2)
+    │   │   ├── UnknownFormatError              a format name modelkeep does not know
+    │   │   └── UnknownModelError               a model the server does not serve (HTTP 404)
+    │   ├── BatchInputError(ValueError)         a batch input that cannot be scored as a whole
+    │   └── BatchOutputError(OSError)           a batch output that cannot be written
     ├── SignatureError(ValueError)              model.sig missing, by another key, or files differ
     │   ├── SigningKeyError                     a key file that cannot sign or verify
     │   └── SigningKeyExistsError(FileExistsError)  keygen() would overwrite a key file
@@ -60,7 +65,9 @@ Hierarchy::
         ├── RegistryIndexError(RuntimeError)    the index cannot be read or written
         │   └── IndexLostError                  the index is missing or unreadable, bundles remain
         ├── RegistryLockedError(TimeoutError)   another process held the registry lock too long
-        └── RegistryLocationError(RuntimeError) the registry's folder is a file, or read-only
+        ├── RegistryLocationError(RuntimeError) the registry's folder is a file, or read-only
+        ├── ArtifactStoreError(OSError)         the object store cannot be read or written
+        └── ListingError(ValueError)            a bundle listing in the object store is invalid
 
     ModelkeepWarning(UserWarning)
     ├── EnvironmentMismatchWarning              env="warn" and versions differ
@@ -81,6 +88,9 @@ __all__ = [
     "ArtifactError",
     "ArtifactFormatError",
     "ArtifactSkippedWarning",
+    "ArtifactStoreError",
+    "BatchInputError",
+    "BatchOutputError",
     "BundleError",
     "BundleExistsError",
     "BundleLayoutError",
@@ -101,11 +111,13 @@ __all__ = [
     "InvalidChoiceError",
     "InvalidReferenceError",
     "LabelMapError",
+    "ListingError",
     "ManifestError",
     "MissingDependencyError",
     "ModelkeepError",
     "ModelkeepWarning",
     "NeverTrustedError",
+    "NoReferenceProfileError",
     "NotFittedModelError",
     "ParityError",
     "ParityWarning",
@@ -113,6 +125,7 @@ __all__ = [
     "RegistryIndexError",
     "RegistryLocationError",
     "RegistryLockedError",
+    "RejectedRowError",
     "SampleMismatchError",
     "SandboxBlockedError",
     "SandboxCrashError",
@@ -125,6 +138,7 @@ __all__ = [
     "SigningKeyExistsError",
     "UnconvertibleModelError",
     "UnknownFormatError",
+    "UnknownModelError",
     "UnknownReferenceError",
     "UnprovenTypeError",
     "UnsafeArtifactError",
@@ -1073,6 +1087,130 @@ class RegistryLocationError(RegistryError, RuntimeError):
         super().__init__(
             f"Registry at {registry!r}: {operation} needs {path!r} to be {problem}. "
             f"Nothing was changed. {todo}"
+        )
+
+
+# ---- the floors: batch scoring, monitoring, serving; the team registry's stores
+
+
+class BatchInputError(InputError, ValueError):
+    """An input that cannot be scored as a whole: missing, an empty glob, an unknown
+    extension, a column the model needs that the file lacks, an unreadable file.
+
+    ``path`` names the input (a file, a directory or a glob), ``problem`` what is wrong.
+    """
+
+    def __init__(self, path: str, problem: str, hint: str = "") -> None:
+        self.path = path
+        self.problem = problem
+        self.hint = hint
+        super().__init__(f"Input {path!r}: {problem}.{' ' + hint if hint else ''}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.problem, self.hint))
+
+
+class BatchOutputError(InputError, OSError):
+    """An output that cannot be written: it exists (without ``overwrite``), its folder is
+    missing or not writable, or it names one of the inputs."""
+
+    def __init__(self, path: str, problem: str, hint: str = "") -> None:
+        self.path = path
+        self.problem = problem
+        self.hint = hint
+        super().__init__(f"Output {path!r}: {problem}.{' ' + hint if hint else ''}")
+
+    def __str__(self) -> str:  # OSError's own __str__ would show errno fields
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.problem, self.hint))
+
+
+class RejectedRowError(SchemaError):
+    """A row that fails the model's schema with ``on_error="fail"``.
+
+    ``path`` is the input file (or ``"partition N"`` for :func:`~modelkeep.batch.predict_dask`),
+    ``line`` the row's 1-based number among the data rows of that file (the header is not
+    counted), ``problem`` the :class:`~modelkeep.errors.InputProblem` validation found.
+    """
+
+    def __init__(self, path: str, line: int, problem: InputProblem) -> None:
+        self.path = path
+        self.line = line
+        self.problem = problem
+        message = (
+            f"Input {path!r}: data row {line} (1-based, header not counted): "
+            f"{problem.message.rstrip('.')}. Fix the row, or pass on_error='skip' "
+            "(--on-error skip) to write rejected rows with their reasons beside the output "
+            "and score the rest."
+        )
+        super().__init__(
+            message,
+            column=problem.column,
+            row=line,
+            kind=problem.kind,
+            problems=(problem,),
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.line, self.problem))
+
+
+class NoReferenceProfileError(BundleError, ValueError):
+    """A bundle saved without a reference profile (before modelkeep recorded one).
+
+    Exit status 2: the reference given cannot be monitored against as it is.
+    """
+
+    exit_code: ClassVar[int] = 2
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        super().__init__(
+            f"Bundle {source!r}: expected a reference profile to measure drift against, got "
+            "no reference profile (the bundle was saved before modelkeep recorded one). Add "
+            f"one from the training data: modelkeep profile {source} --sample TRAIN.parquet"
+        )
+
+
+class UnknownModelError(InvalidChoiceError):
+    """A request named a model (or a version of it) the server does not serve (HTTP 404)."""
+
+    def __init__(self, name: str, known: list[str], context: str = "model") -> None:
+        super().__init__(name, known, context)
+
+
+class ArtifactStoreError(RegistryError, OSError):
+    """The artifact store (object storage) could not be read or written.
+
+    ``store`` is its URL, ``operation`` what was being done, ``cause`` the file system's
+    own error (or None when a check failed).
+    """
+
+    def __init__(
+        self, store: str, operation: str, detail: str, cause: BaseException | None = None
+    ) -> None:
+        self.store = store
+        self.operation = operation
+        self.detail = detail
+        self.cause = cause
+        super().__init__(
+            f"Artifact store {store!r}: {operation} failed: {detail}. Nothing was made "
+            "visible by this operation. Check that the store is reachable (endpoint URL, "
+            "credentials, bucket) and retry."
+        )
+
+
+class ListingError(RegistryError, ValueError):
+    """A bundle listing in the artifact store is not one this modelkeep can use."""
+
+    def __init__(self, store: str, folder: str, detail: str) -> None:
+        self.store, self.folder, self.detail = store, folder, detail
+        super().__init__(
+            f"Artifact store {store!r}: the listing of bundle {folder} is invalid: {detail}. "
+            "The store was changed by something other than modelkeep; run "
+            "`modelkeep registry check`."
         )
 
 

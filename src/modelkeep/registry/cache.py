@@ -25,25 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from modelkeep.errors import IntegrityError, RegistryError
+from modelkeep.errors import IntegrityError, ListingError
 from modelkeep.manifest import MANIFEST_NAME
 from modelkeep.registry.artifacts import remove_tree
 
 __all__ = ["BundleCache", "Listing"]
 
 _CHUNK = 1024 * 1024
-
-
-class ListingError(RegistryError, ValueError):
-    """A bundle listing in the artifact store is not one this modelkeep can use."""
-
-    def __init__(self, store: str, folder: str, detail: str) -> None:
-        self.store, self.folder, self.detail = store, folder, detail
-        super().__init__(
-            f"Artifact store {store!r}: the listing of bundle {folder} is invalid: {detail}. "
-            "The store was changed by something other than modelkeep; run "
-            "`modelkeep registry check`."
-        )
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from modelkeep.errors import ModelkeepError, RegistryError
+from modelkeep.errors import ArtifactStoreError, ModelkeepError
 from modelkeep.manifest import MANIFEST_NAME
 from modelkeep.registry import journal
 from modelkeep.registry.artifacts import BundleFolders, remove_tree
@@ -44,27 +44,6 @@ __all__ = ["ArtifactStoreError", "ObjectArtifacts", "is_url"]
 _CHUNK = 1024 * 1024
 _LISTING_FORMAT = 1
 _SUFFIX = ".json"
-
-
-class ArtifactStoreError(RegistryError, OSError):
-    """The artifact store (object storage) could not be read or written.
-
-    ``store`` is its URL, ``operation`` what was being done, ``cause`` the file system's
-    own error (or None when a check failed).
-    """
-
-    def __init__(
-        self, store: str, operation: str, detail: str, cause: BaseException | None = None
-    ) -> None:
-        self.store = store
-        self.operation = operation
-        self.detail = detail
-        self.cause = cause
-        super().__init__(
-            f"Artifact store {store!r}: {operation} failed: {detail}. Nothing was made "
-            "visible by this operation. Check that the store is reachable (endpoint URL, "
-            "credentials, bucket) and retry."
-        )
 
 
 def is_url(text: str) -> bool:

@@ -16,18 +16,11 @@ from typing import Any
 
 from modelkeep._load import locate, resolve_source
 from modelkeep._model import Model
-from modelkeep.errors import InvalidArgumentError, InvalidChoiceError
+from modelkeep.errors import InvalidArgumentError, UnknownModelError
 from modelkeep.manifest import dump_manifest
 from modelkeep.registry.refs import Reference
 
 __all__ = ["ModelTable", "ServedModel", "UnknownModelError", "load_bundle", "load_served"]
-
-
-class UnknownModelError(InvalidChoiceError):
-    """A request named a model (or a version of it) the server does not serve (HTTP 404)."""
-
-    def __init__(self, name: str, known: list[str], context: str = "model") -> None:
-        super().__init__(name, known, context)
 
 
 @dataclass(frozen=True)
