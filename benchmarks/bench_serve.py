@@ -696,7 +696,15 @@ def bench_swap(prep: Prepared, users: int, duration: float, warmup: float) -> di
             )
             mover.join()
             record["run"] = asdict(result)
-            record["swaps_logged"] = running.tail().count("Swapped churn")
+            url = f"http://127.0.0.1:{running.port}/metrics"
+            with urllib.request.urlopen(url, timeout=30) as answer:
+                metrics = answer.read().decode()
+            record["swaps_accepted"] = sum(
+                float(found.group(1))
+                for found in re.finditer(
+                    r'modelkeep_swaps_total\{[^}]*result="accepted"[^}]*\} (\S+)', metrics
+                )
+            )
             print(
                 f"  {result.rps:.1f} req/s  p50 {result.p50_ms} ms  p99 {result.p99_ms} ms  "
                 f"failed requests {result.errors} {result.error_kinds or ''}\n"
