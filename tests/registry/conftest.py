@@ -70,3 +70,15 @@ def registry(
             monkeypatch.setenv(key, value)
     with modelkeep.Registry() as reg:
         yield reg
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests of the team backend share one PostgreSQL and one S3 server, and one of them
+    restarts PostgreSQL: under pytest-xdist they run in one worker, one after another
+    (``--dist loadgroup``)."""
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        callspec = getattr(item, "callspec", None)
+        on_team = callspec is not None and callspec.params.get("backend_kind") == "team"
+        if path.endswith(("test_registry_team.py", "test_registry_schema.py")) or on_team:
+            item.add_marker(pytest.mark.xdist_group("team-services"))

@@ -58,6 +58,7 @@ from modelkeep._fs import fsync_dir
 from modelkeep._modes import EnvMode
 from modelkeep._reader import SIGNATURE_NAME, manifest_from_bytes, open_bundle
 from modelkeep.errors import (
+    ArtifactStoreError,
     BundleLayoutError,
     BundleRejectedError,
     IndexLostError,
@@ -427,7 +428,14 @@ class Registry:
                 raise
             with suppress(OSError):  # left pending: gc() finishes it from the index
                 self._record(folder, "committed", model_name, version, record)
-        return self.get(f"{model_name}:{version}")
+        ref = f"{model_name}:{version}"
+        try:
+            return self.get(ref)
+        except ArtifactStoreError:
+            # Registered and indexed: only reading it back into the download cache failed
+            # (the object store went away after the commit). The version exists; its
+            # bundle is fetched on the next get() or load().
+            return self._version(store.resolve(parse_reference(ref), ref))
 
     def _record(
         self,

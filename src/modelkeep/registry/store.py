@@ -30,6 +30,7 @@ serialized and none reads a value another is about to change.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -261,9 +262,12 @@ class SqlStore:
             self._engine = _sqlite_engine(url) if not self._server else _server_engine(url)
         except sa.exc.SQLAlchemyError as exc:
             raise RegistryIndexError(location, "opening the index", _cause(exc)) from exc
+        # A store dropped without close() still closes its pooled connections (a server's
+        # would otherwise be left to the garbage collector, with a ResourceWarning).
+        self._disposer = weakref.finalize(self, self._engine.dispose)
 
     def close(self) -> None:
-        self._engine.dispose()
+        self._disposer()
 
     # ----------------------------------------------------------------------- transactions
 
