@@ -7,9 +7,7 @@ does not shadow ``tests/conftest.py``.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -20,24 +18,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import modelkeep
+from churn_example import churn
 
-ROOT = Path(__file__).resolve().parents[2]
 LABELS = {0: "No Churn", 1: "Churn"}
-
-
-def _churn_data() -> ModuleType:
-    """``examples/churn/data.py`` under a name of its own (the scripts call it ``data``)."""
-    spec = importlib.util.spec_from_file_location(
-        "churn_example_data", ROOT / "examples" / "churn" / "data.py"
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError("examples/churn/data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-churn = _churn_data()
 
 
 def customers(n: int, seed: int = 1) -> pd.DataFrame:
