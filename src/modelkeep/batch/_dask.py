@@ -494,7 +494,7 @@ class _Client:
                 n_workers=self.workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: never a clash with another cluster
                 silence_logs=logging.ERROR,
             )
             self.client = Client(self.cluster, set_as_default=False)  # type: ignore[no-untyped-call]
