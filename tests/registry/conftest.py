@@ -7,6 +7,7 @@ import by the name ``conftest``.
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,13 +73,29 @@ def registry(
         yield reg
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests of the team backend share one PostgreSQL and one S3 server, and one of them
-    restarts PostgreSQL: under pytest-xdist they run in one worker, one after another
-    (``--dist loadgroup``)."""
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        callspec = getattr(item, "callspec", None)
-        on_team = callspec is not None and callspec.params.get("backend_kind") == "team"
-        if path.endswith(("test_registry_team.py", "test_registry_schema.py")) or on_team:
-            item.add_marker(pytest.mark.xdist_group("team-services"))
+# The tests of the team backend share one PostgreSQL and one S3 server, and one of them
+# restarts PostgreSQL. Under pytest-xdist (``make test``) they may run in two workers at
+# once: each holds a shared lock on a file for its duration, the restart an exclusive one.
+_RESTARTS_POSTGRES = {"test_postgresql_restarted_between_two_calls_is_survived"}
+_TEAM_FILES = ("test_registry_team.py", "test_registry_schema.py")
+
+
+@pytest.fixture(autouse=True)
+def _team_services_lock(request: pytest.FixtureRequest) -> Iterator[None]:
+    item = request.node
+    callspec = getattr(item, "callspec", None)
+    on_team = (callspec is not None and callspec.params.get("backend_kind") == "team") or (
+        item.nodeid.split("::")[0].endswith(_TEAM_FILES)
+    )
+    if not on_team:
+        yield
+        return
+    folder = Path(__file__).resolve().parents[2] / ".services"
+    folder.mkdir(exist_ok=True)
+    exclusive = getattr(item, "originalname", item.name) in _RESTARTS_POSTGRES
+    with (folder / "tests.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
