@@ -591,6 +591,11 @@ class SqlStore:
         """
         text = f"{name}@{alias}"
         with self._write(f"moving alias {text!r}") as connection:
+            # One alias move per name at a time: on a server, two moves of a new alias would
+            # both find no row and both insert it (SQLite serializes writers anyway).
+            connection.execute(
+                sa.select(names.c.name).where(names.c.name == name).with_for_update()
+            )
             if (
                 version is not None
                 and not connection.execute(
