@@ -41,6 +41,10 @@ def test_isolated_scoring_equals_in_process_scoring(bundle: Path, tmp_path: Path
         pd.read_csv(tmp_path / "isolated.rejected.csv"),
         pd.read_csv(tmp_path / "plain.rejected.csv"),
     )
+    # The option reaches the sandboxed load (which alone checks it), not the plain one.
+    with pytest.raises(InvalidArgumentError, match="isolate"):
+        predict_file(bundle, given, tmp_path / "never.csv", load_options={"isolate": "yes"})
+    assert not (tmp_path / "never.csv").exists()
 
 
 def test_isolate_is_refused_with_the_dask_engine(bundle: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeGuard
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from modelkeep.manifest import FeatureSpec, dump_manifest
 
 if TYPE_CHECKING:
     from modelkeep._model import Model
+    from modelkeep.sandbox import IsolatedModel
 
 __all__ = [
     "METADATA_KEYS",
@@ -123,11 +124,10 @@ class Scorer:
         # A model in a sandboxed worker (isolate=True) keeps its estimator there: whether it
         # has probabilities is what its golden outputs recorded at save.
         isolated = _is_isolated(model)
-        golden = model.manifest.golden
         if self.onnx:
             has_proba = classifier
-        elif isolated:
-            has_proba = classifier and (golden.probabilities is not None or not golden.rows)
+        elif _is_isolated(model):
+            has_proba = model.has_probabilities
         else:
             has_proba = classifier and hasattr(model.estimator, "predict_proba")
         if proba is None:
@@ -431,7 +431,7 @@ def _predicts_argmax(estimator: Any) -> bool:
     return single_output and f"{kind.__module__}.{kind.__qualname__}" in _ARGMAX_PREDICTORS
 
 
-def _is_isolated(model: Model) -> bool:
+def _is_isolated(model: Model) -> TypeGuard[IsolatedModel]:
     from modelkeep.sandbox import IsolatedModel
 
     return isinstance(model, IsolatedModel)

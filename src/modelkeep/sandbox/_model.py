@@ -102,6 +102,14 @@ class IsolatedModel(Model):
         return None
 
     @property
+    def has_probabilities(self) -> bool:
+        """Whether the model in the worker gives class probabilities, as the bundle recorded
+        at save (golden probabilities; a classifier without ``predict_proba``, such as
+        ``LinearSVC``, recorded labels alone). The estimator itself is never asked here."""
+        golden = self.manifest.golden
+        return self.task != "regression" and (golden.probabilities is not None or not golden.rows)
+
+    @property
     def confinement(self) -> dict[str, str]:
         """What the worker's confinement applied (``{"landlock": "ABI 7", ...}``)."""
         return {} if self._worker is None else dict(self._worker.confinement)

@@ -217,10 +217,11 @@ class IsolatedPredictor(Predictor):
 
     def __init__(self, served: ServedModel) -> None:
         super().__init__(served)
-        # Saved with probabilities (the golden outputs record them) unless the estimator
-        # has no predict_proba (LinearSVC): then the worker is asked for labels alone.
-        golden = self.model.manifest.golden
-        self.has_proba = self.classifier and (golden.probabilities is not None or not golden.rows)
+        from modelkeep.sandbox import IsolatedModel
+
+        if not isinstance(self.model, IsolatedModel):
+            raise TypeError(f"an isolated predictor needs an IsolatedModel, got {type(self.model)}")
+        self.has_proba = self.model.has_probabilities
         if self.has_proba:
             self.columns = [plain_value(c) for c in self.model._proba_columns().tolist()]
 
