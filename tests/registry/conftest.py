@@ -31,27 +31,29 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-# Tests of the Registry's behaviour through its API only: each runs on the local backend
-# (SQLite + a folder) and on the team backend (PostgreSQL + S3, tests/registry/team.py),
-# unchanged. The other tests look inside the local folder (bundles/, registry.db), or are
-# about it (a deleted version's folder is gone; a team registry's download cache is keyed
-# by manifest hash and shared by identical bundles), and run on the local backend only;
-# test_registry_team.py covers the team one.
-BOTH_BACKENDS = {
-    "test_registered_by_defaults_to_the_os_user",
-    "test_references_resolve_to_versions",
-    "test_aliases_move_and_every_move_is_logged",
-    "test_delete_refuses_an_aliased_version_and_an_inexact_reference",
-    "test_lineage_records_the_parent",
-    "test_card_of_a_version_no_alias_touched",
-    "test_convert_unknown_reference_registers_nothing",
-    "test_features",
-    "test_the_reverse_diff_mirrors",
+# Every test that takes the ``registry`` fixture runs twice, unchanged: on the local
+# backend (SQLite + a folder) and on the team backend (PostgreSQL + S3, tests/registry/
+# team.py). LOCAL_ONLY names the exceptions and why; each has a team counterpart named in
+# its reason, or is about something a team registry does not have.
+LOCAL_ONLY: dict[str, str] = {
+    # Filled while the last tests are converted (see the session note); empty when done.
+    "test_register_indexes_what_the_issue_lists": "pending",
+    "test_version_numbers_count_up_and_are_never_reused": "pending",
+    "test_check_reports_damage_and_never_fixes_it": "pending",
+    "test_check_reports_an_index_out_of_step": "pending",
+    "test_gc_removes_only_unreferenced_folders": "pending",
+    "test_gc_removes_a_crash_s_debris_but_keeps_a_folder_it_cannot_account_for": "pending",
+    "test_numbers_never_restart_after_the_highest_version_was_deleted_and_the_index_lost": (
+        "pending"
+    ),
+    "test_gc_keeps_versions_an_older_index_lacks_and_rebuild_restores_them": "pending",
+    "test_an_old_sqlite_index_is_upgraded_in_place_and_a_newer_one_refused": "pending",
+    "test_registry_copy_moves_versions_aliases_and_history_to_a_team_registry": "pending",
 }
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "registry" in metafunc.fixturenames and metafunc.function.__name__ in BOTH_BACKENDS:
+    if "registry" in metafunc.fixturenames and metafunc.function.__name__ not in LOCAL_ONLY:
         metafunc.parametrize("backend_kind", ["local", "team"])
 
 

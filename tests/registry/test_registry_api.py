@@ -180,7 +180,7 @@ def test_delete_refuses_an_aliased_version_and_an_inexact_reference(
 
 
 def test_unknown_references_are_clear_errors(registry: Registry, tiny_bundle: Path) -> None:
-    where = str(registry.root)
+    where = registry.location  # the folder, or the index's URL without its password
     with pytest.raises(
         UnknownReferenceError,
         match=re.escape(
@@ -372,7 +372,7 @@ def test_modelkeep_load_resolves_references_through_the_default_registry(
         BundleNotFoundError,
         match=re.escape(
             f"No modelkeep bundle at 'ghost': no such directory, and no model of that name in "
-            f"Registry({str(registry.root)!r}). Expected a directory"
+            f"{registry!r}. Expected a directory"
         ),
     ):
         modelkeep.load("ghost")

@@ -247,7 +247,7 @@ class Registry:
     def _open(self, *, create: bool) -> MetadataStore | None:
         """The index; None only when reading (``create`` false) a registry with none."""
         if self._store is not None:
-            if create and self._given is not None:  # the lock files still live in root
+            if create and self.team:  # the lock files still live in root
                 self._require_writable("writing to the registry")
             return self._store
         from modelkeep.registry.store import SqlStore, sqlite_url
