@@ -79,7 +79,7 @@ def registry(
 # restarts PostgreSQL. Under pytest-xdist (``make test``) they may run in two workers at
 # once: each holds a shared lock on a file for its duration, the restart an exclusive one.
 _RESTARTS_POSTGRES = {"test_postgresql_restarted_between_two_calls_is_survived"}
-_TEAM_FILES = ("test_registry_team.py", "test_registry_schema.py")
+_TEAM_FILES = ("test_registry_team.py", "test_registry_schema.py", "test_registry_streaming.py")
 
 
 @pytest.fixture(autouse=True)

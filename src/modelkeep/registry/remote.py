@@ -42,6 +42,13 @@ from modelkeep.registry.records import VersionRecord
 __all__ = ["ArtifactStoreError", "ObjectArtifacts", "is_url"]
 
 _CHUNK = 1024 * 1024
+# Transfers with the store move in bounded pieces, so memory stays flat whatever a file's
+# size: a read fetches _BLOCK bytes per request; an upload sends _PART-byte parts one at a
+# time (a file under two parts goes in one PUT). s3fs's defaults (one PUT of the whole file
+# below 100 MiB, else 50 MiB parts read ten at a time) hold a whole model in memory.
+# tests/registry/test_registry_streaming.py measures it.
+_BLOCK = 4 * 1024 * 1024
+_PART = 8 * 1024 * 1024
 _LISTING_FORMAT = 1
 _SUFFIX = ".json"
 
@@ -150,7 +157,7 @@ class ObjectArtifacts:
     def _hash_remote(self, key: str) -> tuple[int, str]:
         digest = hashlib.sha256()
         size = 0
-        with self._fs.open(key, "rb", block_size=_CHUNK) as reader:
+        with self._fs.open(key, "rb", block_size=_BLOCK) as reader:
             while chunk := reader.read(_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
@@ -189,7 +196,8 @@ class ObjectArtifacts:
         if self._fs.exists(key) and self._hash_remote(key) == (size, sha):
             return  # content-addressed: the same bytes are already there, verified
         self._parent(key)
-        self._fs.put_file(str(path), key)  # streamed (multipart for large files)
+        # Streamed: parts of _PART bytes (a local file system ignores these options).
+        self._fs.put_file(str(path), key, chunksize=_PART, max_concurrency=1)
         got = self._hash_remote(key)
         if got != (size, sha):
             raise ArtifactStoreError(
@@ -242,7 +250,7 @@ class ObjectArtifacts:
         return float(stamp) if isinstance(stamp, (int, float)) else None
 
     def _open_blob(self, sha: str) -> Any:
-        return self._fs.open(self._key("blobs", sha), "rb", block_size=_CHUNK)
+        return self._fs.open(self._key("blobs", sha), "rb", block_size=_BLOCK)
 
     def published(self) -> list[str]:
         with self._io("listing bundles"):
