@@ -45,8 +45,9 @@ install_postgres() {
     [[ $(id -u) -eq 0 ]] || die "PostgreSQL is not installed; run as root (apt-get install -y postgresql)"
     log "installing PostgreSQL (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    # Another apt-get (scripts/chromium.sh) may hold the lock: wait for it rather than fail.
+    apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends postgresql >/dev/null
     # The package starts a cluster of its own on 5432; ours runs beside it, on its own port.
     pg_bin >/dev/null || die "apt-get installed postgresql but no server binary was found"
 }

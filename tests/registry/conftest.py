@@ -36,9 +36,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # team.py). LOCAL_ONLY names the exceptions and why; each has a team counterpart named in
 # its reason, or is about something a team registry does not have.
 LOCAL_ONLY: dict[str, str] = {
-    # Filled while the last tests are converted (see the session note); empty when done.
-    "test_register_indexes_what_the_issue_lists": "pending",
-    "test_version_numbers_count_up_and_are_never_reused": "pending",
     "test_check_reports_damage_and_never_fixes_it": "pending",
     "test_check_reports_an_index_out_of_step": "pending",
     "test_gc_removes_only_unreferenced_folders": "pending",
@@ -47,19 +44,42 @@ LOCAL_ONLY: dict[str, str] = {
         "pending"
     ),
     "test_gc_keeps_versions_an_older_index_lacks_and_rebuild_restores_them": "pending",
-    "test_an_old_sqlite_index_is_upgraded_in_place_and_a_newer_one_refused": "pending",
-    "test_registry_copy_moves_versions_aliases_and_history_to_a_team_registry": "pending",
+    "test_an_old_sqlite_index_is_upgraded_in_place_and_a_newer_one_refused": (
+        "a SQLite index is upgraded when opened; on PostgreSQL only `registry migrate` "
+        "upgrades: test_a_server_index_is_upgraded_only_by_registry_migrate"
+    ),
+    "test_registry_copy_moves_versions_aliases_and_history_to_a_team_registry": (
+        "its source is the local registry and its target a team one: it runs on both"
+    ),
 }
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "registry" in metafunc.fixturenames and metafunc.function.__name__ not in LOCAL_ONLY:
+    uses = {"registry", "backend_env"} & set(metafunc.fixturenames)
+    if uses and metafunc.function.__name__ not in LOCAL_ONLY:
         metafunc.parametrize("backend_kind", ["local", "team"])
 
 
 @pytest.fixture
 def backend_kind() -> str:
     return "local"
+
+
+@pytest.fixture
+def backend_env(
+    tmp_path: Path, backend_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """The environment that points ``modelkeep`` (the CLI, ``Registry()``, a new process)
+    at a fresh registry of the test's backend: ``MODELKEEP_HOME``, and for the team
+    backend the index and artifact URLs and the AWS variables. Set in this process too."""
+    env = {"MODELKEEP_HOME": str(tmp_path / "home")}
+    if backend_kind == "team":
+        from .team import fresh_team
+
+        env.update(fresh_team())
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
 
 
 @pytest.fixture

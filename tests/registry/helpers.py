@@ -30,3 +30,14 @@ def save_tiny(path: Path, **options: object) -> Path:
     settings.update(options)
     modelkeep.save(LogisticRegression().fit(frame, target), path, sample=frame, **settings)  # type: ignore[arg-type]
     return path
+
+
+def published(registry: modelkeep.Registry) -> list[str]:
+    """The bundles the registry's artifact store holds (folders, or listings on S3)."""
+    return registry._folders.published()
+
+
+def registry_location(env: dict[str, str]) -> str:
+    """What a worker process passes to ``Registry(...)``: the folder, or the index URL
+    (the artifact store then comes from MODELKEEP_ARTIFACTS_URI)."""
+    return env.get("MODELKEEP_REGISTRY_URI") or env["MODELKEEP_HOME"]

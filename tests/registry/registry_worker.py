@@ -60,6 +60,10 @@ def _child(root: str, path: str, name: str, report: int) -> None:
 def forkserver(root: str, path: str, name: str) -> None:
     import modelkeep.registry.store  # noqa: F401  (SQLAlchemy: imported once, not per child)
 
+    if "://" in root:  # a team registry: its drivers too
+        import psycopg  # noqa: F401
+        import s3fs  # noqa: F401
+
     bundle.load(path)  # import and warm everything the children use
     print("ready", flush=True)
     for line in sys.stdin:

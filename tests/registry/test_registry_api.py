@@ -31,7 +31,7 @@ from modelkeep.errors import (
 )
 from modelkeep.registry import Problem, Registry
 
-from .helpers import save_tiny
+from .helpers import published, save_tiny
 
 
 def _writable(path: Path) -> None:
@@ -84,8 +84,14 @@ def test_register_indexes_what_the_issue_lists(registry: Registry, tmp_path: Pat
     ]
     assert (v.parent, v.git_commit, v.aliases) == (None, None, [])
     assert (v.tags, v.description, v.source) == (["churn", "eu"], "Churn in the north", str(bundle))
-    # The stored copy is byte-identical, inside the registry, and read-only.
-    assert v.path.parent == registry.root / "bundles"
+    # The stored copy is byte-identical, inside the registry (a team registry's in its
+    # download cache, keyed by the manifest's hash), and read-only.
+    if registry.team:
+        assert v.path == registry.root / "cache" / v.manifest_sha256
+    else:
+        assert v.path.parent == registry.root / "bundles"
+        assert published(registry) == [v.path.name]
+    assert len(published(registry)) == 1
     assert (v.path / "modelkeep.json").read_bytes() == (bundle / "modelkeep.json").read_bytes()
     assert stat.S_IMODE((v.path / "artifacts" / "pipeline.skops").stat().st_mode) == 0o444
     assert json.loads(json.dumps(v.to_dict()))["version"] == 1
@@ -100,8 +106,11 @@ def test_version_numbers_count_up_and_are_never_reused(
     registry: Registry, tiny_bundle: Path
 ) -> None:
     assert [registry.register(tiny_bundle).version for _ in range(3)] == [1, 2, 3]
+    stored = published(registry)
     deleted = registry.delete("tiny:3")
-    assert deleted.ref == "tiny:3" and not deleted.path.exists()
+    assert deleted.ref == "tiny:3" and len(published(registry)) == len(stored) - 1
+    if not registry.team:  # a team registry's download cache is shared by identical bundles
+        assert not deleted.path.exists()
     assert registry.register(tiny_bundle).version == 4
     registry.delete("tiny:2")
     assert registry.register(tiny_bundle, "tiny").version == 5

@@ -1,19 +1,18 @@
 """A registry for teams: the index on PostgreSQL, bundles on S3-compatible storage.
 
 The behaviour tests run on both backends (a local registry: SQLite and a folder; a team
-registry: PostgreSQL and S3 on the servers ``scripts/services.sh`` starts). The robustness
-tests run on the team backend: 8 concurrent registering processes, SIGKILL at random
-points, the S3 server stopped mid-upload, PostgreSQL restarted between two calls, and the
-download cache's verification.
+registry: PostgreSQL and S3 on the servers ``scripts/services.sh`` starts), as does the
+rest of tests/registry (see LOCAL_ONLY in conftest.py), including 8 concurrent registering
+processes and SIGKILL at random points (test_registry_faults.py). The tests here are about
+the team backend only: the S3 server stopped mid-upload, PostgreSQL restarted between two
+calls, content-addressed uploads, and the download cache's verification.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -34,9 +33,6 @@ from .team import PROJECT, fresh_team
 
 WORKER = Path(__file__).with_name("registry_worker.py")
 ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-# Fewer than the local suite's 8 x 25 registrations and 60 kills: each team registration
-# uploads and reads back every file, and the whole suite shares two cores.
-TEAM_WORKERS, TEAM_PER_WORKER, TEAM_KILLS = 8, 3, 10
 
 
 @pytest.fixture(params=["local", "team"])
@@ -314,93 +310,6 @@ def _blobs(store: ObjectArtifacts) -> set[str]:
 
 def _listed(store: ObjectArtifacts) -> bool:
     return len(store.published()) > 1
-
-
-def test_eight_processes_register_concurrently_on_postgresql_and_s3(
-    team: modelkeep.Registry, tiny_bundle: Path
-) -> None:
-    env = {**os.environ, **ENV}
-    index = env["MODELKEEP_REGISTRY_URI"]
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(WORKER),
-                "loop",
-                index,
-                str(tiny_bundle),
-                "tiny",
-                str(TEAM_PER_WORKER),
-                f"w{i}",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for i in range(TEAM_WORKERS)
-    ]
-    reported: list[int] = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=600)
-        assert worker.returncode == 0, err
-        reported += [int(line) for line in out.split()]
-    total = TEAM_WORKERS * TEAM_PER_WORKER
-    assert sorted(reported) == list(range(1, total + 1))  # no duplicates, no gaps
-    assert [v.version for v in team.versions("tiny")] == list(range(1, total + 1))
-    assert [p for p in team.check() if p.kind != "unreferenced"] == []
-    history = team.history("tiny", "production")
-    assert len(history) == total
-    previous = None
-    for event in history:
-        assert event.from_version == previous, event
-        previous = event.to_version
-    assert team.aliases("tiny") == {"production": previous}
-
-
-def test_sigkill_at_random_points_on_postgresql_and_s3_leaves_only_complete_versions(
-    team: modelkeep.Registry, tiny_bundle: Path
-) -> None:
-    env = {**os.environ, **ENV}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            str(WORKER),
-            "forkserver",
-            env["MODELKEEP_REGISTRY_URI"],
-            str(tiny_bundle),
-            "tiny",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert server.stdin is not None and server.stdout is not None
-    rng = random.Random(7)
-    finished: set[int] = set()
-    try:
-        assert server.stdout.readline().strip() == "ready"
-        for kill in range(TEAM_KILLS):
-            # Long runs until one registration finished (the child's first one pays for a
-            # connection to each server), then kills at random points of registrations.
-            delay = 4.0 * (kill + 1) if not finished else rng.uniform(0.0, 0.6)
-            server.stdin.write(f"go {delay:.4f}\n")
-            server.stdin.flush()
-            word, signal_number, versions = [*server.stdout.readline().split(" "), ""][:3]
-            assert (word, signal_number) == ("killed", str(int(signal.SIGKILL))), word
-            finished.update(int(v) for v in versions.split(",") if v.strip())
-            numbers = [v.version for v in team.versions("tiny")]
-            assert numbers == list(range(1, len(numbers) + 1)), f"after kill {kill}"
-            assert finished <= set(numbers), f"after kill {kill}: a finished version is lost"
-    finally:
-        server.stdin.close()
-        server.wait(timeout=60)
-        server.stdout.close()
-    assert finished, "no registration finished between the kills"
-    for version in team.versions("tiny"):  # every visible version is complete
-        assert team.load(version.ref).predict({"a": 1.0, "b": 0.0}).tolist() == ["Yes"]
-    assert [p for p in team.check() if p.kind != "unreferenced"] == []
 
 
 def test_an_unreachable_index_server_is_a_clear_error(tmp_path: Path) -> None:
