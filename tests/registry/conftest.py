@@ -36,14 +36,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # team.py). LOCAL_ONLY names the exceptions and why; each has a team counterpart named in
 # its reason, or is about something a team registry does not have.
 LOCAL_ONLY: dict[str, str] = {
-    "test_check_reports_damage_and_never_fixes_it": "pending",
-    "test_check_reports_an_index_out_of_step": "pending",
-    "test_gc_removes_only_unreferenced_folders": "pending",
-    "test_gc_removes_a_crash_s_debris_but_keeps_a_folder_it_cannot_account_for": "pending",
-    "test_numbers_never_restart_after_the_highest_version_was_deleted_and_the_index_lost": (
-        "pending"
-    ),
-    "test_gc_keeps_versions_an_older_index_lacks_and_rebuild_restores_them": "pending",
     "test_an_old_sqlite_index_is_upgraded_in_place_and_a_newer_one_refused": (
         "a SQLite index is upgraded when opened; on PostgreSQL only `registry migrate` "
         "upgrades: test_a_server_index_is_upgraded_only_by_registry_migrate"

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import stat
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from modelkeep.errors import (
 )
 from modelkeep.registry import Problem, Registry
 
+from . import stores
 from .helpers import published, save_tiny
 
 
@@ -396,13 +396,13 @@ def test_load_of_an_unknown_name_never_creates_the_default_registry(home: Path) 
 
 
 def test_check_reports_damage_and_never_fixes_it(registry: Registry, tiny_bundle: Path) -> None:
-    one, two, three = (registry.register(tiny_bundle) for _ in range(3))
-    _writable(one.path)
-    _tamper_artifact(one.path)
-    _writable(two.path)
-    (two.path / "modelkeep.json").write_text((two.path / "modelkeep.json").read_text() + " ")
-    _writable(three.path)
-    shutil.rmtree(three.path)
+    for _ in range(3):
+        registry.register(tiny_bundle)
+    # On S3 the damage is done to the objects, behind the download cache's back: check()
+    # hashes what the store holds, not what this machine cached.
+    stores.damage_artifact(registry, "tiny:1")
+    stores.rewrite_manifest(registry, "tiny:2")
+    stores.remove_bundle(registry, "tiny:3")
     expected = [
         ("artifact_changed", "tiny:1"),
         ("manifest_changed", "tiny:2"),
@@ -420,27 +420,36 @@ def test_check_reports_an_index_out_of_step(registry: Registry, tiny_bundle: Pat
     registry.register(tiny_bundle)
     registry.register(tiny_bundle)
     registry.set_alias("tiny", "production", 1)
-    with sqlite3.connect(registry.root / "registry.db") as db:
-        db.execute("UPDATE aliases SET version = 2")
-        db.execute("UPDATE names SET next_version = 2")
-    db.close()
+    with stores.raw_index(registry) as index:
+        index.exec_driver_sql("UPDATE aliases SET version = 2")
+        index.exec_driver_sql("UPDATE names SET next_version = 2")
     assert registry.check() == [
         Problem("counter_behind", "tiny", "next version counter 2 is not above version 2"),
         Problem("alias_log_broken", "tiny@production", "alias points to 2, the log ends at 1"),
     ]
 
 
-def test_gc_removes_only_unreferenced_folders(registry: Registry, tiny_bundle: Path) -> None:
+def test_gc_removes_only_unreferenced_folders(
+    registry: Registry, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kept = registry.register(tiny_bundle)
     (registry.root / "staging" / "abandoned" / "artifacts").mkdir(parents=True)
-    shutil.copytree(tiny_bundle, registry.root / "bundles" / "orphan")
+    # A copy of the registered bundle: on S3 its listing names the very blobs the kept
+    # version's listing names, so removing the orphan must leave every one of them.
+    stores.plant_bundle(registry, "orphan", tiny_bundle)
+    stores.backdate(registry, monkeypatch, "orphan", 7200)  # past S3's hour of grace
+    blobs = set(stores.objects(registry).blobs()) if registry.team else set()
     assert [(p.kind, p.subject) for p in registry.check()] == [
         ("unreferenced", "bundles/orphan"),
         ("unreferenced", "staging/abandoned"),
     ]
     assert registry.gc() == ["bundles/orphan", "staging/abandoned"]
+    assert stores.published(registry) == [stores.folder_of(registry, kept.ref)]
+    if registry.team:
+        assert set(stores.objects(registry).blobs()) == blobs  # shared: all still named
     assert registry.check() == []
     assert registry.gc() == []
+    stores.forget_downloads(registry)  # so a team registry's load downloads every blob
     assert registry.load(kept.ref).predict({"a": 1.0, "b": 0.0}).tolist() == ["Yes"]
 
 

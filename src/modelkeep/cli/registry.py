@@ -404,7 +404,9 @@ def copy_command(
 def rebuild_command(as_json: JsonOption = False, wait: WaitOption = LOCK_TIMEOUT_S) -> None:
     """Recreate the index from the store: bundle records and the alias log.
 
-    The index it replaces, if any, is kept beside it as registry.db.replaced-TIME.
+    The index it replaces, if any, is kept beside it as registry.db.replaced-TIME. A team
+    registry's (PostgreSQL) is replaced in one transaction, after whatever it holds that
+    the artifact store lacks has been written there.
     """
     with _registry(wait) as registry:
         rows = registry.rebuild()

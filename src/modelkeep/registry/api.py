@@ -38,6 +38,19 @@ modelkeep did not: the records of indexed versions and the alias log.
 Reading needs no write access: an index in a folder this process cannot write is opened
 read-only and immutable (see ``store.py``), and locking uses the existing lock file
 read-only. Waits for the lock end after ``lock_timeout`` seconds (``locks.py``).
+
+A team registry (an index on PostgreSQL, bundles in S3: ``remote.py``) keeps the same
+rules with the store's own means. Records are ``records/<id>.json`` and each alias move is
+an object ``aliases/<id>.json`` written inside its transaction. An index whose tables were
+dropped or whose rows were removed while the store holds committed records is
+:class:`IndexLostError` (checked only when the index is empty: one small query). Its
+``rebuild()`` first writes to the store whatever the index holds and the store lacks, then
+replaces every row in one transaction with the tables locked against writers, so nothing
+the old index held is lost and readers see the old index or the new one. ``check()``
+hashes the objects in S3, never the download cache. Locks cover one machine only, so
+``gc()`` removes an unindexed listing, an unreferenced blob or an orphan alias move only
+once it is an hour old (``remote.GRACE_S``): a registration on another machine may still
+commit anything younger.
 """
 
 from __future__ import annotations
@@ -48,7 +61,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,12 +99,12 @@ from modelkeep.registry.records import (
     VersionRecord,
 )
 from modelkeep.registry.refs import check_alias, check_name, parse_reference
-from modelkeep.registry.remote import ObjectArtifacts, is_url
+from modelkeep.registry.remote import GRACE_S, ObjectArtifacts, is_url
 
 if TYPE_CHECKING:
     from modelkeep._model import Model
     from modelkeep.registry.backends import ArtifactStore, MetadataStore
-    from modelkeep.registry.store import SqlStore
+    from modelkeep.registry.store import Restoration, SqlStore
 
 __all__ = [
     "ARTIFACTS_URI_VARIABLE",
@@ -255,7 +268,22 @@ class Registry:
         if self._index_url is not None:
             if create:
                 self._require_writable("writing to the registry")
-            self._store = SqlStore(self._index_url, location=self.location, create=True)
+            # A server's index cannot be missing, but it can be lost: its tables dropped, or
+            # its rows removed. Only then is the store asked what it holds, so the check
+            # costs one small query.
+            store = SqlStore(
+                self._index_url,
+                location=self.location,
+                create=True,
+                before_create=lambda: self._refuse_lost("a database without the registry's tables"),
+            )
+            if store.is_empty():
+                try:
+                    self._refuse_lost("an index without versions or version counters")
+                except BaseException:
+                    store.close()
+                    raise
+            self._store = store
             return self._store
 
         operation = "writing to the registry" if create else "reading the registry"
@@ -305,13 +333,33 @@ class Registry:
             if _size(index) == 0:
                 _build_index(self.root, index)
 
+    def _refuse_lost(self, state: str) -> None:
+        """Raise :class:`IndexLostError` if the store holds bundles (a team index found
+        in ``state``, empty)."""
+        held = self._held()
+        if held:
+            raise _TeamIndexLostError(self.location, state, held)
+
     def _writer(self) -> MetadataStore:
         return self._open(create=True)
 
     def _held(self) -> int:
-        """How many bundles the store holds: records, and folders without one."""
+        """How many bundles the store holds: records, and folders without one.
+
+        In an object store, shared by registrations on other machines, a pending record
+        or a listing without a record counts only once older than any registration: a
+        first registration into a new team registry holds them before its row commits.
+        """
         records = self._folders.read_records()
-        return len(set(records) | set(self._folders.published()))
+        folders = set(records) | set(self._folders.published())
+        if not self._remote:
+            return len(folders)
+        return sum(
+            1
+            for folder in folders
+            if (folder in records and records[folder]["state"] != "pending")
+            or _debris_old_enough(self._folders, folder)
+        )
 
     def _check_folder_path(self, operation: str) -> None:
         if self.root.exists() and not self.root.is_dir():
@@ -592,8 +640,18 @@ class Registry:
         return entry
 
     def _log_move(self, entry: AliasEvent) -> None:
-        if self._index_url is None:  # a server's index keeps its own log, shared by all
+        if isinstance(self._folders, ObjectArtifacts):  # beside the bundles, for everyone
+            self._folders.write_alias_move(entry.to_dict())
+        elif self._index_url is None:
             journal.append_alias_move(self.root, entry.to_dict())
+
+    def _logged_moves(self) -> list[dict[str, Any]] | None:
+        """The alias moves journaled in the store (None: this registry journals none)."""
+        if isinstance(self._folders, ObjectArtifacts):
+            return self._folders.read_alias_moves()
+        if self._index_url is None:
+            return journal.read_alias_log(self.root)
+        return None
 
     def delete_alias(
         self, name: str, alias: str, *, reason: str | None = None, by: str | None = None
@@ -726,13 +784,16 @@ class Registry:
         store = self._open(create=False)
         problems = store.consistency() if store is not None else []
         if not self.root.is_dir():
-            return problems
+            if not self._remote:
+                return problems
+            self._require_writable("check")  # the lock file lives there
         # Alone with the folders for a moment: in-flight registrations finish first, so
         # their copies are not reported as debris.
         with self._locked("check", alone=True):
             survey = self._survey(store)
             moves = store.history(None) if store is not None else []
-            logged = {e["id"]: e for e in journal.read_alias_log(self.root)}
+            journaled = self._logged_moves()
+            logged = {e["id"]: e for e in journaled or []}
         for folder, (ref, expected) in sorted(survey.indexed.items(), key=lambda item: item[1]):
             problem = self._check_folder(folder, ref, expected)
             if problem is not None:
@@ -740,16 +801,26 @@ class Registry:
             record = survey.records.get(folder)
             if record is None or record["state"] != "committed":
                 problems.append(Problem("record_missing", ref, _NO_RECORD))
-        unlogged = [e.id for e in moves if logged.get(e.id, {}).get("at") != e.at]
-        if unlogged and self._index_url is None:
+        unlogged = [
+            e.id
+            for e in moves
+            if e.id not in logged or (not self._remote and logged[e.id].get("at") != e.at)
+        ]
+        if unlogged and journaled is not None:
             detail = f"{len(unlogged)} alias move(s) of the index are not in it; gc() writes them"
-            problems.append(Problem("alias_log_missing", journal.ALIAS_LOG_NAME, detail))
+            where = "aliases/" if self._remote else journal.ALIAS_LOG_NAME
+            problems.append(Problem("alias_log_missing", where, detail))
         for folder, verdict in survey.unindexed():
             problems.append(_unindexed_problem(folder, verdict))
         for entry in survey.staged:
             problems.append(Problem("unreferenced", f"staging/{entry}", _DEBRIS))
         for entry in survey.leftovers:
             problems.append(Problem("unreferenced", f"bundles/{entry}", _DEBRIS))
+        if isinstance(self._folders, ObjectArtifacts):
+            for sha in _unreferenced_blobs(self._folders):
+                problems.append(Problem("unreferenced", f"blobs/{sha}", _UNREFERENCED_BLOB))
+            for move_id in _orphan_moves(self._folders, moves):
+                problems.append(Problem("unreferenced", f"aliases/{move_id}.json", _ORPHAN_MOVE))
         return problems
 
     def _survey(self, store: MetadataStore | None) -> _Survey:
@@ -764,6 +835,9 @@ class Registry:
         )
 
     def _check_folder(self, folder: str, ref: str, expected: str) -> Problem | None:
+        if isinstance(self._folders, ObjectArtifacts):  # the objects, not the cache
+            found = self._folders.problem(folder, expected)
+            return None if found is None else Problem(found[0], ref, found[1])
         path = self._folders.path(folder)
         if not path.is_dir():
             return Problem("missing_folder", ref, f"bundles/{folder} does not exist")
@@ -803,7 +877,7 @@ class Registry:
             RegistryLockedError: another process held the lock ``lock_timeout`` seconds.
         """
         self._check_folder_path("gc")
-        if not self.root.is_dir():
+        if not self.root.is_dir() and not self._remote:
             return []
         self._require_writable("gc")
         removed: list[str] = []
@@ -828,7 +902,8 @@ class Registry:
                         removed.append(f"bundles/{folder}")
                     if verdict.record is not None:
                         self._folders.remove_record(f"{folder}.json")
-                        removed.append(f"bundles/{folder}.json")
+                        where = "records" if self._remote else "bundles"
+                        removed.append(f"{where}/{folder}.json")
             for entry in survey.staged:
                 if _old_enough(self._folders.staging_path(entry)):
                     self._folders.remove_staged(entry)
@@ -836,6 +911,15 @@ class Registry:
             for entry in survey.leftovers:
                 self._folders.remove_record(entry)
                 removed.append(f"bundles/{entry}")
+            if isinstance(self._folders, ObjectArtifacts):
+                # After the listings above are gone, so their blobs count as unreferenced.
+                for sha in _unreferenced_blobs(self._folders):
+                    self._folders.remove_blob(sha)
+                    removed.append(f"blobs/{sha}")
+                moves = store.history(None) if store is not None else []
+                for move_id in _orphan_moves(self._folders, moves):
+                    self._folders.remove_alias_move(move_id)
+                    removed.append(f"aliases/{move_id}.json")
         return removed
 
     def _journal_index(self, store: MetadataStore, survey: _Survey) -> None:
@@ -846,6 +930,12 @@ class Registry:
             if folder in survey.published and (record is None or record["state"] != "committed"):
                 self._record(folder, "committed", indexed.name, indexed.version, indexed.record)
         moves = store.history(None)
+        if isinstance(self._folders, ObjectArtifacts):
+            stored = {e["id"]: e for e in self._folders.read_alias_moves()}
+            for move in moves:  # one object a move: write those it lacks
+                if move.id not in stored:
+                    self._folders.write_alias_move(move.to_dict())
+            return
         logged = {e["id"]: e for e in journal.read_alias_log(self.root)}
         if self._index_url is None and any(logged.get(e.id, {}).get("at") != e.at for e in moves):
             journal.write_alias_log(self.root, [e.to_dict() for e in moves])
@@ -962,11 +1052,19 @@ class Registry:
         Folders without a record (from before records existed) are not indexed; ``check``
         reports them. Returns every version of the new index.
 
+        A team registry's index (a database URL) is rebuilt in place from the records and
+        alias move objects in its artifact store: first the versions and moves the index
+        holds and the store lacks are written to the store, then every row is replaced in
+        one transaction (readers see the old rows or the new ones); no counter goes down.
+        A store given as ``metadata=`` is refused: restore it with its own tools.
+
         Raises:
             RegistryLocationError: the registry's folder is a file or cannot be written.
             RegistryLockedError: another process held the lock ``lock_timeout`` seconds.
         """
         self._check_folder_path("rebuild")
+        if self._index_url is not None and self._given is None:
+            return self._rebuild_server()
         if self.team:
             raise RegistryIndexError(
                 str(self.root),
@@ -984,36 +1082,8 @@ class Registry:
             self.close()
             records = self._folders.read_records()
             moves = journal.read_alias_log(self.root)
-            chosen: dict[tuple[str, int], tuple[str, journal.Record]] = {}
-            counters: dict[str, int] = {}
-            for folder, record in sorted(records.items()):
-                key = (record["name"], record["version"])
-                counters[key[0]] = max(counters.get(key[0], 1), key[1] + 1)
-                if record["state"] == "deleted" or not self._folders.path(folder).is_dir():
-                    continue
-                if key not in chosen or (
-                    chosen[key][1]["state"] == "pending" and record["state"] == "committed"
-                ):
-                    chosen[key] = (folder, record)
-            pointers: dict[tuple[str, str], int] = {}
-            for move in moves:
-                numbers = [v for v in (move["from_version"], move["to_version"]) if v]
-                name = move["name"]
-                counters[name] = max([counters.get(name, 1), *(v + 1 for v in numbers)])
-                if move["to_version"] is None:
-                    pointers.pop((name, move["alias"]), None)
-                else:
-                    pointers[(name, move["alias"])] = move["to_version"]
-            pointers = {k: v for k, v in pointers.items() if (k[0], v) in chosen}
-            rows = _with_schema_versions(
-                [
-                    IndexedVersion(
-                        name, version, VersionRecord.from_row({**record["row"], "folder": folder})
-                    )
-                    for (name, version), (folder, record) in sorted(chosen.items())
-                ]
-            )
-            events = [AliasEvent.from_dict(move) for move in moves]
+            plan = _plan(records, moves, lambda folder: self._folders.path(folder).is_dir())
+            rows, counters, pointers, events = plan.restoration
             stamp = utc_now().replace(":", "").replace("+0000", "Z")
             index = self.root / INDEX_NAME
             # Build the new index whole beside the old one, then swap: a reader sees the
@@ -1029,10 +1099,63 @@ class Registry:
                     os.replace(old, self.root / f"{INDEX_NAME}.replaced-{stamp}{suffix}")
             os.replace(built, index)
             fsync_dir(self.root)
-            for indexed in rows:
-                name, version = indexed.name, indexed.version
-                if chosen[(name, version)][1]["state"] != "committed":
-                    self._record(indexed.record.folder, "committed", name, version, indexed.record)
+            self._commit_records(rows, plan.chosen)
+        return self.versions()
+
+    def _commit_records(
+        self,
+        rows: Sequence[IndexedVersion],
+        chosen: Mapping[tuple[str, int], tuple[str, journal.Record]],
+    ) -> None:
+        """Rewrite as committed the pending records a rebuilt index now holds."""
+        for indexed in rows:
+            name, version = indexed.name, indexed.version
+            if chosen[(name, version)][1]["state"] != "committed":
+                self._record(indexed.record.folder, "committed", name, version, indexed.record)
+
+    def _rebuild_server(self) -> list[ModelVersion]:
+        """``rebuild()`` of an index on a database server (a team registry).
+
+        There is no file to set aside, so nothing the index holds may be lost: first the
+        records and alias moves it holds and the store lacks are written to the store (as
+        ``gc()`` does), so the store holds everything; then, in one transaction with the
+        tables locked against writers, every row is replaced by what the store holds
+        (``SqlStore.replace``). Readers see the old index or the new one. A counter never
+        goes down: each is the highest of the old index's, the records' and the alias
+        moves'. Tables that were dropped are made again first.
+        """
+        from modelkeep.registry.store import SqlStore
+
+        url = self._index_url
+        if url is None:  # pragma: no cover - the caller checked
+            return []
+        self._require_writable("rebuild")
+        with self._locked("rebuild", alone=True):
+            self.close()
+            store = SqlStore(url, location=self.location, create=True)
+            try:
+                if not store.created and not store.is_empty():
+                    self._journal_index(store, self._survey(store))
+                plans: list[_Plan] = []
+
+                def build(current: Mapping[str, int]) -> Restoration:
+                    published = set(self._folders.published())
+                    plan = _plan(
+                        self._folders.read_records(),
+                        self._logged_moves() or [],
+                        published.__contains__,
+                    )
+                    plans.append(plan)
+                    rows, counters, pointers, events = plan.restoration
+                    merged = dict(current)
+                    for name, number in counters.items():
+                        merged[name] = max(number, merged.get(name, 1))
+                    return rows, merged, pointers, events
+
+                rows = list(store.replace(build)[0])
+            finally:
+                store.close()
+            self._commit_records(rows, plans[-1].chosen)
         return self.versions()
 
 
@@ -1041,6 +1164,125 @@ _NO_RECORD = (
     "no committed registration record beside its folder, so rebuild() could not restore "
     "it; gc() writes it"
 )
+
+
+_UNREFERENCED_BLOB = (
+    "a blob no bundle listing names, older than an hour (left by an interrupted "
+    "registration or a deleted version); gc() removes it"
+)
+_ORPHAN_MOVE = (
+    "an alias move the index does not hold, though it holds a later one (its transaction "
+    "rolled back), older than an hour; gc() removes it"
+)
+
+
+class _TeamIndexLostError(IndexLostError):
+    """:class:`IndexLostError` of an index on a database server: its message names the
+    database (without its password) and its tables, not ``registry.db``."""
+
+    def _message(self) -> str:
+        return (
+            f"Registry at {self.registry!r}: expected an index (the registry's tables in that "
+            f"database) of the {self.bundles} bundle(s) its artifact store holds, got "
+            f"{self.state}. Nothing was changed: read as empty, the registry would hide them "
+            "and gc would delete them. Recreate the index from the store with `modelkeep "
+            "registry rebuild`, or restore the database from a backup."
+        )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What ``rebuild()`` writes (``restoration``), and the record each row came from."""
+
+    restoration: tuple[
+        list[IndexedVersion], dict[str, int], dict[tuple[str, str], int], list[AliasEvent]
+    ]
+    chosen: dict[tuple[str, int], tuple[str, journal.Record]]
+
+
+def _plan(
+    records: Mapping[str, journal.Record],
+    moves: Sequence[Mapping[str, Any]],
+    has_folder: Callable[[str], bool],
+) -> _Plan:
+    """The index the store's records and alias moves describe.
+
+    Every bundle with a committed or pending record (and its folder) comes back as the
+    version its record names, a committed record winning over a pending one claiming the
+    same number; aliases are replayed from the moves; each name's counter goes past the
+    highest number any record (tombstones included) or move holds.
+    """
+    chosen: dict[tuple[str, int], tuple[str, journal.Record]] = {}
+    counters: dict[str, int] = {}
+    for folder, record in sorted(records.items()):
+        key = (record["name"], record["version"])
+        counters[key[0]] = max(counters.get(key[0], 1), key[1] + 1)
+        if record["state"] == "deleted" or not has_folder(folder):
+            continue
+        if key not in chosen or (
+            chosen[key][1]["state"] == "pending" and record["state"] == "committed"
+        ):
+            chosen[key] = (folder, record)
+    pointers: dict[tuple[str, str], int] = {}
+    for move in moves:
+        numbers = [v for v in (move["from_version"], move["to_version"]) if v]
+        name = move["name"]
+        counters[name] = max([counters.get(name, 1), *(v + 1 for v in numbers)])
+        if move["to_version"] is None:
+            pointers.pop((name, move["alias"]), None)
+        else:
+            pointers[(name, move["alias"])] = move["to_version"]
+    pointers = {k: v for k, v in pointers.items() if (k[0], v) in chosen}
+    rows = _with_schema_versions(
+        [
+            IndexedVersion(
+                name, version, VersionRecord.from_row({**record["row"], "folder": folder})
+            )
+            for (name, version), (folder, record) in sorted(chosen.items())
+        ]
+    )
+    events = [AliasEvent.from_dict(move) for move in moves]
+    return _Plan((rows, counters, pointers, events), chosen)
+
+
+def _unreferenced_blobs(folders: ObjectArtifacts) -> list[str]:
+    """The blobs no listing names that are older than ``GRACE_S``; none when a listing
+    cannot be read, since then no blob is provably unreferenced.
+
+    A younger one may be a registration's on another machine, about to be named by its
+    listing (or the blob of a version deleted moments ago): not a problem yet, so
+    ``check()`` does not report it either. The listings are read before the blobs are
+    listed, so a blob uploaded meanwhile is young.
+    """
+    named = folders.referenced()
+    if named is None:
+        return []
+    return sorted(
+        sha
+        for sha, stamp in folders.blobs().items()
+        if sha not in named and _older_than_grace(stamp)
+    )
+
+
+def _orphan_moves(folders: ObjectArtifacts, moves: Sequence[AliasEvent]) -> list[int]:
+    """Alias move objects whose id the index lacks while it holds a higher one: moves
+    whose transaction rolled back (a PostgreSQL sequence never gives their id again).
+    Ids above the index's highest are moves an older index lacks: ``rebuild()`` keeps them.
+    Only those older than ``GRACE_S``: a younger one's transaction may be open still.
+    """
+    if not moves:
+        return []
+    held = {move.id for move in moves}
+    top = max(held)
+    return sorted(
+        move_id
+        for move_id, stamp in folders.alias_ages().items()
+        if move_id not in held and move_id < top and _older_than_grace(stamp)
+    )
+
+
+def _older_than_grace(stamp: float | None) -> bool:
+    return stamp is not None and time.time() - stamp > GRACE_S
 
 
 _VerdictKind = Literal["debris", "deleted", "lost", "unknown"]
@@ -1202,8 +1444,7 @@ def _debris_old_enough(folders: ArtifactStore, folder: str) -> bool:
     if isinstance(folders, ObjectArtifacts):
         # Locks are this machine's only: another may be registering into the same store,
         # so a remote folder is debris only once it is older than any registration.
-        modified = folders.modified(folder)
-        return modified is not None and time.time() - modified > _UNLOCKED_GRACE_S
+        return _older_than_grace(folders.modified(folder))
     return _old_enough(folders.path(folder))
 
 

@@ -20,6 +20,11 @@ inside its transaction after its row got its id and before the commit: a move th
 holds is always in the log. A move whose transaction then fails stays in the log, and the
 next move reuses its id (SQLite gives a rolled-back rowid again); readers keep the last
 line of each id.
+
+A team registry journals in its object store instead (``remote.py``): records as
+``records/<id>.json`` in the same format, and each alias move as ``aliases/<id>.json``.
+PostgreSQL never gives a rolled-back id again, so there a failed move's object is not
+superseded: ``gc()`` removes it once the index holds a later move and an hour has passed.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ Layout under the store's URL::
                             SHA-256 of its manifest; written last, so it names only
                             complete, verified blobs
     records/<id>.json       its registration record (``journal.py``'s format)
+    aliases/<id>.json       one alias move (``AliasEvent.to_dict()``), keyed by its log id
 
 Publishing uploads each file of the staged (local, verified) copy as a blob, streamed,
 then reads it back, streamed, and compares its size and SHA-256 before the listing is
@@ -18,7 +19,27 @@ whose artifacts are incomplete. An object store's PUT replaces a whole object, s
 are never half-written and there are no temporary files.
 
 Reading goes through a local cache keyed by the manifest's SHA-256 (``cache.py``): a
-download is hashed as it is written and checked before it is used.
+download is hashed as it is written and checked before it is used. ``check()`` does not:
+it hashes the objects themselves (:meth:`ObjectArtifacts.problem`), streamed.
+
+Alias moves. A team registry's index logs every move in its ``alias_log`` table; each move
+is also written here, as ``aliases/<id>.json``, inside the move's transaction before it
+commits (as the local registry appends to ``alias-log.jsonl``), so ``rebuild()`` restores
+aliases and their history when the index is lost. A later write of the same id replaces
+the object (the index's row is the truth; ``gc()`` rewrites an object that differs from
+it). Where SQLite gives a rolled-back id again, so that the local log's orphan line is
+superseded by the next move, a PostgreSQL sequence never does: the object of a move whose
+commit failed keeps an id no committed move has. ``gc()`` removes such an object once the
+index holds a higher id and the object is older than ``GRACE_S`` (no transaction still
+open could commit it); until then ``rebuild()`` would replay it, and ``check()`` would
+then report the alias chain broken.
+
+Unreferenced blobs. Blobs are shared by every bundle holding the same bytes, so a blob is
+removed (``gc()``) only when no listing names it, every listing could be read, and it is
+older than ``GRACE_S``. A registration that finds its blob already stored relies on it
+without uploading; so that such a blob is never taken for an old unreferenced one, a
+registration uploads it again when it is older than ``REFRESH_S`` (its modification time
+then restarts), which leaves a registration ``GRACE_S - REFRESH_S`` to write its listing.
 """
 
 from __future__ import annotations
@@ -26,18 +47,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from modelkeep.errors import ArtifactStoreError, ModelkeepError
+from modelkeep.errors import ArtifactStoreError, IntegrityError, ListingError, ModelkeepError
 from modelkeep.manifest import MANIFEST_NAME
 from modelkeep.registry import journal
 from modelkeep.registry.artifacts import BundleFolders, remove_tree
 from modelkeep.registry.cache import BundleCache, Listing
 from modelkeep.registry.journal import RecordState
-from modelkeep.registry.records import VersionRecord
+from modelkeep.registry.records import ProblemKind, VersionRecord
 
 __all__ = ["ArtifactStoreError", "ObjectArtifacts", "is_url"]
 
@@ -51,6 +73,13 @@ _BLOCK = 4 * 1024 * 1024
 _PART = 8 * 1024 * 1024
 _LISTING_FORMAT = 1
 _SUFFIX = ".json"
+#: How old an unindexed listing, an unreferenced blob or an orphan alias object must be
+#: before ``gc()`` removes it: locks cover one machine, and a registration on another may
+#: still commit anything younger.
+GRACE_S = 3600.0
+#: A stored blob older than this is uploaded again by a registration that needs it, so
+#: that ``gc()`` never takes it for an unreferenced one (see the module's docstring).
+REFRESH_S = 600.0
 
 
 def is_url(text: str) -> bool:
@@ -193,7 +222,12 @@ class ObjectArtifacts:
 
     def _upload_blob(self, path: Path, size: int, sha: str) -> None:
         key = self._key("blobs", sha)
-        if self._fs.exists(key) and self._hash_remote(key) == (size, sha):
+        try:
+            stamp = _stamp(self._fs.info(key))
+        except FileNotFoundError:
+            stamp = None
+        fresh = stamp is not None and time.time() - stamp < REFRESH_S
+        if fresh and self._hash_remote(key) == (size, sha):
             return  # content-addressed: the same bytes are already there, verified
         self._parent(key)
         # Streamed: parts of _PART bytes (a local file system ignores these options).
@@ -244,10 +278,7 @@ class ObjectArtifacts:
                 info = self._fs.info(self._key("bundles", folder + _SUFFIX))
             except FileNotFoundError:
                 return None
-        stamp = info.get("LastModified", info.get("mtime", info.get("created")))
-        if hasattr(stamp, "timestamp"):
-            return float(stamp.timestamp())
-        return float(stamp) if isinstance(stamp, (int, float)) else None
+        return _stamp(info)
 
     def _open_blob(self, sha: str) -> Any:
         return self._fs.open(self._key("blobs", sha), "rb", block_size=_BLOCK)
@@ -261,6 +292,8 @@ class ObjectArtifacts:
             )
 
     def _list(self, kind: str) -> list[str]:
+        # s3fs keeps listings for the life of the instance: other machines write too.
+        self._fs.invalidate_cache(self._key(kind))
         try:
             return [str(k) for k in self._fs.ls(self._key(kind), detail=False)]
         except FileNotFoundError:
@@ -308,6 +341,134 @@ class ObjectArtifacts:
 
     def leftovers(self) -> list[str]:
         return []  # an object PUT is whole: no temporary records
+
+    # ---------------------------------------------------------------------- alias moves
+
+    def write_alias_move(self, entry: Mapping[str, Any]) -> None:
+        """Write one alias move (with its id) as ``aliases/<id>.json``, replacing any."""
+        with self._io(f"writing alias move {entry['id']}"):
+            self._write_json(self._key("aliases", f"{int(entry['id'])}{_SUFFIX}"), dict(entry))
+
+    def read_alias_moves(self) -> list[dict[str, Any]]:
+        """Every stored alias move, by id; unreadable objects are skipped."""
+        found: dict[int, dict[str, Any]] = {}
+        with self._io("reading alias moves"):
+            for key in self._list("aliases"):
+                try:
+                    data = self._read_json(key)
+                except (OSError, ValueError):
+                    continue
+                if isinstance(data, dict) and isinstance(data.get("id"), int):
+                    found[data["id"]] = data
+        return [found[key] for key in sorted(found)]
+
+    def alias_ages(self) -> dict[int, float | None]:
+        """Alias move id -> when its object was written (POSIX time)."""
+        with self._io("listing alias moves"):
+            return {
+                int(name[: -len(_SUFFIX)]): stamp
+                for name, stamp in self._ages("aliases").items()
+                if name.endswith(_SUFFIX) and name[: -len(_SUFFIX)].isdigit()
+            }
+
+    def remove_alias_move(self, move_id: int) -> None:
+        with self._io(f"removing alias move {move_id}"):
+            key = self._key("aliases", f"{move_id}{_SUFFIX}")
+            if self._fs.exists(key):
+                self._fs.rm_file(key)
+
+    # ---------------------------------------------------------------- checks and blobs
+
+    def blobs(self) -> dict[str, float | None]:
+        """Every stored blob's SHA-256 -> when it was written (POSIX time)."""
+        with self._io("listing blobs"):
+            return self._ages("blobs")
+
+    def referenced(self) -> set[str] | None:
+        """The SHA-256 of every blob some listing names; None when a listing cannot be
+        read (then nobody can prove a blob unreferenced)."""
+        named: set[str] = set()
+        for folder in self.published():
+            try:
+                listing = self.listing(folder)
+            except (ArtifactStoreError, ListingError):
+                return None
+            named.update(entry.sha256 for entry in listing.files.values())
+        return named
+
+    def remove_blob(self, sha: str) -> None:
+        with self._io(f"removing blob {sha}"):
+            key = self._key("blobs", sha)
+            if self._fs.exists(key):
+                self._fs.rm_file(key)
+
+    def problem(self, folder: str, manifest_sha256: str) -> tuple[ProblemKind, str] | None:
+        """What is wrong with the stored bundle ``folder`` whose manifest the index
+        recorded as ``manifest_sha256``, found by hashing the objects themselves (streamed),
+        never the download cache; None when nothing is."""
+        from modelkeep._reader import manifest_from_bytes
+
+        key = self._key("bundles", folder + _SUFFIX)
+        with self._io(f"checking bundle {folder}"):
+            self._fs.invalidate_cache(self._key("bundles"))
+            if not self._fs.exists(key):
+                return "missing_folder", f"bundles/{folder}{_SUFFIX} does not exist"
+        try:
+            listing = self.listing(folder)
+        except (ArtifactStoreError, ListingError) as exc:
+            return "missing_folder", f"bundles/{folder}{_SUFFIX} cannot be read: {exc}"
+        manifest = listing.files[MANIFEST_NAME]
+        if listing.manifest_sha256 != manifest_sha256:
+            return "manifest_changed", f"{MANIFEST_NAME} sha256 differs from the index"
+        with self._io(f"checking bundle {folder}"):
+            try:
+                data = self._fs.cat_file(self._key("blobs", manifest.sha256))
+            except FileNotFoundError:
+                return "manifest_changed", f"{MANIFEST_NAME} cannot be read: its blob is missing"
+        if hashlib.sha256(data).hexdigest() != manifest_sha256:
+            return "manifest_changed", f"{MANIFEST_NAME} sha256 differs from the index"
+        try:
+            artifacts = manifest_from_bytes(data, f"{self.url}/{folder}/{MANIFEST_NAME}").artifacts
+        except ModelkeepError as exc:
+            return "manifest_changed", str(exc)
+        for artifact in artifacts:
+            entry = listing.files.get(artifact.path)
+            if entry is None:
+                return "artifact_changed", f"{artifact.path} is not in the bundle's listing"
+            with self._io(f"checking bundle {folder}"):
+                try:
+                    size, sha = self._hash_remote(self._key("blobs", entry.sha256))
+                except FileNotFoundError:
+                    return "artifact_changed", f"{artifact.path}: its blob is missing"
+            if size != artifact.size:
+                return "artifact_changed", str(
+                    IntegrityError(artifact.path, "size", artifact.size, size)
+                )
+            if sha != artifact.sha256:
+                return "artifact_changed", str(
+                    IntegrityError(artifact.path, "sha256", artifact.sha256, sha)
+                )
+        return None
+
+    def _ages(self, kind: str) -> dict[str, float | None]:
+        self._fs.invalidate_cache(self._key(kind))
+        try:
+            entries = self._fs.ls(self._key(kind), detail=True)
+        except FileNotFoundError:
+            return {}
+        return {
+            PurePosixPath(str(entry["name"])).name: _stamp(entry)
+            for entry in entries
+            if entry.get("type") != "directory"
+        }
+
+
+def _stamp(info: Mapping[str, Any]) -> float | None:
+    """When an object was written (POSIX time), from fsspec's ``info``."""
+    stamp = info.get("LastModified", info.get("mtime", info.get("created")))
+    if hasattr(stamp, "timestamp"):
+        return float(stamp.timestamp())
+    return float(stamp) if isinstance(stamp, (int, float)) else None
 
 
 def _hash_local(path: Path) -> tuple[int, str]:

@@ -232,13 +232,24 @@ class SqlStore:
     messages.
 
     ``create``: make the tables if the database has none (a new index); otherwise an index
-    without them is an error, never silently a new empty one.
+    without them is an error, never silently a new empty one. ``before_create`` is called
+    first when they are to be made, and may refuse by raising (a team registry whose
+    store holds bundles has lost its index: made again, it would read as empty).
     """
 
-    def __init__(self, url: str, *, location: str, create: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        location: str,
+        create: bool = True,
+        before_create: Callable[[], None] | None = None,
+    ) -> None:
         self._setup(url, location)
+        #: Whether opening found no registry tables and made them (an empty index).
+        self.created = False
         try:
-            self._ensure_schema(create)
+            self._ensure_schema(create, before_create)
         except sa.exc.SQLAlchemyError as exc:
             self._engine.dispose()
             raise RegistryIndexError(location, "opening the index", _cause(exc)) from exc
@@ -289,7 +300,7 @@ class SqlStore:
         except sa.exc.SQLAlchemyError as exc:
             raise RegistryIndexError(self.location, operation, _cause(exc)) from exc
 
-    def _ensure_schema(self, create: bool) -> None:
+    def _ensure_schema(self, create: bool, before_create: Callable[[], None] | None) -> None:
         with self._engine.connect() as connection, connection.begin():
             if sa.inspect(connection).has_table("meta"):
                 revision = _revision(connection)
@@ -314,6 +325,8 @@ class SqlStore:
         if older:
             self.migrate()
             return
+        if before_create is not None:
+            before_create()
         if self._url.startswith("sqlite"):
             with self._engine.connect() as connection:
                 _set_wal(connection.connection.dbapi_connection)
@@ -327,6 +340,7 @@ class SqlStore:
                 sa.select(meta.c.value).where(meta.c.key == "store_format")
             ).scalar_one_or_none()
             if found is None:
+                self.created = True
                 connection.execute(sa.insert(meta).values(key="store_format", value=STORE_FORMAT))
                 connection.execute(sa.insert(alembic_version).values(version_num=SCHEMA_REVISION))
             else:
@@ -666,6 +680,15 @@ class SqlStore:
             query = sa.select(names.c.name, names.c.next_version)
             return {str(n): int(v) for n, v in connection.execute(query)}
 
+    def is_empty(self) -> bool:
+        """Whether the index holds no version and no version counter (a new index, or one
+        whose rows were lost)."""
+        with self._read("reading the index") as connection:
+            for table in (names, versions):
+                if connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first():
+                    return False
+            return True
+
     def restore(
         self,
         entries: Sequence[IndexedVersion],
@@ -676,27 +699,64 @@ class SqlStore:
         """Fill an empty index in one transaction: versions, next-version counters,
         aliases ``(name, alias) -> version`` and the alias log."""
         with self._write("rebuilding the index") as connection:
-            for name, next_version in sorted(counters.items()):
-                connection.execute(
-                    sa.insert(names).values(
-                        name=name, next_version=next_version, created_at=utc_now()
-                    )
+            self._fill(connection, entries, counters, pointers, moves)
+
+    def replace(self, build: Callable[[Mapping[str, int]], Restoration]) -> Restoration:
+        """Replace every version, counter, alias and alias move in one transaction (a
+        team index's ``rebuild()``); return what was written.
+
+        ``build(counters)`` is called inside the transaction with the index's current
+        counters and returns the rows to write. On a server the tables are locked against
+        writers (``EXCLUSIVE``: readers go on, and see the old rows until the commit)
+        before ``build`` runs, so what it reads from the artifact store includes every
+        registration that committed before, and none commits until the new rows are in.
+        The alias log's id sequence is moved past the highest id written.
+        """
+        with self._write("rebuilding the index") as connection:
+            if self._server:
+                connection.exec_driver_sql(
+                    "LOCK TABLE names, versions, aliases, alias_log IN EXCLUSIVE MODE"
                 )
-            for indexed in entries:
-                connection.execute(
-                    sa.insert(versions).values(
-                        **indexed.record.to_row(),
-                        name=indexed.name,
-                        version=indexed.version,
-                        schema_version=indexed.schema_version,
-                    )
+            current = {
+                str(n): int(v)
+                for n, v in connection.execute(sa.select(names.c.name, names.c.next_version))
+            }
+            restoration = build(current)
+            for table in (alias_log, aliases, versions, names):
+                connection.execute(sa.delete(table))
+            self._fill(connection, *restoration)
+            if self._server:
+                connection.exec_driver_sql(
+                    "SELECT setval(pg_get_serial_sequence('alias_log', 'id'), "
+                    "COALESCE((SELECT MAX(id) FROM alias_log), 0) + 1, false)"
                 )
-            for (name, alias), version in sorted(pointers.items()):
-                connection.execute(
-                    sa.insert(aliases).values(name=name, alias=alias, version=version)
+        return restoration
+
+    def _fill(
+        self,
+        connection: Connection,
+        entries: Sequence[IndexedVersion],
+        counters: Mapping[str, int],
+        pointers: Mapping[tuple[str, str], int],
+        moves: Sequence[AliasEvent],
+    ) -> None:
+        for name, next_version in sorted(counters.items()):
+            connection.execute(
+                sa.insert(names).values(name=name, next_version=next_version, created_at=utc_now())
+            )
+        for indexed in entries:
+            connection.execute(
+                sa.insert(versions).values(
+                    **indexed.record.to_row(),
+                    name=indexed.name,
+                    version=indexed.version,
+                    schema_version=indexed.schema_version,
                 )
-            for move in moves:
-                connection.execute(sa.insert(alias_log).values(**move.to_dict()))
+            )
+        for (name, alias), version in sorted(pointers.items()):
+            connection.execute(sa.insert(aliases).values(name=name, alias=alias, version=version))
+        for move in moves:
+            connection.execute(sa.insert(alias_log).values(**move.to_dict()))
 
     def folders(self) -> dict[str, tuple[str, str]]:
         """Folder id -> (``name:version``, manifest SHA-256) for every indexed version."""
@@ -796,6 +856,16 @@ class SqlStore:
         return UnknownReferenceError(
             text, kind=kind, name=name, registry=self.location, known=known
         )
+
+
+#: What ``SqlStore.replace`` writes: versions, next-version counters, aliases
+#: ``(name, alias) -> version`` and the alias log.
+Restoration = tuple[
+    Sequence[IndexedVersion],
+    Mapping[str, int],
+    Mapping[tuple[str, str], int],
+    Sequence[AliasEvent],
+]
 
 
 def _indexed(row: Mapping[str, Any], pointing: Sequence[str]) -> IndexedVersion:
