@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 
 import modelkeep
+from modelkeep.errors import IndexLostError
 from modelkeep.registry import Problem
 from modelkeep.registry.records import AliasEvent
+from modelkeep.registry.remote import ObjectArtifacts
 
 from . import stores
 from .helpers import save_tiny
@@ -154,3 +156,24 @@ def test_alias_moves_are_objects_in_s3_and_a_rolled_back_one_is_removed_by_gc(
     assert [v.ref for v in team.rebuild()] == ["tiny:1", "tiny:2"]
     assert team.aliases("tiny") == {"production": 2}
     assert team.history("tiny") == [first, second]
+
+
+def test_a_postgresql_index_over_local_folders_is_rebuilt_with_its_aliases(
+    team: modelkeep.Registry, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The team fixture's index with no artifact store named: bundles go to folders under
+    # MODELKEEP_HOME, alias moves to its alias-log.jsonl, so rebuild() restores them too.
+    monkeypatch.delenv("MODELKEEP_ARTIFACTS_URI")
+    with modelkeep.Registry() as registry:
+        assert registry.team and not isinstance(registry._folders, ObjectArtifacts)
+        for _ in range(2):
+            registry.register(tiny_bundle, "tiny")
+        registry.set_alias("tiny", "production", 2, reason="go")
+        history = registry.history("tiny")
+        stores.lose_index(registry, "deleted")
+        with pytest.raises(IndexLostError, match=re.escape("got a database without the")):
+            registry.versions()
+        assert [v.ref for v in registry.rebuild()] == ["tiny:1", "tiny:2"]
+        assert registry.aliases("tiny") == {"production": 2}
+        assert registry.history("tiny") == history
+        assert registry.check() == []

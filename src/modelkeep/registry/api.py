@@ -50,7 +50,8 @@ the old index held is lost and readers see the old index or the new one. ``check
 hashes the objects in S3, never the download cache. Locks cover one machine only, so
 ``gc()`` removes an unindexed listing, an unreferenced blob or an orphan alias move only
 once it is an hour old (``remote.GRACE_S``): a registration on another machine may still
-commit anything younger.
+commit anything younger. An index on a server over local bundle folders journals its alias
+moves in ``alias-log.jsonl`` as a local registry does.
 """
 
 from __future__ import annotations
@@ -346,20 +347,30 @@ class Registry:
     def _held(self) -> int:
         """How many bundles the store holds: records, and folders without one.
 
-        In an object store, shared by registrations on other machines, a pending record
-        or a listing without a record counts only once older than any registration: a
-        first registration into a new team registry holds them before its row commits.
+        Beside an index on a server, shared by registrations on other machines, a pending
+        record or a bundle without a record counts only once older than any registration
+        (``GRACE_S``): the first registration into a new team registry holds them before
+        its row commits, while the index is still empty.
         """
         records = self._folders.read_records()
         folders = set(records) | set(self._folders.published())
-        if not self._remote:
+        if self._index_url is None:
             return len(folders)
         return sum(
             1
             for folder in folders
             if (folder in records and records[folder]["state"] != "pending")
-            or _debris_old_enough(self._folders, folder)
+            or _older_than_grace(self._stored_at(folder))
         )
+
+    def _stored_at(self, folder: str) -> float | None:
+        """When the bundle ``folder`` was stored (POSIX time); None if it is not."""
+        if isinstance(self._folders, ObjectArtifacts):
+            return self._folders.modified(folder)
+        try:
+            return self._folders.path(folder).stat().st_mtime
+        except OSError:
+            return None
 
     def _check_folder_path(self, operation: str) -> None:
         if self.root.exists() and not self.root.is_dir():
@@ -640,18 +651,18 @@ class Registry:
         return entry
 
     def _log_move(self, entry: AliasEvent) -> None:
-        if isinstance(self._folders, ObjectArtifacts):  # beside the bundles, for everyone
+        """Journal an alias move beside the bundles (``rebuild()`` replays it): an object
+        in an object store, a line of ``alias-log.jsonl`` beside bundle folders."""
+        if isinstance(self._folders, ObjectArtifacts):
             self._folders.write_alias_move(entry.to_dict())
-        elif self._index_url is None:
+        else:
             journal.append_alias_move(self.root, entry.to_dict())
 
-    def _logged_moves(self) -> list[dict[str, Any]] | None:
-        """The alias moves journaled in the store (None: this registry journals none)."""
+    def _logged_moves(self) -> list[dict[str, Any]]:
+        """The alias moves journaled beside the bundles, by id."""
         if isinstance(self._folders, ObjectArtifacts):
             return self._folders.read_alias_moves()
-        if self._index_url is None:
-            return journal.read_alias_log(self.root)
-        return None
+        return journal.read_alias_log(self.root)
 
     def delete_alias(
         self, name: str, alias: str, *, reason: str | None = None, by: str | None = None
@@ -792,8 +803,7 @@ class Registry:
         with self._locked("check", alone=True):
             survey = self._survey(store)
             moves = store.history(None) if store is not None else []
-            journaled = self._logged_moves()
-            logged = {e["id"]: e for e in journaled or []}
+            logged = {e["id"]: e for e in self._logged_moves()}
         for folder, (ref, expected) in sorted(survey.indexed.items(), key=lambda item: item[1]):
             problem = self._check_folder(folder, ref, expected)
             if problem is not None:
@@ -806,7 +816,7 @@ class Registry:
             for e in moves
             if e.id not in logged or (not self._remote and logged[e.id].get("at") != e.at)
         ]
-        if unlogged and journaled is not None:
+        if unlogged:
             detail = f"{len(unlogged)} alias move(s) of the index are not in it; gc() writes them"
             where = "aliases/" if self._remote else journal.ALIAS_LOG_NAME
             problems.append(Problem("alias_log_missing", where, detail))
@@ -937,7 +947,7 @@ class Registry:
                     self._folders.write_alias_move(move.to_dict())
             return
         logged = {e["id"]: e for e in journal.read_alias_log(self.root)}
-        if self._index_url is None and any(logged.get(e.id, {}).get("at") != e.at for e in moves):
+        if any(logged.get(e.id, {}).get("at") != e.at for e in moves):
             journal.write_alias_log(self.root, [e.to_dict() for e in moves])
 
     # ---------------------------------------------------------------------- migrate, copy
@@ -1142,7 +1152,7 @@ class Registry:
                     published = set(self._folders.published())
                     plan = _plan(
                         self._folders.read_records(),
-                        self._logged_moves() or [],
+                        self._logged_moves(),
                         published.__contains__,
                     )
                     plans.append(plan)
