@@ -183,12 +183,17 @@ def backdate_blobs(
     """Make every blob in S3 look ``seconds`` old to ``check()`` and ``gc()`` (see
     :func:`backdate`)."""
     store = objects(registry)
-    blobs = store.blobs
+    blobs, modified = store.blobs, store.blob_modified
 
     def older() -> dict[str, float | None]:
         return {sha: None if t is None else t - seconds for sha, t in blobs().items()}
 
+    def older_one(sha: str) -> float | None:
+        stamp = modified(sha)
+        return None if stamp is None else stamp - seconds
+
     monkeypatch.setattr(store, "blobs", older)
+    monkeypatch.setattr(store, "blob_modified", older_one)
 
 
 def backdate_alias_moves(

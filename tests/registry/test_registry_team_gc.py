@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import modelkeep
 from modelkeep.errors import IndexLostError
 from modelkeep.registry import Problem
 from modelkeep.registry.records import AliasEvent
-from modelkeep.registry.remote import ObjectArtifacts
+from modelkeep.registry.remote import REFRESH_S, ObjectArtifacts
 
 from . import stores
 from .helpers import save_tiny
@@ -101,6 +102,26 @@ def test_gc_on_s3_removes_only_blobs_no_listing_names(
     assert [(p.kind, p.subject) for p in team.check()] == [("artifact_changed", "tiny:2")]
     assert team.check()[0].detail == "artifacts/pipeline.skops: its blob is missing"
     assert team.gc() == []  # an indexed version is never garbage, damaged or not
+
+
+def test_a_registration_uploads_again_a_stored_blob_older_than_the_refresh_age(
+    team: modelkeep.Registry, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A registration that relies on a stored blob restarts its age when it is old, so gc
+    # (which waits an hour) never takes it for an unreferenced one before the listing
+    # that names it is written.
+    store = stores.objects(team)
+    team.register(tiny_bundle, "tiny")
+    written = store.blobs()  # the server's own times (whole seconds)
+    time.sleep(1.1)
+    team.register(tiny_bundle, "tiny")  # young blobs: relied on as they are
+    assert store.blobs() == written
+    stores.backdate_blobs(team, monkeypatch, REFRESH_S + 60)
+    team.register(tiny_bundle, "tiny")  # old blobs: uploaded again
+    again = ObjectArtifacts.blobs(store)  # the server's times, not the shifted ones
+    assert set(again) == set(written)
+    for sha, stamp in written.items():
+        assert stamp is not None and (again[sha] or 0) > stamp, sha
 
 
 def test_alias_moves_are_objects_in_s3_and_a_rolled_back_one_is_removed_by_gc(

@@ -222,10 +222,7 @@ class ObjectArtifacts:
 
     def _upload_blob(self, path: Path, size: int, sha: str) -> None:
         key = self._key("blobs", sha)
-        try:
-            stamp = _stamp(self._fs.info(key))
-        except FileNotFoundError:
-            stamp = None
+        stamp = self.blob_modified(sha)
         fresh = stamp is not None and time.time() - stamp < REFRESH_S
         if fresh and self._hash_remote(key) == (size, sha):
             return  # content-addressed: the same bytes are already there, verified
@@ -378,6 +375,15 @@ class ObjectArtifacts:
                 self._fs.rm_file(key)
 
     # ---------------------------------------------------------------- checks and blobs
+
+    def blob_modified(self, sha: str) -> float | None:
+        """When the blob ``sha`` was written (POSIX time); None if there is none."""
+        key = self._key("blobs", sha)
+        self._fs.invalidate_cache(key)
+        try:
+            return _stamp(self._fs.info(key))
+        except FileNotFoundError:
+            return None
 
     def blobs(self) -> dict[str, float | None]:
         """Every stored blob's SHA-256 -> when it was written (POSIX time)."""
