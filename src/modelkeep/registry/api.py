@@ -664,6 +664,13 @@ class Registry:
             return self._folders.read_alias_moves()
         return journal.read_alias_log(self.root)
 
+    def _logged_times(self) -> dict[int, str | None]:
+        """Journaled alias move id -> when it was made (None: not read, as in an object
+        store, where one listing gives the ids and each move is one object)."""
+        if isinstance(self._folders, ObjectArtifacts):
+            return dict.fromkeys(self._folders.alias_ages())
+        return {e["id"]: e.get("at") for e in journal.read_alias_log(self.root)}
+
     def delete_alias(
         self, name: str, alias: str, *, reason: str | None = None, by: str | None = None
     ) -> AliasEvent:
@@ -803,7 +810,7 @@ class Registry:
         with self._locked("check", alone=True):
             survey = self._survey(store)
             moves = store.history(None) if store is not None else []
-            logged = {e["id"]: e for e in self._logged_moves()}
+            logged = self._logged_times()
         for folder, (ref, expected) in sorted(survey.indexed.items(), key=lambda item: item[1]):
             problem = self._check_folder(folder, ref, expected)
             if problem is not None:
@@ -812,9 +819,7 @@ class Registry:
             if record is None or record["state"] != "committed":
                 problems.append(Problem("record_missing", ref, _NO_RECORD))
         unlogged = [
-            e.id
-            for e in moves
-            if e.id not in logged or (not self._remote and logged[e.id].get("at") != e.at)
+            e.id for e in moves if e.id not in logged or (not self._remote and logged[e.id] != e.at)
         ]
         if unlogged:
             detail = f"{len(unlogged)} alias move(s) of the index are not in it; gc() writes them"
@@ -941,7 +946,7 @@ class Registry:
                 self._record(folder, "committed", indexed.name, indexed.version, indexed.record)
         moves = store.history(None)
         if isinstance(self._folders, ObjectArtifacts):
-            stored = {e["id"]: e for e in self._folders.read_alias_moves()}
+            stored = self._folders.alias_ages()  # ids, from one listing
             for move in moves:  # one object a move: write those it lacks
                 if move.id not in stored:
                     self._folders.write_alias_move(move.to_dict())
