@@ -64,7 +64,7 @@ install_moto() {
 # creates, with its data where that user can reach (the checkout may not be).
 as_pg() {
     if [[ $(id -u) -eq 0 ]]; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")  # from a folder the postgres user may enter
     else
         "$@"
     fi

@@ -44,11 +44,11 @@ def test_convert_unknown_reference_registers_nothing(registry: modelkeep.Registr
     assert registry.versions() == []
 
 
-def test_cli_convert_of_a_reference(home: Path, tiny_bundle: Path) -> None:
-    assert run(home, "registry", "register", str(tiny_bundle)).returncode == 0
-    result = run(home, "convert", "tiny@missing", "--to", "onnx")
+def test_cli_convert_of_a_reference(backend_env: dict[str, str], tiny_bundle: Path) -> None:
+    assert run(backend_env, "registry", "register", str(tiny_bundle)).returncode == 0
+    result = run(backend_env, "convert", "tiny@missing", "--to", "onnx")
     assert result.returncode == 1
     assert result.stderr.startswith("Error: ")
-    result = run(home, "convert", "tiny:1", "--to", "onnx")
+    result = run(backend_env, "convert", "tiny:1", "--to", "onnx")
     assert result.returncode == 0, result.stderr
     assert "Registered tiny:2 (parent tiny:1) with artifacts/pipeline.onnx" in result.stdout

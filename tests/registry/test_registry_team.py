@@ -362,3 +362,20 @@ def test_a_registry_dropped_without_close_leaves_no_open_connection(
         gc.collect()
     unclosed = [w for w in caught if "was deleted while still open" in str(w.message)]
     assert unclosed == []  # psycopg's warning for a connection nobody closed
+
+
+def test_a_long_lived_registry_sees_what_other_processes_registered_since(
+    team: modelkeep.Registry, tiny_bundle: Path
+) -> None:
+    """s3fs caches each listing it makes, and then answers "no such file" for a key the
+    cached listing lacks: a server's registry that had listed the store once could not
+    read versions other processes registered later."""
+    team.register(tiny_bundle, "tiny")
+    assert team.check() == [] and len(team._folders.published()) == 1  # listed, cached
+    with modelkeep.Registry() as other:
+        other.register(tiny_bundle, "tiny")
+        other.set_alias("tiny", "production", 2)
+    # Read first, without listing again (as a server following an alias does).
+    assert team.load("tiny@production").predict({"a": 1.0, "b": 0.0}).tolist() == ["Yes"]
+    assert len(team._folders.published()) == 2
+    assert team.check() == []

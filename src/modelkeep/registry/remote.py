@@ -111,6 +111,9 @@ def _filesystem(url: str) -> tuple[Any, str]:
             # A fresh instance per store: cached instances hold an event loop that a
             # forked process must not share.
             "skip_instance_cache": True,
+            # No listings cache: other processes and machines write to the store, and
+            # s3fs answers "no such file" for a key missing from a listing it cached.
+            "use_listings_cache": False,
         }
     fs, path = fsspec.core.url_to_fs(url, **options)
     return fs, str(path).rstrip("/")
