@@ -1022,16 +1022,33 @@ class IndexLostError(RegistryIndexError):
     ``state`` says what was found instead of an index; ``bundles`` counts the registration
     records (and record-less folders) the store holds. ``cause`` is the database error, if
     any. Read as empty, the registry would hide those versions and gc() would delete them.
+    ``on_server``: the index is a database server's (a team registry), named by its URL
+    without the password; its tables are what is missing, not ``registry.db``.
     """
 
     def __init__(
-        self, registry: str, state: str, bundles: int, cause: BaseException | None = None
+        self,
+        registry: str,
+        state: str,
+        bundles: int,
+        cause: BaseException | None = None,
+        *,
+        on_server: bool = False,
     ) -> None:
         self.state = state
         self.bundles = bundles
+        self.on_server = on_server
         super().__init__(registry, "opening the index", cause)
 
     def _message(self) -> str:
+        if self.on_server:
+            return (
+                f"Registry at {self.registry!r}: expected an index (the registry's tables in "
+                f"that database) of the {self.bundles} bundle(s) its artifact store holds, got "
+                f"{self.state}. Nothing was changed: read as empty, the registry would hide "
+                "them and gc would delete them. Recreate the index from the store with "
+                "`modelkeep registry rebuild`, or restore the database from a backup."
+            )
         return (
             f"Registry at {self.registry!r}: expected an index (registry.db) of the "
             f"{self.bundles} bundle(s) its store holds, got {self.state}. Nothing was changed: "

@@ -36,6 +36,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # team.py). LOCAL_ONLY names the exceptions and why; each has a team counterpart named in
 # its reason, or is about something a team registry does not have.
 LOCAL_ONLY: dict[str, str] = {
+    "test_check_reports_a_symlink_planted_in_a_stored_bundle": (
+        "a symlink exists only in a folder; check() hashes the objects in S3, never the "
+        "download cache: test_check_reports_damage_and_never_fixes_it[team], "
+        "test_gc_on_s3_removes_only_blobs_no_listing_names"
+    ),
     "test_an_old_sqlite_index_is_upgraded_in_place_and_a_newer_one_refused": (
         "a SQLite index is upgraded when opened; on PostgreSQL only `registry migrate` "
         "upgrades: test_a_server_index_is_upgraded_only_by_registry_migrate"
@@ -91,7 +96,12 @@ def registry(
 # restarts PostgreSQL. Under pytest-xdist (``make test``) they may run in two workers at
 # once: each holds a shared lock on a file for its duration, the restart an exclusive one.
 _RESTARTS_POSTGRES = {"test_postgresql_restarted_between_two_calls_is_survived"}
-_TEAM_FILES = ("test_registry_team.py", "test_registry_schema.py", "test_registry_streaming.py")
+_TEAM_FILES = (
+    "test_registry_team.py",
+    "test_registry_team_gc.py",
+    "test_registry_schema.py",
+    "test_registry_streaming.py",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -234,6 +234,7 @@ def test_the_s3_server_stopped_mid_upload_leaves_no_version_and_a_clear_error(
     tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A private S3 server, killed once the first blob of a registration is stored."""
+    monkeypatch.setenv("MODELKEEP_HOME", str(tmp_path / "home"))  # never ~/.modelkeep
     team_env = fresh_team()
     port = _free_port()
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")

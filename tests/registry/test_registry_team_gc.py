@@ -9,7 +9,6 @@ could be read, and it is older than the hour a registration on another machine m
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import re
 import time
@@ -26,26 +25,20 @@ from modelkeep.registry.remote import REFRESH_S, ObjectArtifacts
 
 from . import stores
 from .helpers import save_tiny
-from .team import PROJECT, fresh_team
+from .team import fresh_team
 
 _OLD = 7200.0  # two hours: past the hour of grace
 
 
 @pytest.fixture
 def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[modelkeep.Registry]:
-    """A fresh team registry, holding the team tests' shared lock (conftest.py) so that
-    the PostgreSQL restart test never runs meanwhile in another xdist worker."""
+    """A fresh team registry (this file is in conftest's _TEAM_FILES: its tests hold the
+    team tests' shared lock, so the PostgreSQL restart test never runs meanwhile)."""
     monkeypatch.setenv("MODELKEEP_HOME", str(tmp_path / "home"))
-    (PROJECT / ".services").mkdir(exist_ok=True)
-    with (PROJECT / ".services" / "tests.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_SH)
-        try:
-            for key, value in fresh_team().items():
-                monkeypatch.setenv(key, value)
-            with modelkeep.Registry() as registry:
-                yield registry
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    for key, value in fresh_team().items():
+        monkeypatch.setenv(key, value)
+    with modelkeep.Registry() as registry:
+        yield registry
 
 
 def _blobs_of(registry: modelkeep.Registry, ref: str) -> dict[str, str]:

@@ -339,7 +339,7 @@ class Registry:
         in ``state``, empty)."""
         held = self._held()
         if held:
-            raise _TeamIndexLostError(self.location, state, held)
+            raise IndexLostError(self.location, state, held, on_server=True)
 
     def _writer(self) -> MetadataStore:
         return self._open(create=True)
@@ -1189,20 +1189,6 @@ _ORPHAN_MOVE = (
     "an alias move the index does not hold, though it holds a later one (its transaction "
     "rolled back), older than an hour; gc() removes it"
 )
-
-
-class _TeamIndexLostError(IndexLostError):
-    """:class:`IndexLostError` of an index on a database server: its message names the
-    database (without its password) and its tables, not ``registry.db``."""
-
-    def _message(self) -> str:
-        return (
-            f"Registry at {self.registry!r}: expected an index (the registry's tables in that "
-            f"database) of the {self.bundles} bundle(s) its artifact store holds, got "
-            f"{self.state}. Nothing was changed: read as empty, the registry would hide them "
-            "and gc would delete them. Recreate the index from the store with `modelkeep "
-            "registry rebuild`, or restore the database from a backup."
-        )
 
 
 @dataclass(frozen=True)
