@@ -6,7 +6,7 @@ import inspect
 import platform
 import sys
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import metadata
 
 import numpy as np
@@ -60,7 +60,10 @@ def _module_distributions() -> dict[str, list[str]]:
     return dict(metadata.packages_distributions())
 
 
+@cache
 def _installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution``, read once per process (reading package
+    metadata costs milliseconds, and the modules this process imported do not change)."""
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:

@@ -25,10 +25,10 @@ from .helpers import registry_location
 
 WORKER = Path(__file__).with_name("registry_worker.py")
 KILLS = 60
-# A team registry's check() reads every version back from S3: after every tenth kill (and
+# A team registry's check() reads every version back from S3: after every 15th kill (and
 # at the end) rather than every kill, to keep within the suite's time. The version numbers
 # and the finished registrations are checked after every kill on both backends.
-TEAM_CHECK_EVERY = 10
+TEAM_CHECK_EVERY = 15
 TEAM_ROUNDS = 8  # of the first-use race: a fresh PostgreSQL schema each
 # One thread per process: forking a process with a BLAS thread pool running is unsafe.
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -88,10 +88,14 @@ def test_sigkill_at_random_points_leaves_only_complete_versions(
     try:
         assert server.stdout.readline().strip() == "ready"
         with modelkeep.Registry() as registry:
-            # Time a few registrations on this machine, now, so the kills spread over
-            # whole registrations however busy the cores are.
-            per_registration = 0.5 / max(1, len(kill_after(0.5)))
-            span = 3 * per_registration
+            # Time registrations on this machine, now, so the kills spread over a child's
+            # start (connecting to the servers) and its first three registrations however
+            # busy the cores are: one child runs 1 s, another 2 s; the second second is
+            # registrations only, the first also the start.
+            first, second = len(kill_after(1.0)), len(kill_after(2.0))
+            per_registration = 1.0 / max(1, second - first)
+            start = max(0.0, 1.0 - first * per_registration)
+            span = start + 3 * per_registration
             # At least KILLS kills; more until both outcomes were seen: kills mid-way
             # (debris collected) and kills between registrations (versions finished).
             while kills < KILLS or not collected or not finished:

@@ -63,6 +63,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,8 @@ _UNLOCKED_GRACE_S = 3600.0
 _CRASH_WINDOW_S = 24 * 3600.0
 #: How long a registry operation waits for the lock by default, in seconds.
 LOCK_TIMEOUT_S = 60.0
+# Threads reading an object store at once in check(): S3 serves many requests in parallel.
+_CHECK_THREADS = 8
 
 
 def default_root() -> Path:
@@ -811,8 +814,9 @@ class Registry:
             survey = self._survey(store)
             moves = store.history(None) if store is not None else []
             logged = self._logged_times()
-        for folder, (ref, expected) in sorted(survey.indexed.items(), key=lambda item: item[1]):
-            problem = self._check_folder(folder, ref, expected)
+        indexed = sorted(survey.indexed.items(), key=lambda item: item[1])
+        found = self._check_folders([(folder, ref, sha) for folder, (ref, sha) in indexed])
+        for (folder, (ref, _)), problem in zip(indexed, found, strict=True):
             if problem is not None:
                 problems.append(problem)
             record = survey.records.get(folder)
@@ -848,6 +852,15 @@ class Registry:
             staged=self._folders.staged(),
             leftovers=self._folders.leftovers(),
         )
+
+    def _check_folders(self, folders: list[tuple[str, str, str]]) -> list[Problem | None]:
+        """:meth:`_check_folder` of each (folder, ref, manifest sha256), in order. An
+        object store is read by several threads at once: each check waits mostly on the
+        network (several small GETs per version), and a registry holds thousands."""
+        if not self._remote or len(folders) < 2:
+            return [self._check_folder(*entry) for entry in folders]
+        with ThreadPoolExecutor(max_workers=_CHECK_THREADS) as pool:
+            return list(pool.map(lambda entry: self._check_folder(*entry), folders))
 
     def _check_folder(self, folder: str, ref: str, expected: str) -> Problem | None:
         if isinstance(self._folders, ObjectArtifacts):  # the objects, not the cache

@@ -172,8 +172,7 @@ class ObjectArtifacts:
             ) from exc
 
     def _read_json(self, key: str) -> Any:
-        with self._fs.open(key, "rb") as reader:
-            return json.loads(reader.read())
+        return json.loads(self._fs.cat_file(key))  # one GET (open() would HEAD first)
 
     def _parent(self, key: str) -> None:
         """Make the folder of ``key`` on a file system that has folders (objects need none)."""
@@ -186,7 +185,15 @@ class ObjectArtifacts:
         self._parent(key)
         self._fs.pipe_file(key, payload)
 
-    def _hash_remote(self, key: str) -> tuple[int, str]:
+    def _hash_remote(self, key: str, expected_size: int | None = None) -> tuple[int, str]:
+        """The size and SHA-256 of the object ``key``, read streamed; an object known to
+        be at most one block (``expected_size``) in a single GET."""
+        if expected_size is not None and 0 < expected_size <= _BLOCK:
+            # At most one block more than expected, however large the object has become.
+            data = self._fs.cat_file(key, start=0, end=_BLOCK + 1)
+            if len(data) == expected_size:
+                return len(data), hashlib.sha256(data).hexdigest()
+            # Not the size expected: read it all, streamed, to report its true size.
         digest = hashlib.sha256()
         size = 0
         with self._fs.open(key, "rb", block_size=_BLOCK) as reader:
@@ -227,12 +234,12 @@ class ObjectArtifacts:
         key = self._key("blobs", sha)
         stamp = self.blob_modified(sha)
         fresh = stamp is not None and time.time() - stamp < REFRESH_S
-        if fresh and self._hash_remote(key) == (size, sha):
+        if fresh and self._hash_remote(key, size) == (size, sha):
             return  # content-addressed: the same bytes are already there, verified
         self._parent(key)
         # Streamed: parts of _PART bytes (a local file system ignores these options).
         self._fs.put_file(str(path), key, chunksize=_PART, max_concurrency=1)
-        got = self._hash_remote(key)
+        got = self._hash_remote(key, size)
         if got != (size, sha):
             raise ArtifactStoreError(
                 self.url,
@@ -446,7 +453,7 @@ class ObjectArtifacts:
                 return "artifact_changed", f"{artifact.path} is not in the bundle's listing"
             with self._io(f"checking bundle {folder}"):
                 try:
-                    size, sha = self._hash_remote(self._key("blobs", entry.sha256))
+                    size, sha = self._hash_remote(self._key("blobs", entry.sha256), entry.size)
                 except FileNotFoundError:
                     return "artifact_changed", f"{artifact.path}: its blob is missing"
             if size != artifact.size:
