@@ -75,7 +75,9 @@ def test_predict_fail_and_skip_modes(bundle: Path, tmp_path: Path) -> None:
 
 def test_ctrl_c_leaves_no_partial_output(bundle: Path, tmp_path: Path) -> None:
     source = tmp_path / "customers.csv"
-    customers(20_000, seed=2).to_csv(source, index=False)
+    # 10,000 chunks: far more than the interrupt needs, so that a loaded machine that
+    # delivers SIGINT late still finds the job running.
+    customers(100_000, seed=2).to_csv(source, index=False)
     output = tmp_path / "scores.csv"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     process = subprocess.Popen(
