@@ -97,6 +97,7 @@ def registry(
 # once: each holds a shared lock on a file for its duration, the restart an exclusive one.
 _RESTARTS_POSTGRES = {"test_postgresql_restarted_between_two_calls_is_survived"}
 _TEAM_FILES = (
+    "test_registry_backends.py",  # its stores include PostgreSQL
     "test_registry_team.py",
     "test_registry_team_gc.py",
     "test_registry_schema.py",
