@@ -100,6 +100,7 @@ _TEAM_FILES = (
     "test_registry_backends.py",  # its stores include PostgreSQL
     "test_registry_team.py",
     "test_registry_team_gc.py",
+    "test_registry_team_attacks.py",
     "test_registry_schema.py",
     "test_registry_streaming.py",
 )

@@ -594,7 +594,20 @@ class Registry:
         """
         from modelkeep import _bundle as bundle
 
-        return bundle.load(self.get(ref).path, **options)
+        version = self.get(ref)
+        folders = self._folders
+        try:
+            return bundle.load(version.path, **options)
+        except (IntegrityError, BundleLayoutError):
+            if not isinstance(folders, ObjectArtifacts):
+                raise
+            # A cache hit is checked quickly (sizes, the manifest's hash): an artifact
+            # swapped for other bytes of its size shows only now. Check every hash, fetch
+            # what differs again, and load that; a second failure is the store's.
+            indexed = self._writer().resolve(parse_reference(version.ref), version.ref)
+            path = folders.path(indexed.record.folder, full_check=True)
+            _check_fetched(path, indexed)
+            return bundle.load(path, **options)
 
     def versions(self, name: str | None = None) -> list[ModelVersion]:
         """Every version of ``name`` (or of every name), by name then version number."""
@@ -941,7 +954,7 @@ class Registry:
                 removed.append(f"bundles/{entry}")
             if isinstance(self._folders, ObjectArtifacts):
                 # After the listings above are gone, so their blobs count as unreferenced.
-                for sha in _unreferenced_blobs(self._folders):
+                for sha in _still_unreferenced(self._folders, _unreferenced_blobs(self._folders)):
                     self._folders.remove_blob(sha)
                     removed.append(f"blobs/{sha}")
                 moves = store.history(None) if store is not None else []
@@ -1276,6 +1289,21 @@ def _unreferenced_blobs(folders: ObjectArtifacts) -> list[str]:
         for sha, stamp in folders.blobs().items()
         if sha not in named and _older_than_grace(stamp)
     )
+
+
+def _still_unreferenced(folders: ObjectArtifacts, found: list[str]) -> Iterator[str]:
+    """Those of the blobs ``found`` unreferenced and old that still are, each checked
+    just before it is removed. No machine's lock covers another: since the blobs were
+    listed, a registration elsewhere may have named one in its listing (the listings are
+    read again) or uploaded it again, which restarts its time (read again per blob)."""
+    if not found:
+        return
+    named = folders.referenced()
+    if named is None:
+        return
+    for sha in found:
+        if sha not in named and _older_than_grace(folders.blob_modified(sha)):
+            yield sha
 
 
 def _orphan_moves(folders: ObjectArtifacts, moves: Sequence[AliasEvent]) -> list[int]:

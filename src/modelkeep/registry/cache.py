@@ -11,14 +11,18 @@ disk (never held whole in memory) and compared with the listing before the folde
 renamed into place; a concurrent download of the same bundle simply loses the rename.
 
 A hit is checked before it is used: every file's size and the manifest's SHA-256 always,
-every file's SHA-256 too with ``full_check``. An entry that fails is removed and fetched
-again, so a damaged or tampered cache heals instead of being trusted.
+every file's SHA-256 too with ``full_check``; a symbolic link anywhere in it fails it. An
+entry that fails is removed and fetched again (an entry that is itself a link is unlinked,
+never followed), so a damaged or tampered cache heals instead of being trusted. An
+artifact swapped for other bytes of its size passes the quick check: ``Registry.load``
+then finds it by its hash and fetches the entry again with every hash checked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -69,7 +73,8 @@ class Listing:
                 or path.is_absolute()
                 or ".." in path.parts
                 or "\\" in name
-                or not name
+                or not path.parts
+                or path.as_posix() != name  # "a/./b", "a//b", "./a", "a/": one path, one name
             ):
                 raise ListingError(
                     store, folder, f"file path {name!r} is not a plain relative path"
@@ -77,6 +82,8 @@ class Listing:
             if (
                 not isinstance(entry, dict)
                 or not isinstance(entry.get("size"), int)
+                or isinstance(entry.get("size"), bool)
+                or entry["size"] < 0
                 or not _is_sha(entry.get("sha256"))
             ):
                 raise ListingError(store, folder, f"file {name!r} lacks a size or sha256")
@@ -103,11 +110,21 @@ class BundleCache:
         """Where the bundle with this manifest hash is (or will be) cached."""
         return self.root / manifest_sha256
 
-    def fetch(self, listing: Listing, open_blob: Callable[[str], BinaryIO]) -> Path:
-        """The cached bundle of ``listing``: checked when present, else downloaded."""
+    def fetch(
+        self,
+        listing: Listing,
+        open_blob: Callable[[str], BinaryIO],
+        *,
+        full_check: bool | None = None,
+    ) -> Path:
+        """The cached bundle of ``listing``: checked when present, else downloaded.
+        ``full_check`` overrides the cache's own setting for this call."""
         target = self.entry(listing.manifest_sha256)
-        if target.is_dir():
-            if self.problem(listing, target) is None:
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            # Not an entry this cache made: removed (never followed), then fetched again.
+            target.unlink()
+        elif target.is_dir():
+            if self.problem(listing, target, full_check=full_check) is None:
                 return target
             remove_tree(target)  # damaged or tampered with: fetch it again
         self.root.mkdir(parents=True, exist_ok=True)
@@ -125,17 +142,27 @@ class BundleCache:
             remove_tree(partial)
         return target
 
-    def problem(self, listing: Listing, target: Path) -> str | None:
+    def problem(
+        self, listing: Listing, target: Path, *, full_check: bool | None = None
+    ) -> str | None:
         """What is wrong with the cache entry ``target`` (None: nothing)."""
+        full = self.full_check if full_check is None else full_check
+        for directory, folders, files in os.walk(target):
+            for name in (*folders, *files):
+                if os.path.islink(os.path.join(directory, name)):
+                    inside = Path(directory, name).relative_to(target).as_posix()
+                    return f"{inside} is a symbolic link"  # a link could point anywhere
         for name, entry in listing.files.items():
             path = target / name
             try:
-                size = path.stat().st_size
+                status = path.lstat()
             except OSError:
                 return f"{name} is missing"
-            if size != entry.size:
-                return f"{name} has {size} bytes, expected {entry.size}"
-            if (self.full_check or name == MANIFEST_NAME) and _sha_file(path) != entry.sha256:
+            if not stat.S_ISREG(status.st_mode):
+                return f"{name} is not a regular file"  # a link could point anywhere
+            if status.st_size != entry.size:
+                return f"{name} has {status.st_size} bytes, expected {entry.size}"
+            if (full or name == MANIFEST_NAME) and _sha_file(path) != entry.sha256:
                 return f"{name} sha256 differs"
         return None
 

@@ -172,7 +172,11 @@ class ObjectArtifacts:
             ) from exc
 
     def _read_json(self, key: str) -> Any:
-        return json.loads(self._fs.cat_file(key))  # one GET (open() would HEAD first)
+        data = self._fs.cat_file(key)  # one GET (open() would HEAD first)
+        try:
+            return json.loads(data)
+        except RecursionError as exc:  # nested deeper than the parser's stack: not ours
+            raise ValueError(f"{key}: JSON nested too deeply") from exc
 
     def _parent(self, key: str) -> None:
         """Make the folder of ``key`` on a file system that has folders (objects need none)."""
@@ -269,14 +273,18 @@ class ObjectArtifacts:
     def listing(self, folder: str) -> Listing:
         """The published listing of ``folder``."""
         with self._io(f"reading bundle {folder}"):
-            data = self._read_json(self._key("bundles", folder + _SUFFIX))
+            try:
+                data = self._read_json(self._key("bundles", folder + _SUFFIX))
+            except ValueError as exc:
+                raise ListingError(self.url, folder, f"it is not JSON ({exc})") from exc
         return Listing.from_json(data, folder, self.url)
 
-    def path(self, folder: str) -> Path:
-        """The bundle ``folder``, downloaded into (or found in) the cache and verified."""
+    def path(self, folder: str, *, full_check: bool | None = None) -> Path:
+        """The bundle ``folder``, downloaded into (or found in) the cache and verified;
+        ``full_check`` overrides the cache's setting (every file's SHA-256 on a hit)."""
         listing = self.listing(folder)
         with self._io(f"downloading bundle {folder}"):
-            return self.cache.fetch(listing, self._open_blob)
+            return self.cache.fetch(listing, self._open_blob, full_check=full_check)
 
     def modified(self, folder: str) -> float | None:
         """When the listing of ``folder`` was written (POSIX time); None if it has none."""
@@ -389,11 +397,12 @@ class ObjectArtifacts:
     def blob_modified(self, sha: str) -> float | None:
         """When the blob ``sha`` was written (POSIX time); None if there is none."""
         key = self._key("blobs", sha)
-        self._fs.invalidate_cache(key)
-        try:
-            return _stamp(self._fs.info(key))
-        except FileNotFoundError:
-            return None
+        with self._io(f"reading blob {sha}"):
+            self._fs.invalidate_cache(key)
+            try:
+                return _stamp(self._fs.info(key))
+            except FileNotFoundError:
+                return None
 
     def blobs(self) -> dict[str, float | None]:
         """Every stored blob's SHA-256 -> when it was written (POSIX time)."""
