@@ -376,3 +376,33 @@ def test_a_bucket_that_does_not_exist_gives_a_clear_error_and_indexes_nothing(
     with modelkeep.Registry() as registry:
         assert registry.versions() == []
         assert registry.register(tiny_bundle, "tiny").ref == "tiny:1"
+
+
+def test_a_blob_removed_by_gc_elsewhere_before_the_listing_is_written_is_uploaded_again(
+    two_machines: tuple[modelkeep.Registry, modelkeep.Registry],
+    tiny_bundle: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The narrowest window: machine B's gc() read a blob's age, then machine A uploaded
+    # it again, then B removed it (an S3 delete has no condition on the object's time),
+    # before A's listing named it. Backdating makes B take A's fresh upload for an old
+    # one, which is what B saw a moment before the upload.
+    registering, collecting = two_machines
+    registering.register(tiny_bundle, "tiny")
+    registering.delete("tiny:1")
+    stores.backdate_blobs(collecting, monkeypatch, _OLD)
+    store = stores.objects(registering)
+    write_json = store._write_json
+    collected: list[str] = []
+
+    def collect_then_write(key: str, data: Any) -> None:
+        if "/bundles/" in key and not collected:
+            collected.extend(collecting.gc())  # B's gc lands just before A's listing
+        write_json(key, data)
+
+    monkeypatch.setattr(store, "_write_json", collect_then_write)
+    assert registering.register(tiny_bundle, "tiny").ref == "tiny:2"
+    assert any(path.startswith("blobs/") for path in collected)  # it did remove them
+    assert _missing_blobs(registering) == []
+    stores.forget_downloads(registering)
+    assert registering.load("tiny:2").predict(_frame()) is not None

@@ -25,6 +25,7 @@ import os
 import stat
 import uuid
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -122,11 +123,12 @@ class BundleCache:
         target = self.entry(listing.manifest_sha256)
         if target.is_symlink() or (target.exists() and not target.is_dir()):
             # Not an entry this cache made: removed (never followed), then fetched again.
-            target.unlink()
+            target.unlink(missing_ok=True)
         elif target.is_dir():
             if self.problem(listing, target, full_check=full_check) is None:
                 return target
-            remove_tree(target)  # damaged or tampered with: fetch it again
+            with suppress(FileNotFoundError):  # another process may remove it too
+                remove_tree(target)  # damaged or tampered with: fetch it again
         self.root.mkdir(parents=True, exist_ok=True)
         partial = self.root / f".partial-{uuid.uuid4().hex}"
         try:

@@ -231,6 +231,12 @@ class ObjectArtifacts:
                 "files": files,
             }
             self._write_json(self._key("bundles", folder + _SUFFIX), listing)
+            # gc() on another machine may have removed a blob between its last look at
+            # its age and this listing (no lock spans machines): now that the listing
+            # names them, none can be removed again, so any missing is uploaded again.
+            for relative, entry in files.items():
+                if self.blob_modified(entry["sha256"]) is None:
+                    self._upload_blob(staged / relative, entry["size"], entry["sha256"])
         remove_tree(staged)
         return folder
 
