@@ -183,3 +183,22 @@ def test_a_missing_manifest_is_the_same_error_for_every_reader(
     )
     with pytest.raises(BundleNotFoundError, match=re.escape(message)):
         read(bundle)
+
+
+def test_replacing_a_directory_that_is_gone_puts_the_new_one_in_place(tmp_path: Path) -> None:
+    """A replace whose target was removed meanwhile (or never existed) is a plain move:
+    the exchange of two directories needs both, and failed with a raw ENOENT."""
+    target = tmp_path / "bundle"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with atomic_directory(target, replace=True) as staging:
+        (staging / "new.txt").write_text("new")
+        for entry in target.iterdir():  # another process removes the target meanwhile
+            entry.unlink()
+        target.rmdir()
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no staging left
+    fresh = tmp_path / "never-there"
+    with atomic_directory(fresh, replace=True) as staging:
+        (staging / "new.txt").write_text("new")
+    assert (fresh / "new.txt").read_text() == "new"

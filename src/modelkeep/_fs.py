@@ -385,10 +385,18 @@ def _remove_dead_staging(target: Path) -> None:
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
-    if _rename_exchange(staging, target):
-        return  # staging now holds the old tree; the caller removes it
+    try:
+        if _rename_exchange(staging, target):
+            return  # staging now holds the old tree; the caller removes it
+    except FileNotFoundError:  # nothing to replace (removed meanwhile): a plain move
+        os.rename(staging, target)
+        return
     old = target.parent / f".{target.name}.modelkeep-old-{uuid.uuid4().hex[:12]}"
-    os.rename(target, old)
+    try:
+        os.rename(target, old)
+    except FileNotFoundError:
+        os.rename(staging, target)
+        return
     try:
         os.rename(staging, target)
     except BaseException:
