@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,6 +94,11 @@ def test_mlflow_invocations(
     }
     response = post_json(client, "/invocations", {shape: bodies[shape]}, model=name)
     assert response.status_code == 200, response.text
+    # The body is one of the shapes /invocations documents (the docs list them all).
+    document = client.get("/openapi.json").json()
+    request = document["paths"]["/invocations"]["post"]["requestBody"]
+    schema = request["content"]["application/json"]["schema"]
+    jsonschema.validate({shape: bodies[shape]}, {**schema, "components": document["components"]})
     assert response.json() == {"predictions": expected[name][0]}
     assert response.headers["X-Model-Name"] == name
 

@@ -349,6 +349,39 @@ def build_openapi(
         }
     record_refs = [{"$ref": _REF.format(model=f"{_title(m.name)}Record")} for m in models]
     record: dict[str, Any] = record_refs[0] if len(record_refs) == 1 else {"type": "object"}
+    column_names: dict[str, Any] = {"type": "string"}
+    if len(models) == 1:
+        column_names["enum"] = [f.name for f in models[0].model.schema]
+    # Every shape parse_mlflow takes: records, a dict of columns, or columns and rows.
+    mlflow_shapes: list[dict[str, Any]] = [
+        _mlflow_shape(key, {"type": "array", "items": record})
+        for key in ("dataframe_records", "instances", "inputs")
+    ]
+    mlflow_shapes += [
+        _mlflow_shape(
+            key,
+            {
+                "type": "object",
+                "propertyNames": column_names,
+                "additionalProperties": {"type": "array"},
+                "minProperties": 1,
+            },
+        )
+        for key in ("instances", "inputs")
+    ]
+    mlflow_shapes.append(
+        _mlflow_shape(
+            "dataframe_split",
+            {
+                "type": "object",
+                "properties": {
+                    "columns": {"type": "array", "items": column_names},
+                    "data": {"type": "array", "items": {"type": "array"}},
+                },
+                "required": ["columns", "data"],
+            },
+        )
+    )
     paths["/invocations"] = {
         "post": {
             "summary": "MLflow's scoring protocol (as `mlflow models serve`)",
@@ -363,22 +396,7 @@ def build_openapi(
             ],
             "requestBody": {
                 "required": True,
-                "content": _json(
-                    {
-                        "oneOf": [
-                            {
-                                "type": "object",
-                                "properties": {
-                                    key: {"type": "array", "items": record},
-                                    "params": {"type": "object"},
-                                },
-                                "required": [key],
-                                "additionalProperties": False,
-                            }
-                            for key in ("dataframe_records", "instances")
-                        ]
-                    }
-                ),
+                "content": _json({"anyOf": mlflow_shapes}),
             },
             "responses": {
                 "200": {
@@ -415,3 +433,13 @@ def build_openapi(
     if secured or admin:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     return document
+
+
+def _mlflow_shape(key: str, value: dict[str, Any]) -> dict[str, Any]:
+    """One body shape of ``/invocations``: ``{key: value}``, with optional ``params``."""
+    return {
+        "type": "object",
+        "properties": {key: value, "params": {"type": "object"}},
+        "required": [key],
+        "additionalProperties": False,
+    }
