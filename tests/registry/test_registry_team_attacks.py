@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -406,3 +408,64 @@ def test_a_blob_removed_by_gc_elsewhere_before_the_listing_is_written_is_uploade
     assert _missing_blobs(registering) == []
     stores.forget_downloads(registering)
     assert registering.load("tiny:2").predict(_frame()) is not None
+
+
+# ------------------------------------------------------- rebuild beside a registering process
+
+_WORKER = Path(__file__).with_name("registry_worker.py")
+_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def test_rebuild_while_another_process_registers_drops_and_reuses_nothing(
+    team_env: dict[str, str], tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = 6
+    worker = subprocess.Popen(
+        [
+            *(sys.executable, str(_WORKER), "loop", team_env["MODELKEEP_REGISTRY_URI"]),
+            *(str(tiny_bundle), "tiny", str(count), "elsewhere"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **_ONE_THREAD, **team_env, "MODELKEEP_HOME": str(tmp_path / "w")},
+    )
+    rebuilds = 0
+    with _machine("home", tmp_path, monkeypatch) as registry:
+        while worker.poll() is None or rebuilds == 0:
+            registry.rebuild()  # a fresh schema: rebuilt from nothing the first time
+            rebuilds += 1
+        out, err = worker.communicate()
+        assert worker.returncode == 0, err
+        assert out.split() == [str(n) for n in range(1, count + 1)]
+        refs = [f"tiny:{n}" for n in range(1, count + 1)]
+        assert [v.ref for v in registry.versions()] == refs
+        assert registry.aliases("tiny") == {"production": count}
+        moves = registry.history("tiny", "production")
+        assert sorted(e.to_version or 0 for e in moves) == list(range(1, count + 1))
+        registry.rebuild()
+        assert [v.ref for v in registry.versions()] == refs
+        assert registry.register(tiny_bundle, "tiny").ref == f"tiny:{count + 1}"
+        assert registry.check() == []
+
+
+def test_a_first_registration_on_another_machine_is_not_taken_for_a_lost_index(
+    two_machines: tuple[modelkeep.Registry, modelkeep.Registry],
+    tiny_bundle: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found by the test above, one run in three: B finds the new index empty, then
+    # (before B reads the store) A's first registration commits and writes its record.
+    registering, reading = two_machines
+    registering.versions()  # the tables exist, empty
+    store = stores.objects(reading)
+    read_records = store.read_records
+    registered: list[str] = []
+
+    def a_registration_then_read() -> Any:
+        if not registered:
+            registered.append(registering.register(tiny_bundle, "tiny").ref)
+        return read_records()
+
+    monkeypatch.setattr(store, "read_records", a_registration_then_read)
+    assert [v.ref for v in reading.versions()] == ["tiny:1"] == registered

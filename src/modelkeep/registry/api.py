@@ -283,7 +283,9 @@ class Registry:
             )
             if store.is_empty():
                 try:
-                    self._refuse_lost("an index without versions or version counters")
+                    self._refuse_lost(
+                        "an index without versions or version counters", store.is_empty
+                    )
                 except BaseException:
                     store.close()
                     raise
@@ -337,11 +339,17 @@ class Registry:
             if _size(index) == 0:
                 _build_index(self.root, index)
 
-    def _refuse_lost(self, state: str) -> None:
+    def _refuse_lost(self, state: str, still_empty: Callable[[], bool] | None = None) -> None:
         """Raise :class:`IndexLostError` if the store holds bundles (a team index found
-        in ``state``, empty)."""
+        in ``state``, empty).
+
+        ``still_empty`` asks the index again once the store was read: a first
+        registration on another machine may commit its row, then write its committed
+        record, between the index's answer and the store's; a record is committed only
+        after its row, so a committed record beside an index still empty means it was
+        lost (as the SQLite path stats its file again)."""
         held = self._held()
-        if held:
+        if held and (still_empty is None or still_empty()):
             raise IndexLostError(self.location, state, held, on_server=True)
 
     def _writer(self) -> MetadataStore:
