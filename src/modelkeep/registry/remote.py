@@ -40,6 +40,10 @@ older than ``GRACE_S``. A registration that finds its blob already stored relies
 without uploading; so that such a blob is never taken for an old unreferenced one, a
 registration uploads it again when it is older than ``REFRESH_S`` (its modification time
 then restarts), which leaves a registration ``GRACE_S - REFRESH_S`` to write its listing.
+No lock spans machines and an S3 delete has no condition on the object's time, so both
+sides look again: ``gc()`` reads the listings again and each blob's time again just before
+removing it, and a registration, once its listing names its blobs, checks that each is
+still there and uploads any that is not (tests/registry/test_registry_team_attacks.py).
 """
 
 from __future__ import annotations
