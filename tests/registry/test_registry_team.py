@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +25,12 @@ from pathlib import Path
 import pytest
 
 import modelkeep
-from modelkeep.errors import IntegrityError, RegistryIndexError, UnknownReferenceError
+from modelkeep.errors import (
+    IndexLostError,
+    IntegrityError,
+    RegistryIndexError,
+    UnknownReferenceError,
+)
 from modelkeep.manifest import MANIFEST_NAME
 from modelkeep.registry.artifacts import remove_tree
 from modelkeep.registry.remote import ArtifactStoreError, ObjectArtifacts
@@ -285,9 +291,10 @@ def test_the_s3_server_stopped_mid_upload_leaves_no_version_and_a_clear_error(
     assert failure, "every registration finished before the server was stopped"
     assert isinstance(failure[0], ArtifactStoreError), repr(failure[0])
     assert re.match(
-        # Killed while a blob was written (or read back for its check), or the record.
+        # Killed while a blob was written (or read back for its check, or its time read
+        # before reusing it), or the record.
         r"Artifact store 's3://outage/r': "
-        r"(uploading bundle \w+|writing the record of other\d:1) "
+        r"(uploading bundle \w+|reading blob [0-9a-f]{64}|writing the record of other\d:1) "
         r"failed: EndpointConnectionError",
         str(failure[0]),
     ), failure[0]
@@ -380,3 +387,36 @@ def test_a_long_lived_registry_sees_what_other_processes_registered_since(
     assert team.load("tiny@production").predict({"a": 1.0, "b": 0.0}).tolist() == ["Yes"]
     assert len(team._folders.published()) == 2
     assert team.check() == []
+
+
+def test_a_record_that_cannot_be_read_fails_rebuild_rather_than_leaving_its_version_out(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    """Only a record that is gone is skipped: one the store holds but cannot hand over (a
+    server error, a permission) fails rebuild(), which would otherwise restore an index
+    without that version. Shown on an fsspec folder, where a record can be made unreadable:
+    it is a directory."""
+    index = f"sqlite:///{tmp_path / 'index.db'}"
+    store = tmp_path / "store"
+    with modelkeep.Registry(index, artifacts=store) as registry:
+        for _ in range(2):
+            registry.register(tiny_bundle, "tiny")
+    (tmp_path / "index.db").unlink()
+    record = sorted((store / "records").iterdir())[0]
+    kept = record.read_bytes()
+    record.unlink()
+    (record / "inside").mkdir(parents=True)  # records/<id>.json/ : listed, not readable
+    with (
+        modelkeep.Registry(index, artifacts=store) as registry,
+        pytest.raises(ArtifactStoreError, match="reading registration records failed: "),
+    ):
+        registry.rebuild()
+    shutil.rmtree(record)
+    record.write_bytes(kept)
+    with (
+        modelkeep.Registry(index, artifacts=store) as registry,
+        pytest.raises(IndexLostError),
+    ):
+        registry.versions()  # nothing was restored halfway: the index is still lost
+    with modelkeep.Registry(index, artifacts=store) as registry:
+        assert [v.ref for v in registry.rebuild()] == ["tiny:1", "tiny:2"]

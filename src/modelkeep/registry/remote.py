@@ -351,7 +351,9 @@ class ObjectArtifacts:
                 folder = entry[: -len(_SUFFIX)]
                 try:
                     data = self._read_json(key)
-                except (OSError, ValueError):
+                except (FileNotFoundError, ValueError):
+                    # Gone since it was listed, or not a record. Any other failure to read
+                    # one stops the caller: rebuild() would leave its version out.
                     continue
                 record = journal.parse_record(data, folder)
                 if record is not None:
@@ -381,7 +383,7 @@ class ObjectArtifacts:
             for key in self._list("aliases"):
                 try:
                     data = self._read_json(key)
-                except (OSError, ValueError):
+                except (FileNotFoundError, ValueError):  # as in read_records
                     continue
                 if isinstance(data, dict) and isinstance(data.get("id"), int):
                     found[data["id"]] = data
