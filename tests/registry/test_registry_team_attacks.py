@@ -106,12 +106,17 @@ def test_gc_on_one_machine_never_removes_a_blob_another_just_registered_again(
     assert registered == ["tiny:2"]
     assert _missing_blobs(registering) == []
     stores.forget_downloads(registering)
-    assert registering.load("tiny:2").predict(_frame()) is not None
+    assert registering.load("tiny:2").predict(_frame()).tolist() == _expected(tiny_bundle)
     assert registering.check() == []
 
 
 def _frame() -> Any:
     return tiny_frame(5)[0]
+
+
+def _expected(bundle: Path) -> list[Any]:
+    """What the registered bundle predicts for ``_frame()``: a served copy must agree."""
+    return list(modelkeep.load(bundle).predict(_frame()).tolist())
 
 
 # ---------------------------------------------------------------------- download cache
@@ -174,7 +179,7 @@ def test_a_cache_entry_replaced_by_a_symlink_is_fetched_again_and_its_target_unt
         served = registry.get("tiny:1").path
         assert served == entry and not served.is_symlink() and served.is_dir()
         assert _tree(outside) == before  # nothing outside cache/ changed
-        assert registry.load("tiny:1").predict(_frame()) is not None
+        assert registry.load("tiny:1").predict(_frame()).tolist() == _expected(tiny_bundle)
 
 
 @pytest.mark.parametrize("full_check", [False, True], ids=["quick", "full_check"])
@@ -200,7 +205,7 @@ def test_a_swapped_artifact_in_the_cache_is_never_served_and_heals(
         os.chmod(pipeline.parent, 0o555)
 
         model = registry.load("tiny:1")
-        assert model.predict(_frame()) is not None
+        assert model.predict(_frame()).tolist() == _expected(tiny_bundle)
         assert pipeline.read_bytes() != bytes(data)  # the entry was fetched again
 
 
@@ -218,7 +223,7 @@ def test_a_file_in_a_cache_entry_replaced_by_a_symlink_is_fetched_again(
         pipeline.symlink_to(outside)
         os.chmod(pipeline.parent, 0o555)
 
-        assert registry.load("tiny:1").predict(_frame()) is not None
+        assert registry.load("tiny:1").predict(_frame()).tolist() == _expected(tiny_bundle)
         assert not pipeline.is_symlink() and pipeline.is_file()
         assert outside.is_file()
 
@@ -310,7 +315,7 @@ def test_hostile_listings_are_refused_and_nothing_is_written_outside_the_cache(
         assert [p.name for p in cache.iterdir()] == [] if cache.is_dir() else True
         # The real listing back: the version is served again.
         store._fs.pipe_file(key, json.dumps(good).encode())
-        assert registry.load("tiny:1").predict(_frame()) is not None
+        assert registry.load("tiny:1").predict(_frame()).tolist() == _expected(tiny_bundle)
 
 
 # --------------------------------------------------------------------------- rebuild
@@ -356,7 +361,7 @@ def test_rebuild_on_postgresql_skips_planted_records_and_moves_and_reuses_no_num
         assert registry.register(tiny_bundle, "tiny").ref == "tiny:4"
         problems = registry.check()
         assert [(p.kind, p.subject) for p in problems] == [("unreferenced", "bundles/deep")]
-        assert registry.load("tiny@production").predict(_frame()) is not None
+        assert registry.load("tiny@production").predict(_frame()).tolist() == _expected(tiny_bundle)
 
 
 # ------------------------------------------------------------------ a bucket that is not
@@ -407,7 +412,7 @@ def test_a_blob_removed_by_gc_elsewhere_before_the_listing_is_written_is_uploade
     assert any(path.startswith("blobs/") for path in collected)  # it did remove them
     assert _missing_blobs(registering) == []
     stores.forget_downloads(registering)
-    assert registering.load("tiny:2").predict(_frame()) is not None
+    assert registering.load("tiny:2").predict(_frame()).tolist() == _expected(tiny_bundle)
 
 
 # ------------------------------------------------------- rebuild beside a registering process
