@@ -26,7 +26,7 @@ demo: $(STAMP)
 # scripts/services.sh installs when missing and starts (a no-op when they already answer).
 test: $(STAMP)
 	scripts/services.sh start
-	set -a; . ./.services.env; set +a; $(BIN)/python -m pytest -q -n 2 --dist loadfile
+	set -a; . ./.services.env; set +a; $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache .

@@ -1,7 +1,7 @@
 """The team backends under test: PostgreSQL and the S3-compatible server that
 ``scripts/services.sh start`` runs (``make test`` starts them).
 
-Each test gets its own PostgreSQL schema and its own S3 prefix, so tests never see each
+Each test gets its own PostgreSQL schema and its own S3 bucket, so tests never see each
 other's versions. When the servers are not running the tests fail (never skip) with a
 message naming the script.
 """
@@ -9,6 +9,7 @@ message naming the script.
 from __future__ import annotations
 
 import os
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -56,8 +57,21 @@ def fresh_team() -> dict[str, str]:
         raise RuntimeError(f"{NOT_RUNNING} ({exc.orig})") from exc
     finally:
         engine.dispose()
+    # A bucket of its own, not a prefix of a shared one: moto's server lists a bucket by
+    # walking every key in it, so one bucket for the whole suite slows every listing.
+    bucket = f"t-{schema[2:]}"
+    endpoint = found.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        request = urllib.request.Request(f"{endpoint.rstrip('/')}/{bucket}", method="PUT")
+        try:
+            urllib.request.urlopen(request, timeout=30).close()
+        except OSError as exc:
+            raise RuntimeError(f"{NOT_RUNNING} (creating bucket {bucket}: {exc})") from exc
+        artifacts = f"s3://{bucket}/registry"
+    else:  # a real S3 without an endpoint URL: a prefix of the configured bucket
+        artifacts = f"{found['MODELKEEP_ARTIFACTS_URI']}/{schema}"
     return {
         **found,
         "MODELKEEP_REGISTRY_URI": f"{base}?options=-csearch_path%3D{schema}",
-        "MODELKEEP_ARTIFACTS_URI": f"{found['MODELKEEP_ARTIFACTS_URI']}/{schema}",
+        "MODELKEEP_ARTIFACTS_URI": artifacts,
     }

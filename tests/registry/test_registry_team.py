@@ -2,10 +2,11 @@
 
 The behaviour tests run on both backends (a local registry: SQLite and a folder; a team
 registry: PostgreSQL and S3 on the servers ``scripts/services.sh`` starts), as does the
-rest of tests/registry (see LOCAL_ONLY in conftest.py), including 8 concurrent registering
-processes and SIGKILL at random points (test_registry_faults.py). The tests here are about
-the team backend only: the S3 server stopped mid-upload, PostgreSQL restarted between two
-calls, content-addressed uploads, and the download cache's verification.
+rest of tests/registry (see LOCAL_ONLY in conftest.py), including 8 concurrent
+registering processes (test_registry_concurrency.py) and SIGKILL at random points
+(test_registry_faults.py). The tests here are about the team backend only: the S3 server
+stopped mid-upload, PostgreSQL restarted between two calls, content-addressed uploads,
+and the download cache's verification.
 """
 
 from __future__ import annotations
