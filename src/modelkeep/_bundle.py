@@ -312,16 +312,23 @@ def load(
         array(['Churn'], dtype=object)
     """
     for attempt in range(_ATTEMPTS):
-        checks = _Checks(
-            path,
-            format=format,
-            env=env,
-            trusted=trusted,
-            atol=atol,
-            public_key=public_key,
-            session_options=session_options,
-            manifest_sha256=manifest_sha256,
-        )
+        try:
+            checks = _Checks(
+                path,
+                format=format,
+                env=env,
+                trusted=trusted,
+                atol=atol,
+                public_key=public_key,
+                session_options=session_options,
+                manifest_sha256=manifest_sha256,
+            )
+        except Replaced:  # replaced while its files were listed
+            if attempt == _ATTEMPTS - 1:
+                raise BundleNotFoundError(
+                    str(path), "it was replaced repeatedly while being read"
+                ) from None
+            continue
         try:
             manifest = checks.manifest()
             checks.signature(manifest)

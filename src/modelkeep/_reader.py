@@ -79,6 +79,14 @@ class BundleReader:
             raise BundleNotFoundError(str(path), "it is a file, not a directory") from exc
         try:
             self.files, self.directories = walk(self._fd, root=str(path))
+        except FileNotFoundError as exc:
+            # An entry vanished while it was listed: a concurrent overwrite removing the
+            # old tree. Read again (Replaced) when the path now names another directory.
+            replaced = self.replaced()
+            os.close(self._fd)
+            if replaced:
+                raise Replaced from exc
+            raise BundleNotFoundError(str(path), "its files vanished while it was read") from exc
         except BaseException:
             os.close(self._fd)
             raise
@@ -191,7 +199,10 @@ def open_bundle(path: str | os.PathLike[str]) -> Iterator[BundleReader]:
         BundleNotFoundError: no directory at ``path``, or it was replaced while being read.
         BundleLayoutError: the bundle holds a symlink or a special file.
     """
-    reader = BundleReader(Path(path))
+    try:
+        reader = BundleReader(Path(path))
+    except Replaced as exc:
+        raise BundleNotFoundError(str(path), "it was replaced while being read") from exc
     try:
         yield reader
     except Replaced as exc:
