@@ -312,6 +312,7 @@ def load(
         array(['Churn'], dtype=object)
     """
     for attempt in range(_ATTEMPTS):
+        checks: _Checks | None = None
         try:
             checks = _Checks(
                 path,
@@ -323,13 +324,6 @@ def load(
                 session_options=session_options,
                 manifest_sha256=manifest_sha256,
             )
-        except Replaced:  # replaced while its files were listed
-            if attempt == _ATTEMPTS - 1:
-                raise BundleNotFoundError(
-                    str(path), "it was replaced repeatedly while being read"
-                ) from None
-            continue
-        try:
             manifest = checks.manifest()
             checks.signature(manifest)
             checks.integrity(manifest)
@@ -337,16 +331,22 @@ def load(
             checks.deserialize(manifest)
             checks.claims(manifest)
             checks.golden(manifest)
-        except Replaced:
+        except Replaced:  # while its files were listed or read: read the new one
             if attempt == _ATTEMPTS - 1:
                 raise BundleNotFoundError(
                     str(path), "it was replaced repeatedly while being read"
                 ) from None
             continue
         finally:
-            checks.close()
+            if checks is not None:
+                checks.close()
         return checks.model(manifest, source=str(path))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _replaced(path: str | os.PathLike[str]) -> str:
+    """verify() reads once: a bundle replaced meanwhile is a failed check, not a retry."""
+    return str(BundleNotFoundError(os.fspath(path), "it was replaced while being read"))
 
 
 def _onnx_model() -> type[Model]:
@@ -564,9 +564,13 @@ def verify(
         )
     except ModelkeepError as exc:
         return [Check("bundle", False, str(exc))]
+    except Replaced:
+        return [Check("bundle", False, _replaced(path))]
     try:
         try:
             manifest = checks.manifest()
+        except Replaced:
+            return [Check("manifest", False, _replaced(path))]
         except ModelkeepError as exc:
             failed = "signature" if isinstance(exc, SignatureError) else "manifest"
             return [Check(failed, False, str(exc))]
@@ -590,6 +594,9 @@ def verify(
         for name, step in steps:
             try:
                 step()
+            except Replaced:
+                results.append(Check(name, False, _replaced(path)))
+                return results
             except ModelkeepError as exc:
                 results.append(Check(name, False, str(exc)))
                 return results
